@@ -1,0 +1,526 @@
+//! Keyspace commands (Redis's `db.c` and `expire.c`): DEL, EXISTS, TYPE,
+//! RENAME, KEYS, SCAN, RANDOMKEY, the EXPIRE family, TTL, COPY, MOVE, OBJECT.
+
+use super::{parse_i32, strings::expire_time_error};
+use crate::db::Value;
+use crate::glob;
+use crate::node::Ctx;
+use bytes::Bytes;
+
+/// DEL key [key ...] / UNLINK key [key ...]: the number of keys removed.
+pub fn del(cx: &mut Ctx) {
+    let mut n = 0;
+    for i in 1..cx.argv.len() {
+        let key = cx.argv[i].clone();
+        // Lazy expiry first, so an expired key does not count.
+        let _ = cx.lookup_quiet(&key);
+        if cx.delete_key(&key) {
+            n += 1;
+        }
+    }
+    cx.dirty(n as u64);
+    cx.out().int(n);
+}
+
+/// EXISTS key [key ...]: counts repeats.
+pub fn exists(cx: &mut Ctx) {
+    let mut n = 0;
+    for i in 1..cx.argv.len() {
+        let key = cx.argv[i].clone();
+        if cx.lookup_quiet(&key).is_some() {
+            n += 1;
+        }
+    }
+    cx.out().int(n);
+}
+
+/// TYPE key
+pub fn type_(cx: &mut Ctx) {
+    let key = cx.argv[1].clone();
+    let t = cx
+        .lookup_quiet(&key)
+        .map_or("none", |e| e.value.type_name());
+    cx.out().simple(t);
+}
+
+pub fn rename(cx: &mut Ctx) {
+    rename_generic(cx, false);
+}
+
+pub fn renamenx(cx: &mut Ctx) {
+    rename_generic(cx, true);
+}
+
+/// RENAME / RENAMENX: moves the value and its TTL.
+fn rename_generic(cx: &mut Ctx, nx: bool) {
+    let (src, dst) = (cx.argv[1].clone(), cx.argv[2].clone());
+    if cx.lookup_write(&src).is_none() {
+        return cx.error("ERR no such key");
+    }
+    if src == dst {
+        return if nx { cx.out().int(0) } else { cx.out().ok() };
+    }
+    if cx.lookup_write(&dst).is_some() {
+        if nx {
+            return cx.out().int(0);
+        }
+        cx.delete_key(&dst);
+    }
+    let db = cx.db();
+    let expire = db.expire_of(&src);
+    let Some(entry) = db.keys.remove(&src) else {
+        return;
+    };
+    db.persist(&src);
+    db.keys.insert(dst.clone(), entry);
+    if let Some(at) = expire {
+        db.set_expire(&dst, at);
+    }
+    cx.dirty(1);
+    if nx {
+        cx.out().int(1);
+    } else {
+        cx.out().ok();
+    }
+}
+
+/// KEYS pattern: every live key matching; expired keys are skipped, not
+/// deleted (Redis does the same to keep KEYS read-only).
+pub fn keys(cx: &mut Ctx) {
+    let pattern = cx.argv[1].clone();
+    let all = pattern.as_ref() == b"*";
+    let now = cx.now_ms();
+    let db = &cx.node.dbs[cx.client.db];
+    let found: Vec<Bytes> = db
+        .keys
+        .iter()
+        .filter(|(k, _)| all || glob::matches(&pattern, k, false))
+        .filter(|(k, _)| !db.is_expired(k, now))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let out = cx.out();
+    out.array(found.len());
+    for k in found {
+        out.bulk(&k);
+    }
+}
+
+/// Parses a SCAN cursor like Redis's `strtoul`-based parser: optional sign,
+/// decimal digits, no surrounding space; "-1" wraps around.
+pub fn parse_cursor(b: &[u8]) -> Option<u64> {
+    if b.first().is_some_and(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        // strtoul parses nothing and leaves the end pointer at the start:
+        // Redis accepts only the empty string this way.
+        return if b.is_empty() { Some(0) } else { None };
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+pub fn scan(cx: &mut Ctx) {
+    let Some(mut cursor) = parse_cursor(&cx.argv[1]) else {
+        return cx.error("ERR invalid cursor");
+    };
+    let mut count: i64 = 10;
+    let mut pattern: Option<Bytes> = None;
+    let mut type_filter: Option<Bytes> = None;
+    let mut i = 2;
+    while i < cx.argv.len() {
+        let left = cx.argv.len() - i;
+        if cx.arg_is(i, "count") && left >= 2 {
+            let Some(n) = cx.parse_int(i + 1) else { return };
+            if n < 1 {
+                return cx.syntax_error();
+            }
+            count = n;
+        } else if cx.arg_is(i, "match") && left >= 2 {
+            let p = cx.argv[i + 1].clone();
+            pattern = if p.as_ref() == b"*" { None } else { Some(p) };
+        } else if cx.arg_is(i, "type") && left >= 2 {
+            type_filter = Some(cx.argv[i + 1].clone());
+        } else {
+            return cx.syntax_error();
+        }
+        i += 2;
+    }
+    let mut found: Vec<Bytes> = vec![];
+    {
+        let db = &cx.node.dbs[cx.client.db];
+        let mut max_iterations = count.saturating_mul(10);
+        loop {
+            cursor = db.keys.scan(cursor, |k, _| found.push(k.clone()));
+            let keep_going = cursor != 0 && max_iterations > 0 && (found.len() as i64) < count;
+            max_iterations -= 1;
+            if !keep_going {
+                break;
+            }
+        }
+    }
+    let mut keys = Vec::with_capacity(found.len());
+    for k in found {
+        if let Some(p) = &pattern {
+            if !glob::matches(p, &k, false) {
+                continue;
+            }
+        }
+        if let Some(t) = &type_filter {
+            let matches_type = cx.node.dbs[cx.client.db]
+                .keys
+                .get(&k)
+                .is_some_and(|e| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
+            if !matches_type {
+                continue;
+            }
+        }
+        if cx.lookup_quiet(&k).is_none() {
+            continue;
+        }
+        keys.push(k);
+    }
+    let out = cx.out();
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(cursor).as_bytes());
+    out.array(keys.len());
+    for k in keys {
+        out.bulk(&k);
+    }
+}
+
+/// RANDOMKEY: a random live key, or nil.
+pub fn randomkey(cx: &mut Ctx) {
+    loop {
+        let db = &cx.node.dbs[cx.client.db];
+        let Some((k, _)) = db.keys.random_entry(&mut cx.node.rng) else {
+            return cx.out().null();
+        };
+        let k = k.clone();
+        if cx.lookup_quiet(&k).is_some() {
+            return cx.out().bulk(&k);
+        }
+    }
+}
+
+pub fn expire(cx: &mut Ctx) {
+    let now = cx.now_ms();
+    expire_generic(cx, now, true);
+}
+
+pub fn pexpire(cx: &mut Ctx) {
+    let now = cx.now_ms();
+    expire_generic(cx, now, false);
+}
+
+pub fn expireat(cx: &mut Ctx) {
+    expire_generic(cx, 0, true);
+}
+
+pub fn pexpireat(cx: &mut Ctx) {
+    expire_generic(cx, 0, false);
+}
+
+/// `expireGenericCommand`: EXPIRE and friends with NX/XX/GT/LT.
+fn expire_generic(cx: &mut Ctx, base_ms: i64, seconds: bool) {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for j in 3..cx.argv.len() {
+        let opt = cx.argv[j].to_ascii_lowercase();
+        match opt.as_slice() {
+            b"nx" => nx = true,
+            b"xx" => xx = true,
+            b"gt" => gt = true,
+            b"lt" => lt = true,
+            _ => {
+                let msg = format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(&cx.argv[j])
+                );
+                return cx.error(&msg);
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return cx.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return cx.error("ERR GT and LT options at the same time are not compatible");
+    }
+    let Some(mut when) = cx.parse_int(2) else {
+        return;
+    };
+    if seconds {
+        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+            return expire_time_error(cx);
+        }
+        when *= 1000;
+    }
+    if when > i64::MAX - base_ms {
+        return expire_time_error(cx);
+    }
+    when += base_ms;
+    let key = cx.argv[1].clone();
+    if cx.lookup_write(&key).is_none() {
+        return cx.out().int(0);
+    }
+    let current = cx.db().expire_of(&key);
+    let refuse = (nx && current.is_some())
+        || (xx && current.is_none())
+        || (gt && current.is_none_or(|c| when <= c))
+        || (lt && current.is_some_and(|c| when >= c));
+    if refuse {
+        return cx.out().int(0);
+    }
+    if when <= cx.now_ms() {
+        cx.delete_key(&key);
+    } else {
+        cx.db().set_expire(&key, when);
+    }
+    cx.dirty(1);
+    cx.out().int(1);
+}
+
+pub fn ttl(cx: &mut Ctx) {
+    ttl_generic(cx, false, false);
+}
+
+pub fn pttl(cx: &mut Ctx) {
+    ttl_generic(cx, true, false);
+}
+
+pub fn expiretime(cx: &mut Ctx) {
+    ttl_generic(cx, false, true);
+}
+
+pub fn pexpiretime(cx: &mut Ctx) {
+    ttl_generic(cx, true, true);
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 if no key, -1 if no TTL; seconds
+/// are rounded to nearest as Redis does.
+fn ttl_generic(cx: &mut Ctx, ms: bool, absolute: bool) {
+    let key = cx.argv[1].clone();
+    if cx.lookup_quiet(&key).is_none() {
+        return cx.out().int(-2);
+    }
+    let Some(at) = cx.db().expire_of(&key) else {
+        return cx.out().int(-1);
+    };
+    let t = if absolute {
+        at
+    } else {
+        (at - cx.now_ms()).max(0)
+    };
+    let v = if ms { t } else { (t + 500) / 1000 };
+    cx.out().int(v);
+}
+
+/// PERSIST key
+pub fn persist(cx: &mut Ctx) {
+    let key = cx.argv[1].clone();
+    if cx.lookup_write(&key).is_none() {
+        return cx.out().int(0);
+    }
+    let removed = cx.db().persist(&key);
+    if removed {
+        cx.dirty(1);
+    }
+    cx.out().int(removed as i64);
+}
+
+/// TOUCH key [key ...]: updates access times; counts existing keys.
+pub fn touch(cx: &mut Ctx) {
+    let mut n = 0;
+    for i in 1..cx.argv.len() {
+        let key = cx.argv[i].clone();
+        if cx.lookup_read(&key).is_some() {
+            n += 1;
+        }
+    }
+    cx.out().int(n);
+}
+
+/// Parses a db index argument; replies Redis's errors.
+fn parse_db_index(cx: &mut Ctx, i: usize) -> Option<usize> {
+    let Some(id) = parse_i32(&cx.argv[i]) else {
+        cx.error("ERR value is not an integer or out of range");
+        return None;
+    };
+    if id < 0 || id as usize >= cx.node.dbs.len() {
+        cx.error("ERR DB index is out of range");
+        return None;
+    }
+    Some(id as usize)
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+pub fn copy(cx: &mut Ctx) {
+    let (src, dst) = (cx.argv[1].clone(), cx.argv[2].clone());
+    let mut replace = false;
+    let mut dst_db = cx.client.db;
+    let mut j = 3;
+    while j < cx.argv.len() {
+        if cx.arg_is(j, "replace") {
+            replace = true;
+        } else if cx.arg_is(j, "db") && j + 1 < cx.argv.len() {
+            let Some(id) = parse_db_index(cx, j + 1) else {
+                return;
+            };
+            dst_db = id;
+            j += 1;
+        } else {
+            return cx.syntax_error();
+        }
+        j += 1;
+    }
+    if dst_db == cx.client.db && src == dst {
+        return cx.error("ERR source and destination objects are the same");
+    }
+    let Some(entry) = cx.lookup_write(&src).map(|e| e.clone()) else {
+        return cx.out().int(0);
+    };
+    let expire = cx.db().expire_of(&src);
+    let now = cx.now_ms();
+    let target = &mut cx.node.dbs[dst_db];
+    if target.expire_if_needed(&dst, now) {
+        cx.node.stats.expired_keys += 1;
+    }
+    let target = &mut cx.node.dbs[dst_db];
+    if target.keys.contains_key(&dst) {
+        if !replace {
+            return cx.out().int(0);
+        }
+        target.delete(&dst);
+    }
+    target.set(dst.clone(), entry.value, entry.lru_s);
+    if let Some(at) = expire {
+        target.set_expire(&dst, at);
+    }
+    cx.dirty(1);
+    cx.out().int(1);
+}
+
+/// MOVE key db
+pub fn move_(cx: &mut Ctx) {
+    let Some(dst_db) = parse_db_index(cx, 2) else {
+        return;
+    };
+    if dst_db == cx.client.db {
+        return cx.error("ERR source and destination objects are the same");
+    }
+    let key = cx.argv[1].clone();
+    if cx.lookup_write(&key).is_none() {
+        return cx.out().int(0);
+    }
+    let now = cx.now_ms();
+    let target = &mut cx.node.dbs[dst_db];
+    if target.expire_if_needed(&key, now) {
+        cx.node.stats.expired_keys += 1;
+    }
+    if cx.node.dbs[dst_db].keys.contains_key(&key) {
+        return cx.out().int(0);
+    }
+    let src = cx.db();
+    let expire = src.expire_of(&key);
+    let Some(entry) = src.keys.remove(&key) else {
+        return;
+    };
+    src.persist(&key);
+    let target = &mut cx.node.dbs[dst_db];
+    target.keys.insert(key.clone(), entry);
+    if let Some(at) = expire {
+        target.set_expire(&key, at);
+    }
+    cx.dirty(1);
+    cx.out().int(1);
+}
+
+/// OBJECT ENCODING key
+pub fn object_encoding(cx: &mut Ctx) {
+    let key = cx.argv[2].clone();
+    match cx.lookup_quiet(&key).map(|e| encoding_of(&e.value)) {
+        Some(enc) => cx.out().bulk(enc.as_bytes()),
+        None => cx.out().null(),
+    }
+}
+
+fn encoding_of(v: &Value) -> &'static str {
+    match v {
+        Value::Str(s) => s.encoding_name(),
+    }
+}
+
+fn lfu_policy(cx: &Ctx) -> bool {
+    cx.node.config.maxmemory_policy.contains("lfu")
+}
+
+/// OBJECT IDLETIME key: seconds since last access.
+pub fn object_idletime(cx: &mut Ctx) {
+    let key = cx.argv[2].clone();
+    let now = cx.node.now.as_secs();
+    let Some(lru) = cx.lookup_quiet(&key).map(|e| e.lru_s) else {
+        return cx.out().null();
+    };
+    if lfu_policy(cx) {
+        return cx.error("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    cx.out().int(now.saturating_sub(lru) as i64);
+}
+
+/// OBJECT FREQ key: only meaningful with an LFU policy. LFU counters arrive
+/// with eviction (issue 10); until then an LFU policy gets an explicit error
+/// rather than a made-up frequency.
+pub fn object_freq(cx: &mut Ctx) {
+    let key = cx.argv[2].clone();
+    if cx.lookup_quiet(&key).is_none() {
+        return cx.out().null();
+    }
+    if !lfu_policy(cx) {
+        return cx.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+    }
+    cx.error("ERR LFU access frequency is not tracked by this server yet");
+}
+
+/// OBJECT REFCOUNT key
+pub fn object_refcount(cx: &mut Ctx) {
+    let key = cx.argv[2].clone();
+    let rc = cx.lookup_quiet(&key).map(|e| match &e.value {
+        Value::Str(s) => super::strings::refcount(s),
+    });
+    match rc {
+        Some(n) => cx.out().int(n),
+        None => cx.out().null(),
+    }
+}
+
+pub fn object_help(cx: &mut Ctx) {
+    cx.reply_help("object");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn cursor_parsing_like_strtoul() {
+        assert_eq!(parse_cursor(b"0"), Some(0));
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"+5"), Some(5));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b" 1"), None);
+        assert_eq!(parse_cursor(b"1x"), None);
+        assert_eq!(parse_cursor(b"18446744073709551616"), None);
+    }
+}

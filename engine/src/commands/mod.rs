@@ -1,0 +1,228 @@
+//! Command implementations, one module per family, as in Redis's `t_*.c`:
+//! SET is in `strings`, DEL in `keys`, CONFIG in `server`, HELLO in
+//! `connection`.
+//!
+//! A handler reads its arguments from [`Ctx::argv`], touches the keyspace
+//! through the lookup helpers below (which apply lazy expiry and keep the
+//! hit/miss statistics), and writes exactly one reply.
+
+pub mod bitops;
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+
+use crate::command::Handler;
+use crate::db::{Entry, Str, Value};
+use crate::node::Ctx;
+
+/// The handler registry: the executable half of the command table.
+pub fn handler_for(name: &str) -> Option<Handler> {
+    use bitops as b;
+    use connection as c;
+    use keys as k;
+    use server as s;
+    use strings as t;
+    Some(match name {
+        // connection
+        "ping" => c::ping,
+        "echo" => c::echo,
+        "quit" => c::quit,
+        "hello" => c::hello,
+        "auth" => c::auth,
+        "select" => c::select,
+        "reset" => c::reset,
+        "client|id" => c::client_id,
+        "client|setname" => c::client_setname,
+        "client|getname" => c::client_getname,
+        "client|list" => c::client_list,
+        "client|info" => c::client_info,
+        "client|kill" => c::client_kill,
+        "client|help" => c::client_help,
+        // server
+        "dbsize" => s::dbsize,
+        "flushdb" => s::flushdb,
+        "flushall" => s::flushall,
+        "swapdb" => s::swapdb,
+        "time" => s::time,
+        "info" => s::info,
+        "config|get" => s::config_get,
+        "config|set" => s::config_set,
+        "config|resetstat" => s::config_resetstat,
+        "config|help" => s::config_help,
+        "shutdown" => s::shutdown,
+        "debug" => s::debug,
+        "command" => s::command,
+        "command|count" => s::command_count,
+        "command|info" => s::command_info,
+        "command|docs" => s::command_docs,
+        "command|list" => s::command_list,
+        "command|getkeys" => s::command_getkeys,
+        "command|help" => s::command_help,
+        "lolwut" => s::lolwut,
+        // keys
+        "del" => k::del,
+        "unlink" => k::del,
+        "exists" => k::exists,
+        "type" => k::type_,
+        "rename" => k::rename,
+        "renamenx" => k::renamenx,
+        "keys" => k::keys,
+        "scan" => k::scan,
+        "randomkey" => k::randomkey,
+        "expire" => k::expire,
+        "pexpire" => k::pexpire,
+        "expireat" => k::expireat,
+        "pexpireat" => k::pexpireat,
+        "ttl" => k::ttl,
+        "pttl" => k::pttl,
+        "expiretime" => k::expiretime,
+        "pexpiretime" => k::pexpiretime,
+        "persist" => k::persist,
+        "touch" => k::touch,
+        "copy" => k::copy,
+        "move" => k::move_,
+        "object|encoding" => k::object_encoding,
+        "object|idletime" => k::object_idletime,
+        "object|freq" => k::object_freq,
+        "object|refcount" => k::object_refcount,
+        "object|help" => k::object_help,
+        // strings
+        "get" => t::get,
+        "set" => t::set,
+        "setnx" => t::setnx,
+        "setex" => t::setex,
+        "psetex" => t::psetex,
+        "mget" => t::mget,
+        "mset" => t::mset,
+        "msetnx" => t::msetnx,
+        "getset" => t::getset,
+        "getdel" => t::getdel,
+        "getex" => t::getex,
+        "append" => t::append,
+        "strlen" => t::strlen,
+        "incr" => t::incr,
+        "decr" => t::decr,
+        "incrby" => t::incrby,
+        "decrby" => t::decrby,
+        "incrbyfloat" => t::incrbyfloat,
+        "getrange" => t::getrange,
+        "substr" => t::getrange,
+        "setrange" => t::setrange,
+        "lcs" => t::lcs,
+        // bitmaps
+        "setbit" => b::setbit,
+        "getbit" => b::getbit,
+        "bitcount" => b::bitcount,
+        "bitpos" => b::bitpos,
+        "bitop" => b::bitop,
+        "bitfield" => b::bitfield,
+        "bitfield_ro" => b::bitfield_ro,
+        _ => return None,
+    })
+}
+
+/// Why a typed lookup failed.
+pub enum Lookup<T> {
+    Found(T),
+    Missing,
+    WrongType,
+}
+
+impl crate::node::Node {
+    /// Reads a key for a read command: lazy expiry, LRU touch, hit/miss stats
+    /// (Redis's `lookupKeyRead`).
+    pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let now_ms = self.now.as_millis();
+        let lru = self.now.as_secs();
+        let d = &mut self.dbs[db];
+        if d.expire_if_needed(key, now_ms) {
+            self.stats.expired_keys += 1;
+        }
+        match d.keys.get_mut(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                e.lru_s = lru;
+                Some(e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up without touching its LRU or the statistics (Redis's
+    /// LOOKUP_NOTOUCH|LOOKUP_NOSTATS), still applying lazy expiry.
+    pub fn lookup_quiet(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let now_ms = self.now.as_millis();
+        let d = &mut self.dbs[db];
+        if d.expire_if_needed(key, now_ms) {
+            self.stats.expired_keys += 1;
+        }
+        d.keys.get_mut(key)
+    }
+
+    /// A string value for reading, or why not.
+    pub fn read_str(&mut self, db: usize, key: &[u8]) -> Lookup<&mut Str> {
+        match self.lookup_read(db, key) {
+            None => Lookup::Missing,
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => Lookup::Found(s),
+            #[allow(unreachable_patterns)]
+            Some(_) => Lookup::WrongType,
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// [`Node::lookup_read`](crate::node::Node::lookup_read) in the client's db.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.node.lookup_read(self.client.db, key)
+    }
+
+    /// [`Node::lookup_quiet`](crate::node::Node::lookup_quiet) in the client's db.
+    pub fn lookup_quiet(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.node.lookup_quiet(self.client.db, key)
+    }
+
+    /// Reads a key for a write command (Redis's `lookupKeyWrite`: expiry,
+    /// LRU touch, no hit/miss stats).
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let lru = self.node.now.as_secs();
+        let e = self.lookup_quiet(key)?;
+        e.lru_s = lru;
+        Some(e)
+    }
+
+    /// A string value for reading, or why not.
+    pub fn read_str(&mut self, key: &[u8]) -> Lookup<&mut Str> {
+        self.node.read_str(self.client.db, key)
+    }
+
+    /// Deletes a key from the current db; true if it existed.
+    pub fn delete_key(&mut self, key: &[u8]) -> bool {
+        let db = self.client.db;
+        self.node.dbs[db].delete(key)
+    }
+
+    /// Current LRU clock value for new entries.
+    pub fn lru_now(&self) -> u64 {
+        self.node.now.as_secs()
+    }
+
+    /// Replies with one of Redis's stored HELP texts.
+    pub fn reply_help(&mut self, container: &str) {
+        if let Some(f) = crate::command::help_text(container) {
+            self.client.reply.frame(f);
+        }
+    }
+}
+
+/// Parses a Redis `getLongFromObject`-style integer or `getIntFromObject`
+/// (i32 range).
+pub fn parse_i32(b: &[u8]) -> Option<i32> {
+    crate::resp::parse_i64(b).and_then(|n| i32::try_from(n).ok())
+}

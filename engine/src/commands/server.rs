@@ -1,0 +1,585 @@
+//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, INFO, CONFIG,
+//! SHUTDOWN, DEBUG, COMMAND, LOLWUT.
+
+use crate::command::{Command, Table};
+use crate::config::{Config, SetError};
+use crate::node::{Ctx, Output};
+use crate::resp::Frame;
+use std::fmt::Write;
+
+/// DBSIZE
+pub fn dbsize(cx: &mut Ctx) {
+    let n = cx.db().len() as i64;
+    cx.out().int(n);
+}
+
+/// FLUSHDB/FLUSHALL accept one optional ASYNC|SYNC. Freeing is synchronous
+/// either way here: the engine has no background thread, and the reply
+/// cannot tell the difference.
+fn flush_mode_ok(cx: &mut Ctx) -> bool {
+    match cx.argv.len() {
+        1 => true,
+        2 if cx.arg_is(1, "sync") || cx.arg_is(1, "async") => true,
+        _ => {
+            cx.syntax_error();
+            false
+        }
+    }
+}
+
+/// FLUSHDB [ASYNC|SYNC]
+pub fn flushdb(cx: &mut Ctx) {
+    if !flush_mode_ok(cx) {
+        return;
+    }
+    let n = cx.db().len() as u64;
+    let i = cx.client.db;
+    cx.node.dbs[i] = cx.node.fresh_db(i);
+    cx.dirty(n);
+    cx.out().ok();
+}
+
+/// FLUSHALL [ASYNC|SYNC]
+pub fn flushall(cx: &mut Ctx) {
+    if !flush_mode_ok(cx) {
+        return;
+    }
+    let mut n = 0;
+    for i in 0..cx.node.dbs.len() {
+        n += cx.node.dbs[i].len() as u64;
+        cx.node.dbs[i] = cx.node.fresh_db(i);
+    }
+    // Redis counts FLUSHALL as at least one change so a save follows.
+    cx.dirty(n + 1);
+    cx.out().ok();
+}
+
+/// SWAPDB index1 index2
+pub fn swapdb(cx: &mut Ctx) {
+    let Some(a) = super::parse_i32(&cx.argv[1]) else {
+        return cx.error("ERR invalid first DB index");
+    };
+    let Some(b) = super::parse_i32(&cx.argv[2]) else {
+        return cx.error("ERR invalid second DB index");
+    };
+    let n = cx.node.dbs.len() as i32;
+    if a < 0 || a >= n || b < 0 || b >= n {
+        return cx.error("ERR DB index is out of range");
+    }
+    cx.node.dbs.swap(a as usize, b as usize);
+    cx.dirty(1);
+    cx.out().ok();
+}
+
+/// TIME: [unix seconds, microseconds], from the driver's clock.
+pub fn time(cx: &mut Ctx) {
+    let us = cx.node.now.as_micros();
+    let out = cx.out();
+    out.array(2);
+    out.bulk_int((us / 1_000_000) as i64);
+    out.bulk_int((us % 1_000_000) as i64);
+}
+
+/// Formats bytes as Redis's `bytesToHuman`.
+fn human(n: u64) -> String {
+    let d = n as f64;
+    if n < 1024 {
+        format!("{n}B")
+    } else if n < 1024 * 1024 {
+        format!("{:.2}K", d / 1024.0)
+    } else if n < 1024 * 1024 * 1024 {
+        format!("{:.2}M", d / (1024.0 * 1024.0))
+    } else if n < 1 << 40 {
+        format!("{:.2}G", d / (1024.0 * 1024.0 * 1024.0))
+    } else {
+        format!("{:.2}T", d / (1u64 << 40) as f64)
+    }
+}
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+/// INFO [section [section ...]]
+pub fn info(cx: &mut Ctx) {
+    let mut wanted: Vec<String> = cx.argv[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    if wanted.is_empty() || wanted.iter().any(|s| s == "default") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+    }
+    if wanted.iter().any(|s| s == "all" || s == "everything") {
+        wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+        wanted.push("commandstats".into());
+    }
+    let text = info_text(cx, &wanted);
+    cx.client.reply.verbatim(text.as_bytes(), "txt");
+}
+
+fn info_text(cx: &Ctx, wanted: &[String]) -> String {
+    let n = &*cx.node;
+    let mut out = String::new();
+    let mut sections = 0;
+    let mut section = |name: &str, title: &str, out: &mut String| -> bool {
+        if !wanted.iter().any(|w| w == name) {
+            return false;
+        }
+        if sections > 0 {
+            out.push_str("\r\n");
+        }
+        sections += 1;
+        let _ = write!(out, "# {title}\r\n");
+        true
+    };
+    macro_rules! field {
+        ($out:expr, $k:expr, $v:expr) => {
+            let _ = write!($out, "{}:{}\r\n", $k, $v);
+        };
+    }
+    if section("server", "Server", &mut out) {
+        field!(out, "redis_version", crate::REDIS_VERSION);
+        field!(out, "redis_git_sha1", "00000000");
+        field!(out, "redis_git_dirty", 0);
+        field!(out, "redis_build_id", "0");
+        field!(out, "redis_mode", "standalone");
+        field!(out, "cinnabar_version", crate::CINNABAR_VERSION);
+        field!(out, "os", n.host.os);
+        field!(out, "arch_bits", 64);
+        field!(out, "multiplexing_api", n.host.multiplexing_api);
+        field!(out, "process_id", n.host.process_id);
+        field!(out, "process_supervised", "no");
+        field!(out, "run_id", n.run_id);
+        field!(out, "tcp_port", n.config.port);
+        field!(out, "server_time_usec", n.now.as_micros());
+        field!(out, "uptime_in_seconds", n.uptime_s());
+        field!(out, "uptime_in_days", n.uptime_s() / 86400);
+        field!(out, "hz", n.config.hz.clamp(1, 500));
+        field!(out, "configured_hz", n.config.hz);
+        field!(out, "lru_clock", n.now.as_secs() & ((1 << 24) - 1));
+        field!(out, "executable", n.host.executable);
+        field!(out, "config_file", n.host.config_file);
+        field!(out, "io_threads_active", 0);
+    }
+    if section("clients", "Clients", &mut out) {
+        field!(out, "connected_clients", n.clients.len() + 1);
+        field!(out, "cluster_connections", 0);
+        field!(out, "maxclients", n.config.maxclients);
+        field!(out, "client_recent_max_input_buffer", 0);
+        field!(out, "client_recent_max_output_buffer", 0);
+        field!(out, "blocked_clients", 0);
+        field!(out, "tracking_clients", 0);
+        field!(out, "clients_in_timeout_table", 0);
+    }
+    if section("memory", "Memory", &mut out) {
+        field!(out, "used_memory", n.used_memory);
+        field!(out, "used_memory_human", human(n.used_memory));
+        field!(out, "used_memory_rss", n.used_memory_rss);
+        field!(out, "used_memory_rss_human", human(n.used_memory_rss));
+        field!(out, "used_memory_peak", n.used_memory_peak);
+        field!(out, "used_memory_peak_human", human(n.used_memory_peak));
+        field!(out, "maxmemory", n.config.maxmemory);
+        field!(out, "maxmemory_human", human(n.config.maxmemory as u64));
+        field!(out, "maxmemory_policy", n.config.maxmemory_policy);
+        let frag = if n.used_memory > 0 {
+            n.used_memory_rss as f64 / n.used_memory as f64
+        } else {
+            0.0
+        };
+        field!(out, "mem_fragmentation_ratio", format!("{frag:.2}"));
+        field!(out, "mem_allocator", "libc");
+    }
+    if section("persistence", "Persistence", &mut out) {
+        field!(out, "loading", 0);
+        field!(out, "async_loading", 0);
+        field!(out, "rdb_changes_since_last_save", n.dirty);
+        field!(out, "rdb_bgsave_in_progress", 0);
+        field!(out, "rdb_last_save_time", n.start_time.as_secs());
+        field!(out, "aof_enabled", 0);
+        field!(out, "aof_rewrite_in_progress", 0);
+    }
+    if section("stats", "Stats", &mut out) {
+        let s = &n.stats;
+        field!(out, "total_connections_received", s.connections_received);
+        field!(out, "total_commands_processed", s.commands_processed);
+        field!(
+            out,
+            "instantaneous_ops_per_sec",
+            n.instantaneous_ops_per_sec()
+        );
+        field!(out, "total_net_input_bytes", s.net_input_bytes);
+        field!(out, "total_net_output_bytes", s.net_output_bytes);
+        field!(out, "rejected_connections", s.rejected_connections);
+        field!(out, "sync_full", 0);
+        field!(out, "sync_partial_ok", 0);
+        field!(out, "sync_partial_err", 0);
+        field!(out, "expired_keys", s.expired_keys);
+        field!(out, "evicted_keys", 0);
+        field!(out, "keyspace_hits", s.keyspace_hits);
+        field!(out, "keyspace_misses", s.keyspace_misses);
+        field!(out, "pubsub_channels", 0);
+        field!(out, "pubsub_patterns", 0);
+        field!(out, "latest_fork_usec", 0);
+        field!(out, "total_forks", 0);
+        field!(out, "unexpected_error_replies", s.unexpected_error_replies);
+        field!(out, "total_error_replies", s.total_error_replies);
+    }
+    if section("replication", "Replication", &mut out) {
+        field!(out, "role", "master");
+        field!(out, "connected_slaves", 0);
+        field!(out, "master_failover_state", "no-failover");
+        field!(out, "master_replid", n.run_id);
+        field!(
+            out,
+            "master_replid2",
+            "0000000000000000000000000000000000000000"
+        );
+        field!(out, "master_repl_offset", 0);
+        field!(out, "second_repl_offset", -1);
+        field!(out, "repl_backlog_active", 0);
+    }
+    if section("cpu", "CPU", &mut out) {
+        field!(out, "used_cpu_sys", format!("{:.6}", n.host.cpu_sys_s));
+        field!(out, "used_cpu_user", format!("{:.6}", n.host.cpu_user_s));
+    }
+    if section("commandstats", "Commandstats", &mut out) {
+        for (name, (calls, rejected, failed)) in &n.stats.per_command {
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={calls},usec=0,usec_per_call=0.00,rejected_calls={rejected},failed_calls={failed}\r\n"
+            );
+        }
+    }
+    if section("errorstats", "Errorstats", &mut out) {
+        for (code, count) in &n.stats.errors {
+            let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+        }
+    }
+    if section("cluster", "Cluster", &mut out) {
+        field!(out, "cluster_enabled", 0);
+    }
+    if section("keyspace", "Keyspace", &mut out) {
+        for (i, db) in n.dbs.iter().enumerate() {
+            if !db.is_empty() {
+                let _ = write!(
+                    out,
+                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    db.len(),
+                    db.expires.len()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// CONFIG GET parameter [parameter ...]: glob patterns over parameter names.
+pub fn config_get(cx: &mut Ctx) {
+    let mut pairs: Vec<(&'static str, String)> = vec![];
+    for pattern in &cx.argv[2..] {
+        for name in Config::names() {
+            if pairs.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let hit = if pattern.iter().any(|b| b"*?[".contains(b)) {
+                crate::glob::matches(pattern, name.as_bytes(), true)
+            } else {
+                pattern.eq_ignore_ascii_case(name.as_bytes())
+            };
+            if hit {
+                if let Some(v) = cx.node.config.get(name) {
+                    pairs.push((name, v));
+                }
+            }
+        }
+    }
+    let out = cx.out();
+    out.map(pairs.len());
+    for (k, v) in pairs {
+        out.bulk(k.as_bytes());
+        out.bulk(v.as_bytes());
+    }
+}
+
+/// CONFIG SET parameter value [parameter value ...]: all or nothing.
+pub fn config_set(cx: &mut Ctx) {
+    if cx.argv.len() % 2 != 0 {
+        let msg = format!(
+            "ERR wrong number of arguments for '{}' command",
+            cx.cmd.name
+        );
+        return cx.error(&msg);
+    }
+    let mut next = cx.node.config.clone();
+    let mut seen: Vec<String> = vec![];
+    for i in (2..cx.argv.len()).step_by(2) {
+        let name = String::from_utf8_lossy(&cx.argv[i]).to_ascii_lowercase();
+        let value = String::from_utf8_lossy(&cx.argv[i + 1]).into_owned();
+        let fail = |why: &str| {
+            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        if seen.contains(&name) {
+            return cx.error(&fail("duplicate parameter"));
+        }
+        match next.set(&name, &value, false) {
+            Ok(()) => seen.push(name),
+            Err(SetError::Unknown) => {
+                let msg = format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                    String::from_utf8_lossy(&cx.argv[i])
+                );
+                return cx.error(&msg);
+            }
+            Err(SetError::Immutable) => return cx.error(&fail("can't set immutable config")),
+            Err(SetError::Invalid(why)) => return cx.error(&fail(&why)),
+        }
+    }
+    cx.node.config = next;
+    cx.out().ok();
+}
+
+/// CONFIG RESETSTAT
+pub fn config_resetstat(cx: &mut Ctx) {
+    cx.node.reset_stats();
+    cx.out().ok();
+}
+
+pub fn config_help(cx: &mut Ctx) {
+    cx.reply_help("config");
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. There is nothing to save
+/// yet (persistence arrives later), so every form stops at once.
+pub fn shutdown(cx: &mut Ctx) {
+    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    for i in 1..cx.argv.len() {
+        if cx.arg_is(i, "nosave") {
+            nosave = true;
+        } else if cx.arg_is(i, "save") {
+            save = true;
+        } else if cx.arg_is(i, "now") || cx.arg_is(i, "force") {
+            other = true;
+        } else if cx.arg_is(i, "abort") {
+            abort = true;
+        } else {
+            return cx.syntax_error();
+        }
+    }
+    if (abort && (save || nosave || other)) || (save && nosave) {
+        return cx.syntax_error();
+    }
+    if abort {
+        return cx.error("ERR No shutdown in progress.");
+    }
+    tracing::warn!("User requested shutdown...");
+    cx.node.shutdown_requested = true;
+    cx.client.close_after_reply = true;
+    cx.node.push_output(Output::Shutdown);
+}
+
+/// DEBUG subcommand: SLEEP, SET-ACTIVE-EXPIRE, HELP. Disabled unless
+/// `enable-debug-command` is `yes` (or `local` for loopback clients), as in
+/// Redis 7.0.
+pub fn debug(cx: &mut Ctx) {
+    let allowed = match cx.node.config.enable_debug_command.as_str() {
+        "yes" => true,
+        "local" => cx.client.peer.starts_with("127.") || cx.client.peer.starts_with("[::1]"),
+        _ => false,
+    };
+    if !allowed {
+        return cx.error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.");
+    }
+    if cx.argv.len() == 2 && cx.arg_is(1, "help") {
+        return cx.reply_help("debug");
+    }
+    if cx.argv.len() == 3 && cx.arg_is(1, "sleep") {
+        let secs = crate::numeric::parse_f64(&cx.argv[2]).unwrap_or(0.0);
+        let micros = (secs * 1e6).max(0.0) as u64;
+        cx.node.push_output(Output::Sleep { micros });
+        return cx.out().ok();
+    }
+    if cx.argv.len() == 3 && cx.arg_is(1, "set-active-expire") {
+        cx.node.active_expire_enabled = cx.argv[2].as_ref() != b"0";
+        return cx.out().ok();
+    }
+    let msg = format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+        String::from_utf8_lossy(&cx.argv[1])
+    );
+    cx.error(&msg);
+}
+
+/// COMMAND: every implemented command's info.
+pub fn command(cx: &mut Ctx) {
+    let t = Table::get();
+    cx.out().array(t.commands.len());
+    for c in &t.commands {
+        cx.client.reply.frame(&c.info);
+    }
+}
+
+/// COMMAND COUNT
+pub fn command_count(cx: &mut Ctx) {
+    let n = Table::get().commands.len() as i64;
+    cx.out().int(n);
+}
+
+/// Finds a command or subcommand by "name" or "container|sub".
+fn lookup_by_full_name(name: &[u8]) -> Option<&'static Command> {
+    let t = Table::get();
+    match name.iter().position(|&b| b == b'|') {
+        None => t.lookup(name),
+        Some(i) => t.lookup(&name[..i])?.subcommand(&name[i + 1..]),
+    }
+}
+
+/// COMMAND INFO [command-name ...]
+pub fn command_info(cx: &mut Ctx) {
+    if cx.argv.len() == 2 {
+        return command(cx);
+    }
+    let n = cx.argv.len() - 2;
+    cx.out().array(n);
+    for i in 2..cx.argv.len() {
+        match lookup_by_full_name(&cx.argv[i]) {
+            Some(c) => cx.client.reply.frame(&c.info),
+            None => cx.client.reply.null_array(),
+        }
+    }
+}
+
+/// COMMAND DOCS [command-name ...]
+pub fn command_docs(cx: &mut Ctx) {
+    let t = Table::get();
+    let found: Vec<&Command> = if cx.argv.len() == 2 {
+        t.commands.iter().collect()
+    } else {
+        cx.argv[2..]
+            .iter()
+            .filter_map(|n| lookup_by_full_name(n))
+            .collect()
+    };
+    let found: Vec<&Command> = found.into_iter().filter(|c| c.docs.is_some()).collect();
+    cx.out().map(found.len());
+    for c in found {
+        cx.client.reply.bulk(c.name.as_bytes());
+        if let Some(d) = &c.docs {
+            cx.client.reply.frame(d);
+        }
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN pattern]
+pub fn command_list(cx: &mut Ctx) {
+    enum Filter {
+        All,
+        Module,
+        AclCat(Vec<u8>),
+        Pattern(Vec<u8>),
+    }
+    let filter = match cx.argv.len() {
+        2 => Filter::All,
+        5 if cx.arg_is(2, "filterby") => {
+            let v = cx.argv[4].to_vec();
+            if cx.arg_is(3, "module") {
+                Filter::Module
+            } else if cx.arg_is(3, "aclcat") {
+                Filter::AclCat(v)
+            } else if cx.arg_is(3, "pattern") {
+                Filter::Pattern(v)
+            } else {
+                return cx.syntax_error();
+            }
+        }
+        _ => return cx.syntax_error(),
+    };
+    let mut names = vec![];
+    let mut visit = |c: &Command| {
+        let keep = match &filter {
+            Filter::All => true,
+            Filter::Module => false,
+            Filter::AclCat(cat) => acl_categories(c)
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(cat)),
+            Filter::Pattern(p) => crate::glob::matches(p, c.name.as_bytes(), true),
+        };
+        if keep {
+            names.push(c.name.clone());
+        }
+    };
+    for c in &Table::get().commands {
+        visit(c);
+        c.subcommands.iter().for_each(&mut visit);
+    }
+    let out = cx.out();
+    out.array(names.len());
+    for n in names {
+        out.bulk(n.as_bytes());
+    }
+}
+
+/// ACL categories of a command, without the '@'.
+fn acl_categories(c: &Command) -> Vec<Vec<u8>> {
+    let Frame::Array(f) = &c.info else {
+        return vec![];
+    };
+    match f.get(6) {
+        Some(Frame::Set(v)) => v
+            .iter()
+            .filter_map(|x| x.as_bytes())
+            .map(|b| b.strip_prefix(b"@").unwrap_or(b).to_vec())
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// COMMAND GETKEYS command [arg ...]
+pub fn command_getkeys(cx: &mut Ctx) {
+    let args = &cx.argv[2..];
+    let Some(mut c) = Table::get().lookup(&args[0]) else {
+        return cx.error("ERR Invalid command specified");
+    };
+    if c.is_container() && args.len() >= 2 {
+        match c.subcommand(&args[1]) {
+            Some(s) => c = s,
+            None => return cx.error("ERR Invalid command specified"),
+        }
+    }
+    if !c.arity_ok(args.len()) {
+        return cx.error("ERR Invalid number of arguments specified for command");
+    }
+    let keys = c.key_positions(args.len());
+    if keys.is_empty() {
+        return cx.error("ERR The command has no key arguments");
+    }
+    let keys: Vec<_> = keys.iter().map(|&i| args[i].clone()).collect();
+    let out = cx.out();
+    out.array(keys.len());
+    for k in keys {
+        out.bulk(&k);
+    }
+}
+
+pub fn command_help(cx: &mut Ctx) {
+    cx.reply_help("command");
+}
+
+/// LOLWUT [VERSION v]: Redis prints art; we print our own line, as the
+/// command's output is explicitly unspecified.
+pub fn lolwut(cx: &mut Ctx) {
+    let text = format!(
+        "Cinnabar {} (Redis {} compatible). A deterministic simulation of a key-value store.\n",
+        crate::CINNABAR_VERSION,
+        crate::REDIS_VERSION
+    );
+    cx.client.reply.verbatim(text.as_bytes(), "txt");
+}

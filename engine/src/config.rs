@@ -1,0 +1,394 @@
+//! Server configuration: Redis's parameter names, defaults and value syntax.
+//!
+//! One table ([`PARAMS`]) serves the config file, command-line arguments,
+//! `CONFIG GET` and `CONFIG SET`. Values that only the driver uses (port,
+//! bind) live here too, so the shim reads its settings from the same place.
+
+/// Typed configuration. Defaults are Redis 7.0's.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: i64,
+    pub bind: Vec<String>,
+    pub requirepass: Option<Vec<u8>>,
+    pub databases: usize,
+    pub hz: i64,
+    pub maxclients: i64,
+    pub proto_max_bulk_len: i64,
+    pub client_query_buffer_limit: i64,
+    pub timeout: i64,
+    pub tcp_keepalive: i64,
+    pub active_expire_effort: i64,
+    pub maxmemory: i64,
+    pub maxmemory_policy: String,
+    pub save: String,
+    pub appendonly: bool,
+    pub dir: String,
+    pub dbfilename: String,
+    pub loglevel: String,
+    pub logfile: String,
+    pub daemonize: bool,
+    pub protected_mode: bool,
+    pub tcp_backlog: i64,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
+    pub lfu_log_factor: i64,
+    pub lfu_decay_time: i64,
+    pub maxmemory_samples: i64,
+    pub unixsocket: String,
+    pub pidfile: String,
+    pub enable_debug_command: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            port: 6379,
+            bind: vec!["127.0.0.1".into(), "-::1".into()],
+            requirepass: None,
+            databases: 16,
+            hz: 10,
+            maxclients: 10000,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            timeout: 0,
+            tcp_keepalive: 300,
+            active_expire_effort: 1,
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            save: "3600 1 300 100 60 10000".into(),
+            appendonly: false,
+            dir: ".".into(),
+            dbfilename: "dump.rdb".into(),
+            loglevel: "notice".into(),
+            logfile: "".into(),
+            daemonize: false,
+            protected_mode: true,
+            tcp_backlog: 511,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            maxmemory_samples: 5,
+            unixsocket: "".into(),
+            pidfile: "".into(),
+            enable_debug_command: "no".into(),
+        }
+    }
+}
+
+/// How a parameter's value is written and parsed.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// An integer within bounds.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// A byte count with optional k/kb/m/mb/g/gb units.
+    Memory {
+        min: i64,
+        max: i64,
+    },
+    Bool,
+    /// Free text.
+    Text,
+    /// One of the given words.
+    Enum(&'static [&'static str]),
+}
+
+/// Whether CONFIG SET may change the parameter at run time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mutable {
+    Yes,
+    /// Only at start-up (config file / arguments): CONFIG SET says so.
+    Immutable,
+}
+
+struct Param {
+    name: &'static str,
+    kind: Kind,
+    mutable: Mutable,
+    get: fn(&Config) -> String,
+    set: fn(&mut Config, String),
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+macro_rules! p_int {
+    ($name:literal, $field:ident, $min:expr, $max:expr, $m:ident) => {
+        Param {
+            name: $name,
+            kind: Kind::Int {
+                min: $min,
+                max: $max,
+            },
+            mutable: Mutable::$m,
+            get: |c| c.$field.to_string(),
+            set: |c, v| c.$field = v.parse().unwrap_or(c.$field),
+        }
+    };
+}
+macro_rules! p_mem {
+    ($name:literal, $field:ident, $min:expr, $max:expr) => {
+        Param {
+            name: $name,
+            kind: Kind::Memory {
+                min: $min,
+                max: $max,
+            },
+            mutable: Mutable::Yes,
+            get: |c| c.$field.to_string(),
+            set: |c, v| c.$field = v.parse().unwrap_or(c.$field),
+        }
+    };
+}
+macro_rules! p_bool {
+    ($name:literal, $field:ident, $m:ident) => {
+        Param {
+            name: $name,
+            kind: Kind::Bool,
+            mutable: Mutable::$m,
+            get: |c| yes_no(c.$field),
+            set: |c, v| c.$field = v == "yes",
+        }
+    };
+}
+macro_rules! p_text {
+    ($name:literal, $field:ident, $kind:expr, $m:ident) => {
+        Param {
+            name: $name,
+            kind: $kind,
+            mutable: Mutable::$m,
+            get: |c| c.$field.clone(),
+            set: |c, v| c.$field = v,
+        }
+    };
+}
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+
+static PARAMS: &[Param] = &[
+    p_int!("port", port, 0, 65535, Yes),
+    Param {
+        name: "bind",
+        kind: Kind::Text,
+        mutable: Mutable::Yes,
+        get: |c| c.bind.join(" "),
+        set: |c, v| c.bind = v.split_whitespace().map(String::from).collect(),
+    },
+    Param {
+        name: "requirepass",
+        kind: Kind::Text,
+        mutable: Mutable::Yes,
+        get: |c| String::from_utf8_lossy(c.requirepass.as_deref().unwrap_or_default()).into(),
+        set: |c, v| {
+            c.requirepass = if v.is_empty() {
+                None
+            } else {
+                Some(v.into_bytes())
+            }
+        },
+    },
+    Param {
+        name: "databases",
+        kind: Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        mutable: Mutable::Immutable,
+        get: |c| c.databases.to_string(),
+        set: |c, v| c.databases = v.parse().unwrap_or(c.databases),
+    },
+    p_int!("hz", hz, 0, i32::MAX as i64, Yes),
+    p_int!("maxclients", maxclients, 1, u32::MAX as i64, Yes),
+    p_mem!(
+        "proto-max-bulk-len",
+        proto_max_bulk_len,
+        1024 * 1024,
+        i64::MAX
+    ),
+    p_mem!(
+        "client-query-buffer-limit",
+        client_query_buffer_limit,
+        1024 * 1024,
+        i64::MAX
+    ),
+    p_int!("timeout", timeout, 0, i32::MAX as i64, Yes),
+    p_int!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as i64, Yes),
+    p_int!("active-expire-effort", active_expire_effort, 1, 10, Yes),
+    p_mem!("maxmemory", maxmemory, 0, i64::MAX),
+    p_text!(
+        "maxmemory-policy",
+        maxmemory_policy,
+        Kind::Enum(POLICIES),
+        Yes
+    ),
+    p_int!(
+        "maxmemory-samples",
+        maxmemory_samples,
+        1,
+        i32::MAX as i64,
+        Yes
+    ),
+    p_text!("save", save, Kind::Text, Yes),
+    p_bool!("appendonly", appendonly, Yes),
+    p_text!("dir", dir, Kind::Text, Yes),
+    p_text!("dbfilename", dbfilename, Kind::Text, Yes),
+    p_text!("loglevel", loglevel, Kind::Enum(LOGLEVELS), Yes),
+    p_text!("logfile", logfile, Kind::Text, Immutable),
+    p_bool!("daemonize", daemonize, Immutable),
+    p_bool!("protected-mode", protected_mode, Yes),
+    p_int!("tcp-backlog", tcp_backlog, 0, i32::MAX as i64, Immutable),
+    p_bool!("lazyfree-lazy-user-del", lazyfree_lazy_user_del, Yes),
+    p_bool!("lazyfree-lazy-user-flush", lazyfree_lazy_user_flush, Yes),
+    p_int!("lfu-log-factor", lfu_log_factor, 0, i32::MAX as i64, Yes),
+    p_int!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as i64, Yes),
+    p_text!("unixsocket", unixsocket, Kind::Text, Immutable),
+    p_text!("pidfile", pidfile, Kind::Text, Immutable),
+    p_text!(
+        "enable-debug-command",
+        enable_debug_command,
+        Kind::Enum(&["yes", "no", "local"]),
+        Immutable
+    ),
+];
+
+/// Parses Redis's memory notation: "1gb", "100mb", "10k", "5" (bytes).
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mul) = [
+        ("gb", 1i64 << 30),
+        ("g", 1_000_000_000),
+        ("mb", 1 << 20),
+        ("m", 1_000_000),
+        ("kb", 1 << 10),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, mul)| lower.strip_suffix(suffix).map(|n| (n, *mul)))
+    .unwrap_or((lower.as_str(), 1));
+    let n: i64 = crate::resp::parse_i64(num.as_bytes())?;
+    n.checked_mul(mul)
+}
+
+/// Why a parameter could not be set.
+#[derive(Debug, PartialEq)]
+pub enum SetError {
+    /// No such parameter.
+    Unknown,
+    /// Only settable at start-up.
+    Immutable,
+    /// The value is invalid; the text is Redis's reason.
+    Invalid(String),
+}
+
+impl Config {
+    /// Every parameter name, in table order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        PARAMS.iter().map(|p| p.name)
+    }
+
+    /// The current value of a parameter, as CONFIG GET shows it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        PARAMS
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| (p.get)(self))
+    }
+
+    /// Sets a parameter from its textual value. `startup` allows immutable
+    /// parameters (config file, command line).
+    pub fn set(&mut self, name: &str, value: &str, startup: bool) -> Result<(), SetError> {
+        let p = PARAMS
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .ok_or(SetError::Unknown)?;
+        if p.mutable == Mutable::Immutable && !startup {
+            return Err(SetError::Immutable);
+        }
+        let canonical = match p.kind {
+            Kind::Int { min, max } => {
+                let n: i64 = value.parse().map_err(|_| {
+                    SetError::Invalid("argument couldn't be parsed into an integer".into())
+                })?;
+                check_bounds(n, min, max)?;
+                n.to_string()
+            }
+            Kind::Memory { min, max } => {
+                let n = parse_memory(value)
+                    .ok_or_else(|| SetError::Invalid("argument must be a memory value".into()))?;
+                check_bounds(n, min, max)?;
+                n.to_string()
+            }
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                "yes" => "yes".into(),
+                "no" => "no".into(),
+                _ => return Err(SetError::Invalid("argument must be 'yes' or 'no'".into())),
+            },
+            Kind::Enum(words) => {
+                let lower = value.to_ascii_lowercase();
+                if !words.contains(&lower.as_str()) {
+                    return Err(SetError::Invalid(
+                        "argument(s) must be one of the following: ".to_string()
+                            + &words.join(", "),
+                    ));
+                }
+                lower
+            }
+            Kind::Text => value.to_string(),
+        };
+        (p.set)(self, canonical);
+        Ok(())
+    }
+}
+
+fn check_bounds(n: i64, min: i64, max: i64) -> Result<(), SetError> {
+    if n < min || n > max {
+        Err(SetError::Invalid(format!(
+            "argument must be between {min} and {max} inclusive"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        assert_eq!(parse_memory("1G"), Some(1_000_000_000));
+        assert_eq!(parse_memory("512mb"), Some(512 << 20));
+        assert_eq!(parse_memory("12"), Some(12));
+        assert_eq!(parse_memory("x"), None);
+    }
+
+    #[test]
+    fn set_and_get_round_trip() {
+        let mut c = Config::default();
+        c.set("hz", "50", false).unwrap();
+        assert_eq!(c.get("HZ").as_deref(), Some("50"));
+        assert_eq!(c.set("databases", "3", false), Err(SetError::Immutable));
+        assert!(matches!(
+            c.set("hz", "abc", false),
+            Err(SetError::Invalid(_))
+        ));
+        c.set("maxmemory", "1mb", false).unwrap();
+        assert_eq!(c.maxmemory, 1 << 20);
+    }
+}

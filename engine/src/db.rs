@@ -1,0 +1,221 @@
+//! The keyspace: numbered databases of keys, values and expiry times.
+//!
+//! As in Redis, each database keeps two tables: `keys` (key -> value) and
+//! `expires` (key -> absolute expiry in unix milliseconds) holding only keys
+//! with a TTL, so the active expiry cycle samples among volatile keys only.
+//! Expiry is lazy on access ([`Db::expire_if_needed`]) and active on ticks
+//! (`expire.rs`).
+
+use crate::dict::Dict;
+use bytes::Bytes;
+
+/// A string value in one of Redis's three encodings, which `OBJECT
+/// ENCODING` reports and which change as Redis's do (e.g. APPEND makes a
+/// string raw, INCR makes it an int).
+#[derive(Debug, Clone)]
+pub enum Str {
+    /// A string that is the canonical decimal form of an i64.
+    Int(i64),
+    /// A short string (at most 44 bytes when created).
+    Emb(Bytes),
+    /// A string modified in place (APPEND, SETRANGE, SETBIT) or longer than 44.
+    Raw(Vec<u8>),
+}
+
+/// Strings this long or shorter are embstr when created (OBJ_ENCODING_EMBSTR_SIZE_LIMIT).
+pub const EMBSTR_MAX: usize = 44;
+/// Integers in [0, 10000) are shared objects in Redis (OBJ_SHARED_INTEGERS).
+pub const SHARED_INTEGERS: i64 = 10000;
+
+impl Str {
+    /// Redis's `tryObjectEncoding` for a freshly received argument.
+    pub fn from_arg(b: Bytes) -> Str {
+        if b.len() <= 20 {
+            if let Some(n) = crate::resp::parse_i64(&b) {
+                return Str::Int(n);
+            }
+        }
+        if b.len() <= EMBSTR_MAX {
+            Str::Emb(b)
+        } else {
+            Str::Raw(Vec::from(b))
+        }
+    }
+
+    /// `createStringObject`: embstr if short, else raw (no int conversion).
+    pub fn from_vec(v: Vec<u8>) -> Str {
+        if v.len() <= EMBSTR_MAX {
+            Str::Emb(Bytes::from(v))
+        } else {
+            Str::Raw(v)
+        }
+    }
+
+    /// The bytes of the value; ints are formatted into `scratch`.
+    pub fn as_bytes<'a>(&'a self, scratch: &'a mut itoa::Buffer) -> &'a [u8] {
+        match self {
+            Str::Int(n) => scratch.format(*n).as_bytes(),
+            Str::Emb(b) => b,
+            Str::Raw(v) => v,
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut s = itoa::Buffer::new();
+        self.as_bytes(&mut s).to_vec()
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
+            Str::Emb(b) => b.len(),
+            Str::Raw(v) => v.len(),
+        }
+    }
+
+    /// Converts to the raw encoding in place and returns the buffer, as
+    /// Redis's `dbUnshareStringValue` does before in-place edits.
+    pub fn make_raw(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, Str::Raw(_)) {
+            *self = Str::Raw(self.to_vec());
+        }
+        match self {
+            Str::Raw(v) => v,
+            _ => unreachable!("just converted to raw"),
+        }
+    }
+
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Str::Int(_) => "int",
+            Str::Emb(_) => "embstr",
+            Str::Raw(_) => "raw",
+        }
+    }
+}
+
+/// A value of any type. Collections arrive with their own modules.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Str(Str),
+}
+
+impl Value {
+    /// The name TYPE replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+}
+
+/// A key's value plus the metadata Redis keeps in the object header.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: Value,
+    /// Last access, in seconds of the engine clock (Redis's LRU clock), for
+    /// OBJECT IDLETIME and, later, LRU eviction.
+    pub lru_s: u64,
+}
+
+/// One numbered database.
+pub struct Db {
+    pub keys: Dict<Entry>,
+    /// Absolute expiry time in unix milliseconds, for keys that have one.
+    pub expires: Dict<i64>,
+}
+
+impl Db {
+    pub fn new(seed: [u64; 2]) -> Db {
+        Db {
+            keys: Dict::new(seed),
+            expires: Dict::new([seed[0] ^ 0x5851_f42d_4c95_7f2d, seed[1]]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The expiry of `key` in unix ms, if it has one.
+    #[inline]
+    pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
+        if self.expires.is_empty() {
+            return None;
+        }
+        self.expires.get(key).copied()
+    }
+
+    /// True if `key` has a TTL that has passed at `now_ms`.
+    #[inline]
+    pub fn is_expired(&self, key: &[u8], now_ms: i64) -> bool {
+        matches!(self.expire_of(key), Some(at) if at <= now_ms)
+    }
+
+    /// Lazy expiry: deletes `key` if its TTL has passed. Returns true if it
+    /// was deleted.
+    pub fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) -> bool {
+        if self.is_expired(key, now_ms) {
+            self.delete(key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes a key and its TTL. Returns true if the key existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        if self.keys.remove(key).is_some() {
+            if !self.expires.is_empty() {
+                self.expires.remove(key);
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sets a key's value, dropping any TTL (Redis's `setKey` without
+    /// KEEPTTL).
+    pub fn set(&mut self, key: Bytes, value: Value, lru_s: u64) {
+        if !self.expires.is_empty() {
+            self.expires.remove(&key);
+        }
+        self.keys.insert(key, Entry { value, lru_s });
+    }
+
+    /// Replaces the value of an existing key or adds it, keeping its TTL.
+    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value, lru_s: u64) {
+        match self.keys.get_mut(&key) {
+            Some(e) => {
+                e.value = value;
+                e.lru_s = lru_s;
+            }
+            None => {
+                self.keys.insert(key, Entry { value, lru_s });
+            }
+        }
+    }
+
+    /// Sets the TTL of an existing key. Shares the key's allocation.
+    pub fn set_expire(&mut self, key: &[u8], at_ms: i64) {
+        if let Some(k) = self.keys.get_key(key) {
+            let k = k.clone();
+            self.expires.insert(k, at_ms);
+        }
+    }
+
+    /// Removes a TTL; true if there was one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        !self.expires.is_empty() && self.expires.remove(key).is_some()
+    }
+
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.expires.clear();
+    }
+}

@@ -1,0 +1,34 @@
+//! # cinnabar-engine
+//!
+//! A Redis 7.0-compatible server as a sans-IO state machine. This crate
+//! contains no networking code, reads no clock, spawns no threads, touches no
+//! files and draws randomness only from the seed given to [`Node::new`]: time,
+//! bytes received and I/O completions are inputs; bytes to send, connections
+//! to close and timers are outputs. See [`node`] for the driving contract.
+//!
+//! Where things are:
+//! - [`node`]: the `Node` state machine, clients, dispatch.
+//! - [`resp`]: request parsing and reply encoding (RESP2/RESP3).
+//! - [`command`]: the command table (Redis's own specification + handlers).
+//! - [`commands`]: one module per command family (`strings`, `keys`, ...).
+//! - [`db`], [`dict`]: the keyspace and its hash table; [`expire`]: active expiry.
+//! - [`config`]: parameters, defaults and CONFIG GET/SET syntax.
+
+pub mod command;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod dict;
+pub mod expire;
+pub mod glob;
+pub mod node;
+pub mod numeric;
+pub mod resp;
+
+pub use config::Config;
+
+/// The Redis version we are compatible with; clients gate features on it.
+pub const REDIS_VERSION: &str = "7.0.15";
+/// Cinnabar's own version (INFO server's `cinnabar_version`).
+pub const CINNABAR_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use node::{ConnId, HostInfo, Input, Node, Output, Time};

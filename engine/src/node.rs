@@ -1,0 +1,645 @@
+//! [`Node`]: one Redis-compatible server as a sans-IO state machine.
+//!
+//! # Driving a node
+//!
+//! A driver (the tokio shim in `net/`, or the simulator) owns the sockets and
+//! the clock. It feeds the node with [`Node::handle`] and drains it:
+//!
+//! ```text
+//! let mut node = Node::new(config, seed);
+//! node.handle(now, Input::Accepted { conn, peer, local });
+//! node.handle(now, Input::Received { conn, data });  // any split of the bytes
+//! node.handle(now, Input::Tick);                      // at or after poll_timeout()
+//! while let Some(out) = node.poll_output() { ... }    // Send, Close, Sleep, Shutdown
+//! let next_tick = node.poll_timeout();
+//! ```
+//!
+//! After every `handle`, drain `poll_output` until it returns `None`, then
+//! ask `poll_timeout` for the next deadline. `now` is the driver's clock in
+//! unix microseconds; the node never reads a clock, so a simulator can run
+//! it faster than real time, and EXPIREAT and saved TTLs still mean wall
+//! time in production.
+
+use crate::command::{flags, Command, Table};
+use crate::config::Config;
+use crate::db::Db;
+use crate::resp::{Parsed, ReplyBuf, RequestParser};
+use bytes::{Bytes, BytesMut};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Unix time in microseconds, as given by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub fn from_micros(us: u64) -> Time {
+        Time(us)
+    }
+    pub fn as_micros(self) -> u64 {
+        self.0
+    }
+    pub fn as_millis(self) -> i64 {
+        (self.0 / 1000) as i64
+    }
+    pub fn as_secs(self) -> u64 {
+        self.0 / 1_000_000
+    }
+    pub fn plus_micros(self, us: u64) -> Time {
+        Time(self.0.saturating_add(us))
+    }
+}
+
+/// A connection, named by the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// What happened, as seen by the driver.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A client connected. `peer` and `local` are "ip:port" strings, shown by
+    /// CLIENT LIST.
+    Accepted {
+        conn: ConnId,
+        peer: String,
+        local: String,
+    },
+    /// Bytes arrived from a client.
+    Received { conn: ConnId, data: &'a [u8] },
+    /// The client went away (or the driver dropped it).
+    Closed { conn: ConnId },
+    /// Time passed: run the periodic work (active expiry, statistics).
+    Tick,
+    /// The process's memory figures, measured by the driver (the engine
+    /// cannot see its allocator). Reported by INFO memory.
+    MemoryUsage { used_bytes: u64, rss_bytes: u64 },
+    /// Facts about the host process that INFO reports (pid, OS, CPU time).
+    Host(HostInfo),
+}
+
+/// What the driver knows about the process, for INFO server and cpu.
+#[derive(Debug, Clone, Default)]
+pub struct HostInfo {
+    pub os: String,
+    pub multiplexing_api: String,
+    pub process_id: u32,
+    pub executable: String,
+    pub config_file: String,
+    pub cpu_sys_s: f64,
+    pub cpu_user_s: f64,
+}
+
+/// What the driver must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Write these bytes to the connection, in order.
+    Send { conn: ConnId, data: Bytes },
+    /// Close the connection after writing everything sent before.
+    Close { conn: ConnId },
+    /// Block the whole server for this long (DEBUG SLEEP), as Redis does.
+    Sleep { micros: u64 },
+    /// Stop the server (SHUTDOWN). Connections are closed by the driver.
+    Shutdown,
+}
+
+/// Per-connection state.
+pub struct Client {
+    pub conn: ConnId,
+    /// CLIENT ID: increasing from 1, never reused.
+    pub id: u64,
+    pub name: Option<Bytes>,
+    pub db: usize,
+    pub authenticated: bool,
+    pub peer: String,
+    pub local: String,
+    pub created: Time,
+    pub last_interaction: Time,
+    pub last_cmd: String,
+    pub reply: ReplyBuf,
+    pub querybuf: BytesMut,
+    pub parser: RequestParser,
+    pub argv: Vec<Bytes>,
+    /// Set by QUIT, protocol errors and CLIENT KILL: send what is buffered,
+    /// then close; no further commands are read.
+    pub close_after_reply: bool,
+    /// CLIENT REPLY OFF/SKIP state is not implemented; CLIENT NO-EVICT etc.
+    /// are accepted by the commands themselves.
+    pub lib_name: Option<Bytes>,
+}
+
+impl Client {
+    fn new(conn: ConnId, id: u64, peer: String, local: String, now: Time, auth: bool) -> Client {
+        Client {
+            conn,
+            id,
+            name: None,
+            db: 0,
+            authenticated: auth,
+            peer,
+            local,
+            created: now,
+            last_interaction: now,
+            last_cmd: "NULL".into(),
+            reply: ReplyBuf::default(),
+            querybuf: BytesMut::new(),
+            parser: RequestParser::default(),
+            argv: Vec::new(),
+            close_after_reply: false,
+            lib_name: None,
+        }
+    }
+
+    pub fn resp(&self) -> u8 {
+        if self.reply.resp3 {
+            3
+        } else {
+            2
+        }
+    }
+}
+
+/// Counters reported by INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub connections_received: u64,
+    pub commands_processed: u64,
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub rejected_connections: u64,
+    pub total_error_replies: u64,
+    pub unexpected_error_replies: u64,
+    pub expire_cycle_cpu_samples: u64,
+    /// Per-command counters for INFO commandstats: (calls, rejected, failed).
+    pub per_command: BTreeMap<String, (u64, u64, u64)>,
+    /// Per error-code counters for INFO errorstats.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// One server.
+pub struct Node {
+    pub config: Config,
+    pub dbs: Vec<Db>,
+    pub clients: BTreeMap<ConnId, Box<Client>>,
+    pub stats: Stats,
+    pub rng: ChaCha8Rng,
+    pub now: Time,
+    pub start_time: Time,
+    /// 40 hex characters, from the seed.
+    pub run_id: String,
+    pub next_client_id: u64,
+    outputs: VecDeque<Output>,
+    next_tick: Time,
+    /// Number of ticks run (cronloops).
+    pub cron_loops: u64,
+    /// Memory figures from the driver.
+    pub used_memory: u64,
+    pub used_memory_rss: u64,
+    pub used_memory_peak: u64,
+    pub host: HostInfo,
+    /// Samples of (time, commands processed) for instantaneous_ops_per_sec.
+    ops_samples: VecDeque<(Time, u64)>,
+    /// DEBUG SET-ACTIVE-EXPIRE.
+    pub active_expire_enabled: bool,
+    /// Which db the active expiry cycle resumes from.
+    pub(crate) expire_db_cursor: usize,
+    /// Seed for hash tables created later (FLUSHALL, new dbs).
+    hash_seed: [u64; 2],
+    /// Write commands since the last save (rdb_changes_since_last_save).
+    pub dirty: u64,
+    pub shutdown_requested: bool,
+}
+
+/// Per-command context handed to command implementations.
+pub struct Ctx<'a> {
+    pub node: &'a mut Node,
+    pub client: &'a mut Client,
+    pub argv: &'a [Bytes],
+    pub cmd: &'static Command,
+}
+
+impl Ctx<'_> {
+    #[inline]
+    pub fn out(&mut self) -> &mut ReplyBuf {
+        &mut self.client.reply
+    }
+    #[inline]
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.node.dbs[self.client.db]
+    }
+    #[inline]
+    pub fn now_ms(&self) -> i64 {
+        self.node.now.as_millis()
+    }
+    pub fn arg(&self, i: usize) -> &Bytes {
+        &self.argv[i]
+    }
+    /// Case-insensitive comparison of argument `i` with an option name.
+    pub fn arg_is(&self, i: usize, opt: &str) -> bool {
+        self.argv
+            .get(i)
+            .is_some_and(|a| a.eq_ignore_ascii_case(opt.as_bytes()))
+    }
+    pub fn error(&mut self, msg: &str) {
+        self.node.count_error(msg);
+        self.client.reply.error(msg);
+    }
+    pub fn syntax_error(&mut self) {
+        self.error("ERR syntax error");
+    }
+    pub fn wrongtype(&mut self) {
+        self.error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+    /// Marks one change to the dataset (for rdb_changes_since_last_save).
+    pub fn dirty(&mut self, n: u64) {
+        self.node.dirty += n;
+    }
+    /// Parses argument `i` as an i64, replying Redis's error if it is not one.
+    pub fn parse_int(&mut self, i: usize) -> Option<i64> {
+        match crate::resp::parse_i64(&self.argv[i]) {
+            Some(n) => Some(n),
+            None => {
+                self.error("ERR value is not an integer or out of range");
+                None
+            }
+        }
+    }
+}
+
+impl Node {
+    /// A node with the given configuration. All randomness (hash seeds, run
+    /// id, random keys, sampling) derives from `seed`.
+    pub fn new(config: Config, seed: u64) -> Node {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let hash_seed = [rng.next_u64(), rng.next_u64()];
+        let mut run_id = String::with_capacity(40);
+        for _ in 0..20 {
+            run_id.push_str(&format!("{:02x}", rng.next_u32() as u8));
+        }
+        let dbs = (0..config.databases)
+            .map(|i| Db::new([hash_seed[0].wrapping_add(i as u64), hash_seed[1]]))
+            .collect();
+        Node {
+            config,
+            dbs,
+            clients: BTreeMap::new(),
+            stats: Stats::default(),
+            rng,
+            now: Time(0),
+            start_time: Time(0),
+            run_id,
+            next_client_id: 1,
+            outputs: VecDeque::new(),
+            next_tick: Time(0),
+            cron_loops: 0,
+            used_memory: 0,
+            used_memory_rss: 0,
+            used_memory_peak: 0,
+            host: HostInfo::default(),
+            ops_samples: VecDeque::new(),
+            active_expire_enabled: true,
+            expire_db_cursor: 0,
+            hash_seed,
+            dirty: 0,
+            shutdown_requested: false,
+        }
+    }
+
+    /// Sets the start time (for uptime) and the first tick. Call once before
+    /// the first input; otherwise the first `handle` does it.
+    pub fn start(&mut self, now: Time) {
+        self.now = now;
+        self.start_time = now;
+        self.next_tick = now.plus_micros(self.tick_interval_us());
+    }
+
+    fn tick_interval_us(&self) -> u64 {
+        1_000_000 / self.config.hz.clamp(1, 500) as u64
+    }
+
+    /// Feeds one input. `now` must not go backwards (if it does, the node
+    /// keeps its latest time).
+    pub fn handle(&mut self, now: Time, input: Input<'_>) {
+        if self.start_time == Time(0) {
+            self.start(now);
+        }
+        if now > self.now {
+            self.now = now;
+        }
+        match input {
+            Input::Accepted { conn, peer, local } => self.accept(conn, peer, local),
+            Input::Received { conn, data } => self.receive(conn, data),
+            Input::Closed { conn } => {
+                self.clients.remove(&conn);
+            }
+            Input::Tick => {
+                if self.now >= self.next_tick {
+                    self.cron();
+                    self.next_tick = self.now.plus_micros(self.tick_interval_us());
+                }
+            }
+            Input::MemoryUsage {
+                used_bytes,
+                rss_bytes,
+            } => {
+                self.used_memory = used_bytes;
+                self.used_memory_rss = rss_bytes;
+                self.used_memory_peak = self.used_memory_peak.max(used_bytes);
+            }
+            Input::Host(info) => self.host = info,
+        }
+    }
+
+    /// The next output for the driver, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the driver should next send [`Input::Tick`].
+    pub fn poll_timeout(&self) -> Option<Time> {
+        Some(self.next_tick)
+    }
+
+    fn accept(&mut self, conn: ConnId, peer: String, local: String) {
+        self.stats.connections_received += 1;
+        if self.clients.len() >= self.config.maxclients as usize {
+            // Redis writes this error and closes (networking.c acceptCommonHandler).
+            self.stats.rejected_connections += 1;
+            self.outputs.push_back(Output::Send {
+                conn,
+                data: Bytes::from_static(b"-ERR max number of clients reached\r\n"),
+            });
+            self.outputs.push_back(Output::Close { conn });
+            return;
+        }
+        let id = self.next_client_id;
+        self.next_client_id += 1;
+        let auth = self.config.requirepass.is_none();
+        let c = Client::new(conn, id, peer, local, self.now, auth);
+        self.clients.insert(conn, Box::new(c));
+    }
+
+    fn receive(&mut self, conn: ConnId, data: &[u8]) {
+        // The client is taken out of the table while its commands run, so a
+        // command can borrow both it and the rest of the node.
+        let Some(mut c) = self.clients.remove(&conn) else {
+            return;
+        };
+        self.stats.net_input_bytes += data.len() as u64;
+        c.last_interaction = self.now;
+        if !c.close_after_reply {
+            c.querybuf.extend_from_slice(data);
+            self.process_input(&mut c);
+        }
+        let close = c.close_after_reply;
+        self.flush(&mut c);
+        if close {
+            self.outputs.push_back(Output::Close { conn });
+        } else {
+            self.clients.insert(conn, c);
+        }
+    }
+
+    fn process_input(&mut self, c: &mut Client) {
+        let max_bulk = self.config.proto_max_bulk_len as usize;
+        loop {
+            if c.close_after_reply || self.shutdown_requested {
+                break;
+            }
+            let mut argv = std::mem::take(&mut c.argv);
+            let parsed = c
+                .parser
+                .parse(&mut c.querybuf, &mut argv, max_bulk, c.authenticated);
+            match parsed {
+                Parsed::Command => {
+                    self.execute(c, &argv);
+                    argv.clear();
+                    c.argv = argv;
+                }
+                Parsed::Empty => c.argv = argv,
+                Parsed::Incomplete => {
+                    c.argv = argv;
+                    let pending: usize =
+                        c.querybuf.len() + c.argv.iter().map(|a| a.len()).sum::<usize>();
+                    let limit = self.config.client_query_buffer_limit as usize;
+                    if pending > limit || (!c.authenticated && pending > 1024 * 1024) {
+                        // Redis logs and closes without a reply.
+                        tracing::warn!(
+                            client = c.id,
+                            pending,
+                            "closing client that reached max query buffer length"
+                        );
+                        c.close_after_reply = true;
+                        c.querybuf = BytesMut::new();
+                    }
+                    break;
+                }
+                Parsed::Error(msg) => {
+                    c.argv = argv;
+                    self.count_error(msg);
+                    c.reply.error(&format!("ERR {msg}"));
+                    c.close_after_reply = true;
+                    c.querybuf = BytesMut::new();
+                    break;
+                }
+            }
+        }
+        // Don't keep a large empty buffer around after a big request.
+        if c.querybuf.is_empty() && c.querybuf.capacity() > 32 * 1024 {
+            c.querybuf = BytesMut::new();
+        }
+    }
+
+    /// Runs one command: lookup, arity, authentication, then the handler.
+    fn execute(&mut self, c: &mut Client, argv: &[Bytes]) {
+        let table = Table::get();
+        let mut cmd = table.lookup(&argv[0]);
+        if let Some(container) = cmd {
+            if container.is_container() {
+                cmd = if argv.len() >= 2 {
+                    container.subcommand(&argv[1])
+                } else {
+                    // "CONFIG" alone: a container's own arity error.
+                    Some(container)
+                };
+                if cmd.is_none() {
+                    let sub = String::from_utf8_lossy(&argv[1]);
+                    let msg = format!(
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
+                        truncate_chars(&sub, 128),
+                        container.name.to_uppercase()
+                    );
+                    self.reject(c, &msg);
+                    return;
+                }
+            }
+        }
+        let Some(cmd) = cmd else {
+            let mut args = String::new();
+            for a in &argv[1..] {
+                if args.len() >= 128 {
+                    break;
+                }
+                let room = 128 - args.len();
+                let s = String::from_utf8_lossy(a);
+                args.push_str(&format!("'{}' ", truncate_chars(&s, room)));
+            }
+            let name = String::from_utf8_lossy(&argv[0]);
+            let msg = format!(
+                "ERR unknown command '{}', with args beginning with: {}",
+                truncate_chars(&name, 128),
+                args
+            );
+            self.reject(c, &msg);
+            return;
+        };
+        if !cmd.arity_ok(argv.len()) || cmd.handler.is_none() {
+            let msg = format!("ERR wrong number of arguments for '{}' command", cmd.name);
+            self.reject(c, &msg);
+            return;
+        }
+        if !c.authenticated && !cmd.has(flags::NO_AUTH) {
+            self.reject(c, "NOAUTH Authentication required.");
+            return;
+        }
+        let Some(handler) = cmd.handler else { return };
+        self.stats.commands_processed += 1;
+        c.last_cmd.clear();
+        c.last_cmd.push_str(&cmd.name);
+        let errors_before = self.stats.total_error_replies;
+        {
+            let mut ctx = Ctx {
+                node: self,
+                client: c,
+                argv,
+                cmd,
+            };
+            handler(&mut ctx);
+        }
+        let failed = (self.stats.total_error_replies > errors_before) as u64;
+        self.count_call(cmd, failed);
+    }
+
+    fn count_call(&mut self, cmd: &Command, failed: u64) {
+        match self.stats.per_command.get_mut(cmd.name.as_str()) {
+            Some(e) => {
+                e.0 += 1;
+                e.2 += failed;
+            }
+            None => {
+                self.stats
+                    .per_command
+                    .insert(cmd.name.clone(), (1, 0, failed));
+            }
+        }
+    }
+
+    fn reject(&mut self, c: &mut Client, msg: &str) {
+        self.count_error(msg);
+        c.reply.error(msg);
+    }
+
+    /// Counts an error reply for INFO stats and errorstats.
+    pub fn count_error(&mut self, msg: &str) {
+        self.stats.total_error_replies += 1;
+        let code = msg.split(' ').next().unwrap_or("ERR");
+        match self.stats.errors.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                self.stats.errors.insert(code.to_string(), 1);
+            }
+        }
+    }
+
+    /// Moves a client's buffered reply to the output queue.
+    fn flush(&mut self, c: &mut Client) {
+        if !c.reply.buf.is_empty() {
+            let data = c.reply.buf.split().freeze();
+            self.stats.net_output_bytes += data.len() as u64;
+            self.outputs.push_back(Output::Send { conn: c.conn, data });
+        }
+    }
+
+    /// Queues an output on behalf of a command (SHUTDOWN, DEBUG SLEEP).
+    pub fn push_output(&mut self, out: Output) {
+        self.outputs.push_back(out);
+    }
+
+    /// Periodic work: Redis's `serverCron` at `hz`.
+    fn cron(&mut self) {
+        self.cron_loops += 1;
+        self.ops_samples
+            .push_back((self.now, self.stats.commands_processed));
+        if self.ops_samples.len() > 16 {
+            self.ops_samples.pop_front();
+        }
+        if self.active_expire_enabled {
+            crate::expire::active_expire_cycle(self);
+        }
+    }
+
+    /// Commands per second over the recent samples (Redis averages 16).
+    pub fn instantaneous_ops_per_sec(&self) -> u64 {
+        let (Some(first), Some(last)) = (self.ops_samples.front(), self.ops_samples.back()) else {
+            return 0;
+        };
+        let dt_us = last.0 .0.saturating_sub(first.0 .0);
+        if dt_us == 0 {
+            return 0;
+        }
+        (last.1 - first.1) * 1_000_000 / dt_us
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset_stats(&mut self) {
+        self.stats = Stats::default();
+        self.ops_samples.clear();
+        self.used_memory_peak = self.used_memory;
+    }
+
+    /// Closes another client (CLIENT KILL): its buffered reply is sent first.
+    pub fn kill_client(&mut self, conn: ConnId) {
+        if let Some(mut c) = self.clients.remove(&conn) {
+            self.flush(&mut c);
+            self.outputs.push_back(Output::Close { conn });
+        }
+    }
+
+    /// A fresh hash-table seed (for FLUSHALL's new tables), derived from the
+    /// node seed so runs stay reproducible.
+    pub fn fresh_db(&mut self, index: usize) -> Db {
+        Db::new([
+            self.hash_seed[0].wrapping_add(index as u64),
+            self.hash_seed[1],
+        ])
+    }
+
+    /// Every client, the one executing included, in id order. Used by CLIENT
+    /// LIST and friends.
+    pub fn all_clients<'a>(&'a self, current: &'a Client) -> Vec<&'a Client> {
+        let mut v: Vec<&Client> = self.clients.values().map(|b| &**b).collect();
+        v.push(current);
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Seconds since start (uptime_in_seconds).
+    pub fn uptime_s(&self) -> u64 {
+        (self.now.0.saturating_sub(self.start_time.0)) / 1_000_000
+    }
+}
+
+/// At most `n` bytes of `s`, cut at a char boundary (Redis's `%.128s`).
+pub fn truncate_chars(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,316 @@
+//! `cinnabar-server`: the real-IO shim around the sans-IO engine.
+//!
+//! The shim owns sockets, the clock, signals and the allocator's figures; the
+//! engine owns every decision. One thread runs everything (like Redis's
+//! event loop): connection tasks on a tokio current-thread runtime share the
+//! single [`Node`] through a `RefCell`, so there are no locks and the engine
+//! sees inputs in a well-defined order.
+//!
+//! Per read, a connection task hands the bytes to the engine, drains the
+//! outputs, and writes its own replies in one write (pipelined commands get
+//! batched replies). Output for other connections (CLIENT KILL) goes through
+//! a per-connection channel.
+
+mod alloc;
+mod args;
+
+use bytes::Bytes;
+use cinnabar_engine::{Config, ConnId, HostInfo, Input, Node, Output, Time};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+/// Read size per syscall; Redis uses 16 KB (PROTO_IOBUF_LEN) and so do we.
+const READ_CHUNK: usize = 16 * 1024;
+
+fn now() -> Time {
+    let us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    Time::from_micros(us)
+}
+
+/// Messages to a connection task from elsewhere in the server.
+enum ToConn {
+    Data(Bytes),
+    Close,
+}
+
+/// State shared by the tasks of the single server thread.
+struct Shared {
+    node: RefCell<Node>,
+    routes: RefCell<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
+    shutdown: Notify,
+}
+
+/// What a drain left for the connection that triggered it.
+#[derive(Default)]
+struct Mine {
+    data: Vec<Bytes>,
+    close: bool,
+}
+
+impl Shared {
+    /// Feeds one input and executes the resulting outputs. Output for `me` is
+    /// returned so the caller writes it itself (no channel hop on the hot
+    /// path).
+    fn feed(&self, input: Input<'_>, me: Option<ConnId>) -> Mine {
+        let mut node = self.node.borrow_mut();
+        node.handle(now(), input);
+        let mut mine = Mine::default();
+        while let Some(out) = node.poll_output() {
+            match out {
+                Output::Send { conn, data } if Some(conn) == me => mine.data.push(data),
+                Output::Close { conn } if Some(conn) == me => mine.close = true,
+                Output::Send { conn, data } => self.route(conn, ToConn::Data(data)),
+                Output::Close { conn } => self.route(conn, ToConn::Close),
+                // DEBUG SLEEP blocks the whole server, exactly as in Redis.
+                Output::Sleep { micros } => {
+                    std::thread::sleep(std::time::Duration::from_micros(micros))
+                }
+                Output::Shutdown => self.shutdown.notify_one(),
+            }
+        }
+        mine
+    }
+
+    fn route(&self, conn: ConnId, msg: ToConn) {
+        if let Some(tx) = self.routes.borrow().get(&conn) {
+            let _ = tx.send(msg);
+        }
+    }
+}
+
+async fn write_all(stream: &mut TcpStream, chunks: &[Bytes]) -> std::io::Result<()> {
+    for c in chunks {
+        stream.write_all(c).await?;
+    }
+    Ok(())
+}
+
+async fn serve_conn(
+    shared: Rc<Shared>,
+    mut stream: TcpStream,
+    conn: ConnId,
+    mut rx: mpsc::UnboundedReceiver<ToConn>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        tokio::select! {
+            biased;
+            msg = rx.recv() => match msg {
+                Some(ToConn::Data(d)) => {
+                    if stream.write_all(&d).await.is_err() { break; }
+                }
+                Some(ToConn::Close) | None => break,
+            },
+            r = stream.read(&mut buf) => {
+                let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
+                let mine = shared.feed(Input::Received { conn, data: &buf[..n] }, Some(conn));
+                if write_all(&mut stream, &mine.data).await.is_err() || mine.close {
+                    let _ = stream.shutdown().await;
+                    shared.routes.borrow_mut().remove(&conn);
+                    return;
+                }
+            }
+        }
+    }
+    shared.routes.borrow_mut().remove(&conn);
+    shared.feed(Input::Closed { conn }, None);
+}
+
+async fn accept_loop(shared: Rc<Shared>, listener: TcpListener, next_conn: Rc<RefCell<u64>>) {
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = {
+            let mut n = next_conn.borrow_mut();
+            *n += 1;
+            ConnId(*n)
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        shared.routes.borrow_mut().insert(conn, tx);
+        let mine = shared.feed(
+            Input::Accepted {
+                conn,
+                peer: peer.to_string(),
+                local: local.clone(),
+            },
+            Some(conn),
+        );
+        let shared2 = shared.clone();
+        tokio::task::spawn_local(async move {
+            if !mine.data.is_empty() || mine.close {
+                let _ = write_all(&mut stream, &mine.data).await;
+                if mine.close {
+                    shared2.routes.borrow_mut().remove(&conn);
+                    return;
+                }
+            }
+            serve_conn(shared2, stream, conn, rx).await;
+        });
+    }
+}
+
+/// Drives the engine's timers and reports process figures to it.
+async fn tick_loop(shared: Rc<Shared>) {
+    loop {
+        let deadline = shared.node.borrow().poll_timeout();
+        if let Some(at) = deadline {
+            let wait = at.as_micros().saturating_sub(now().as_micros());
+            tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
+        }
+        let (used, rss) = (alloc::allocated(), alloc::rss_bytes());
+        shared.feed(
+            Input::MemoryUsage {
+                used_bytes: used,
+                rss_bytes: rss,
+            },
+            None,
+        );
+        let (user, sys) = alloc::cpu_seconds();
+        let host = {
+            let node = shared.node.borrow();
+            let mut h = node.host.clone();
+            h.cpu_user_s = user;
+            h.cpu_sys_s = sys;
+            h
+        };
+        shared.feed(Input::Host(host), None);
+        shared.feed(Input::Tick, None);
+    }
+}
+
+fn host_info(config_file: &str) -> HostInfo {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    HostInfo {
+        os: format!(
+            "{} {} {}",
+            read("/proc/sys/kernel/ostype"),
+            read("/proc/sys/kernel/osrelease"),
+            std::env::consts::ARCH
+        ),
+        multiplexing_api: "epoll".into(),
+        process_id: std::process::id(),
+        executable: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        config_file: config_file.to_string(),
+        cpu_sys_s: 0.0,
+        cpu_user_s: 0.0,
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let (config, config_file) = match args::load(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "\n*** FATAL CONFIG FILE ERROR (Cinnabar {}) ***\n{e}",
+                cinnabar_engine::CINNABAR_VERSION
+            );
+            std::process::exit(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(tokio::task::LocalSet::new().run_until(run(config, config_file)));
+    std::process::exit(code);
+}
+
+async fn run(config: Config, config_file: String) -> i32 {
+    let port = config.port as u16;
+    let binds = config.bind.clone();
+    // Hash seeds are random in production (HashDoS), fixed in simulation.
+    let seed = alloc::random_seed();
+    let mut node = Node::new(config, seed);
+    node.start(now());
+    node.handle(now(), Input::Host(host_info(&config_file)));
+    let shared = Rc::new(Shared {
+        node: RefCell::new(node),
+        routes: RefCell::new(HashMap::new()),
+        shutdown: Notify::new(),
+    });
+    let next_conn = Rc::new(RefCell::new(0u64));
+    let mut listening = 0;
+    for b in &binds {
+        let (optional, addr) = match b.strip_prefix('-') {
+            Some(a) => (true, a),
+            None => (false, b.as_str()),
+        };
+        let host = if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        };
+        match TcpListener::bind(&host).await {
+            Ok(l) => {
+                tracing::info!("Ready to accept connections on {host}");
+                listening += 1;
+                tokio::task::spawn_local(accept_loop(shared.clone(), l, next_conn.clone()));
+            }
+            Err(e) if optional => tracing::debug!("skipping optional bind {host}: {e}"),
+            Err(e) => {
+                tracing::error!("Could not create server TCP listening socket {host}: {e}");
+                return 1;
+            }
+        }
+    }
+    if listening == 0 {
+        tracing::error!("Failed listening on port {port} (tcp), aborting.");
+        return 1;
+    }
+    tokio::task::spawn_local(tick_loop(shared.clone()));
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install SIGTERM handler: {e}");
+            return 1;
+        }
+    };
+    tokio::select! {
+        _ = shared.shutdown.notified() => tracing::info!("Shutdown requested by client."),
+        _ = sigterm.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
+        _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
+    }
+    tracing::info!("Cinnabar is now ready to exit, bye bye...");
+    0
+}
