@@ -257,6 +257,21 @@ impl Ctx<'_> {
     pub fn dirty(&mut self, n: u64) {
         self.node.dirty += n;
     }
+    /// Parses argument `i` as an i32 (Redis's `getIntFromObjectOrReply`),
+    /// with its two distinct errors.
+    pub fn parse_i32(&mut self, i: usize) -> Option<i32> {
+        let n = self.parse_int(i)?;
+        match i32::try_from(n) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.error(
+                    "ERR value is out of range, value must between -2147483648 and 2147483647",
+                );
+                None
+            }
+        }
+    }
+
     /// Parses argument `i` as an i64, replying Redis's error if it is not one.
     pub fn parse_int(&mut self, i: usize) -> Option<i64> {
         match crate::resp::parse_i64(&self.argv[i]) {

@@ -1,1 +1,403 @@
+//! Test harness for black-box and differential tests.
+//!
+//! [`Server`] starts a real server process on a free port (genuine
+//! `redis-server` 7.0 or our `cinnabar-server`) and kills it when dropped.
+//! [`Conn`] speaks raw RESP so replies can be compared byte for byte:
+//! `read_reply` returns exactly the bytes of one reply.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub name: &'static str,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// The cinnabar-server binary: `$CINNABAR_BIN`, else the workspace's
+/// release build, else its debug build. The test script builds it first.
+pub fn cinnabar_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CINNABAR_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["release", "debug"] {
+        let p = root.join("target").join(profile).join("cinnabar-server");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("cinnabar-server not built: run `cargo build --release -p cinnabar-net` (scripts/test.sh does)");
+}
+
+impl Server {
+    /// Genuine Redis 7.0 (Debian's redis-server), with DEBUG enabled and no
+    /// persistence, on a free port.
+    pub fn redis(extra: &[&str]) -> Server {
+        let port = free_port();
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--enable-debug-command".into(),
+            "yes".into(),
+            "--daemonize".into(),
+            "no".into(),
+            "--dir".into(),
+            std::env::temp_dir().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new("redis-server")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        Server::wait(child, port, "redis")
+    }
+
+    /// Our server, configured like [`Server::redis`].
+    pub fn cinnabar(extra: &[&str]) -> Server {
+        let port = free_port();
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--enable-debug-command".into(),
+            "yes".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(cinnabar_bin())
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cinnabar-server");
+        Server::wait(child, port, "cinnabar")
+    }
+
+    fn wait(mut child: Child, port: u16, name: &'static str) -> Server {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Server { child, port, name };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited at start-up: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!("{name} did not start listening on {port}");
+    }
+
+    pub fn connect(&self) -> Conn {
+        Conn::connect(self.port)
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit by itself (e.g. after SHUTDOWN).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw RESP connection.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Encodes a command as a RESP multibulk request.
+pub fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl Conn {
+    pub fn connect(port: u16) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set timeout");
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, args: &[&[u8]]) {
+        self.send_raw(&encode(args));
+    }
+
+    /// Sends a command and returns the raw bytes of its reply.
+    pub fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(args);
+        self.read_reply()
+            .expect("a reply before the connection closed")
+    }
+
+    /// Like [`Conn::cmd`] with string arguments.
+    pub fn cmd_str(&mut self, args: &[&str]) -> Vec<u8> {
+        let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.cmd(&v)
+    }
+
+    /// Reads exactly one reply; `None` if the server closed the connection
+    /// first.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(n) = reply_len(&self.buf) {
+                let rest = self.buf.split_off(n);
+                return Some(std::mem::replace(&mut self.buf, rest));
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    /// True if the server closed the connection (after any pending replies,
+    /// which are discarded).
+    pub fn is_closed(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Length of the first complete RESP2/RESP3 reply in `buf`, if complete.
+pub fn reply_len(buf: &[u8]) -> Option<usize> {
+    let eol = buf.windows(2).position(|w| w == b"\r\n")?;
+    let head = std::str::from_utf8(&buf[1..eol]).ok()?;
+    let next = eol + 2;
+    match buf.first()? {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(next),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(next);
+            }
+            let end = next + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        t @ (b'*' | b'~' | b'%' | b'>' | b'|') => {
+            let mut n: i64 = head.parse().ok()?;
+            if n < 0 {
+                return Some(next);
+            }
+            if *t == b'%' || *t == b'|' {
+                n *= 2;
+            }
+            let mut pos = next;
+            for _ in 0..n {
+                pos += reply_len(&buf[pos..])?;
+            }
+            Some(pos)
+        }
+        _ => None,
+    }
+}
+
+/// A parsed reply, for canonical comparisons (sorting unordered arrays).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reply {
+    /// Type byte and the line after it (simple, error, int, null, double...).
+    Line(u8, Vec<u8>),
+    /// Type byte (`$`, `=`, `!`) and payload.
+    Blob(u8, Vec<u8>),
+    /// Type byte (`*`, `~`, `%`, `>`) and elements (maps flattened).
+    Agg(u8, Vec<Reply>),
+}
+
+impl Reply {
+    pub fn parse(buf: &[u8]) -> Option<Reply> {
+        Self::parse_at(buf).map(|(r, _)| r)
+    }
+
+    fn parse_at(buf: &[u8]) -> Option<(Reply, usize)> {
+        let eol = buf.windows(2).position(|w| w == b"\r\n")?;
+        let t = *buf.first()?;
+        let head = &buf[1..eol];
+        let next = eol + 2;
+        let num = || -> Option<i64> { std::str::from_utf8(head).ok()?.parse().ok() };
+        match t {
+            b'$' | b'=' | b'!' => {
+                let n = num()?;
+                if n < 0 {
+                    return Some((Reply::Line(t, head.to_vec()), next));
+                }
+                let end = next + n as usize;
+                Some((Reply::Blob(t, buf.get(next..end)?.to_vec()), end + 2))
+            }
+            b'*' | b'~' | b'%' | b'>' | b'|' => {
+                let mut n = num()?;
+                if n < 0 {
+                    return Some((Reply::Line(t, head.to_vec()), next));
+                }
+                if t == b'%' || t == b'|' {
+                    n *= 2;
+                }
+                let mut pos = next;
+                let mut items = vec![];
+                for _ in 0..n {
+                    let (r, used) = Self::parse_at(&buf[pos..])?;
+                    items.push(r);
+                    pos += used;
+                }
+                Some((Reply::Agg(t, items), pos))
+            }
+            _ => Some((Reply::Line(t, head.to_vec()), next)),
+        }
+    }
+
+    /// Sorts the elements of an array reply (for replies whose order Redis
+    /// leaves unspecified, such as KEYS).
+    pub fn sorted(self) -> Reply {
+        match self {
+            Reply::Agg(t, items) => {
+                let mut items: Vec<Reply> = items.into_iter().map(Reply::sorted).collect();
+                items.sort();
+                Reply::Agg(t, items)
+            }
+            other => other,
+        }
+    }
+
+    pub fn items(&self) -> &[Reply] {
+        match self {
+            Reply::Agg(_, v) => v,
+            _ => &[],
+        }
+    }
+}
+
+/// Runs redis-cli-style lines (see `split_line`) against both servers and
+/// returns a description of every mismatch.
+pub fn split_line(line: &str) -> Vec<Vec<u8>> {
+    // Same quoting rules as redis-cli / redis.conf: "double" with escapes,
+    // 'single'.
+    let mut out = vec![];
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let mut cur = vec![];
+        if b[i] == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != b'"' {
+                if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    match b[i] {
+                        b'n' => cur.push(b'\n'),
+                        b'r' => cur.push(b'\r'),
+                        b't' => cur.push(b'\t'),
+                        b'x' if i + 2 < b.len() => {
+                            let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("00");
+                            cur.push(u8::from_str_radix(h, 16).unwrap_or(0));
+                            i += 2;
+                        }
+                        c => cur.push(c),
+                    }
+                } else {
+                    cur.push(b[i]);
+                }
+                i += 1;
+            }
+            i += 1;
+        } else if b[i] == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != b'\'' {
+                cur.push(b[i]);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                cur.push(b[i]);
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+    out
+}
+
+/// Shows a raw reply readably in assertion messages.
+pub fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace("\r\n", "\\r\\n")
+}
+
+/// True if redis-server is on PATH.
+pub fn redis_available() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -1,7 +1,6 @@
 //! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, RESET and
 //! CLIENT.
 
-use super::parse_i32;
 use crate::node::{Client, Ctx};
 
 /// PING [message]
@@ -140,9 +139,7 @@ pub fn hello(cx: &mut Ctx) {
 
 /// SELECT index
 pub fn select(cx: &mut Ctx) {
-    let Some(id) = parse_i32(&cx.argv[1]) else {
-        return cx.error("ERR value is not an integer or out of range");
-    };
+    let Some(id) = cx.parse_i32(1) else { return };
     if id < 0 || id as usize >= cx.node.dbs.len() {
         return cx.error("ERR DB index is out of range");
     }

@@ -1,7 +1,7 @@
 //! Keyspace commands (Redis's `db.c` and `expire.c`): DEL, EXISTS, TYPE,
 //! RENAME, KEYS, SCAN, RANDOMKEY, the EXPIRE family, TTL, COPY, MOVE, OBJECT.
 
-use super::{parse_i32, strings::expire_time_error};
+use super::strings::expire_time_error;
 use crate::db::Value;
 use crate::glob;
 use crate::node::Ctx;
@@ -354,10 +354,7 @@ pub fn touch(cx: &mut Ctx) {
 
 /// Parses a db index argument; replies Redis's errors.
 fn parse_db_index(cx: &mut Ctx, i: usize) -> Option<usize> {
-    let Some(id) = parse_i32(&cx.argv[i]) else {
-        cx.error("ERR value is not an integer or out of range");
-        return None;
-    };
+    let id = cx.parse_i32(i)?;
     if id < 0 || id as usize >= cx.node.dbs.len() {
         cx.error("ERR DB index is out of range");
         return None;

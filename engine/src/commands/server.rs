@@ -313,11 +313,7 @@ pub fn config_get(cx: &mut Ctx) {
 /// CONFIG SET parameter value [parameter value ...]: all or nothing.
 pub fn config_set(cx: &mut Ctx) {
     if cx.argv.len() % 2 != 0 {
-        let msg = format!(
-            "ERR wrong number of arguments for '{}' command",
-            cx.cmd.name
-        );
-        return cx.error(&msg);
+        return cx.syntax_error();
     }
     let mut next = cx.node.config.clone();
     let mut seen: Vec<String> = vec![];
@@ -452,7 +448,7 @@ pub fn command_info(cx: &mut Ctx) {
     for i in 2..cx.argv.len() {
         match lookup_by_full_name(&cx.argv[i]) {
             Some(c) => cx.client.reply.frame(&c.info),
-            None => cx.client.reply.null_array(),
+            None => cx.client.reply.null(),
         }
     }
 }
