@@ -437,10 +437,17 @@ impl Node {
                 Parsed::Empty => c.argv = argv,
                 Parsed::Incomplete => {
                     c.argv = argv;
-                    let pending: usize =
-                        c.querybuf.len() + c.argv.iter().map(|a| a.len()).sum::<usize>();
+                    // Redis 7.0 measures only the unparsed query buffer. The
+                    // arguments already parsed are bounded separately by the
+                    // same limit, so one request can never hold more than
+                    // twice client-query-buffer-limit (Redis has no bound).
+                    let pending = c.querybuf.len();
+                    let parsed: usize = c.argv.iter().map(|a| a.len()).sum();
                     let limit = self.config.client_query_buffer_limit as usize;
-                    if pending > limit || (!c.authenticated && pending > 1024 * 1024) {
+                    if pending > limit
+                        || parsed > limit
+                        || (!c.authenticated && pending > 1024 * 1024)
+                    {
                         // Redis logs and closes without a reply.
                         tracing::warn!(
                             client = c.id,
@@ -481,34 +488,35 @@ impl Node {
                     Some(container)
                 };
                 if cmd.is_none() {
-                    let sub = String::from_utf8_lossy(&argv[1]);
-                    let msg = format!(
-                        "ERR unknown subcommand '{}'. Try {} HELP.",
-                        truncate_chars(&sub, 128),
-                        container.name.to_uppercase()
+                    let mut msg = b"ERR unknown subcommand '".to_vec();
+                    msg.extend_from_slice(&argv[1][..argv[1].len().min(128)]);
+                    msg.extend_from_slice(
+                        format!("'. Try {} HELP.", container.name.to_uppercase()).as_bytes(),
                     );
-                    self.reject(c, &msg);
+                    self.count_error("ERR");
+                    c.reply.error_bytes(&msg);
                     return;
                 }
             }
         }
         let Some(cmd) = cmd else {
-            let mut args = String::new();
+            // Redis quotes the client's bytes as they are, cut at 128 bytes.
+            let mut args = Vec::new();
             for a in &argv[1..] {
                 if args.len() >= 128 {
                     break;
                 }
                 let room = 128 - args.len();
-                let s = String::from_utf8_lossy(a);
-                args.push_str(&format!("'{}' ", truncate_chars(&s, room)));
+                args.push(b'\'');
+                args.extend_from_slice(&a[..a.len().min(room)]);
+                args.extend_from_slice(b"' ");
             }
-            let name = String::from_utf8_lossy(&argv[0]);
-            let msg = format!(
-                "ERR unknown command '{}', with args beginning with: {}",
-                truncate_chars(&name, 128),
-                args
-            );
-            self.reject(c, &msg);
+            let mut msg = b"ERR unknown command '".to_vec();
+            msg.extend_from_slice(&argv[0][..argv[0].len().min(128)]);
+            msg.extend_from_slice(b"', with args beginning with: ");
+            msg.extend_from_slice(&args);
+            self.count_error("ERR");
+            c.reply.error_bytes(&msg);
             return;
         };
         if !cmd.arity_ok(argv.len()) || cmd.handler.is_none() {
@@ -645,16 +653,4 @@ impl Node {
     pub fn uptime_s(&self) -> u64 {
         (self.now.0.saturating_sub(self.start_time.0)) / 1_000_000
     }
-}
-
-/// At most `n` bytes of `s`, cut at a char boundary (Redis's `%.128s`).
-pub fn truncate_chars(s: &str, n: usize) -> &str {
-    if s.len() <= n {
-        return s;
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -369,9 +369,15 @@ impl ReplyBuf {
     /// ...`); newlines are replaced by spaces as Redis does, so a reply can
     /// never break the protocol.
     pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+
+    /// [`ReplyBuf::error`] for messages that quote client bytes verbatim
+    /// (Redis echoes them without UTF-8 validation).
+    pub fn error_bytes(&mut self, msg: &[u8]) {
         self.put(b"-");
         let start = self.buf.len();
-        self.put(msg.as_bytes());
+        self.put(msg);
         for b in &mut self.buf[start..] {
             if *b == b'\r' || *b == b'\n' {
                 *b = b' ';

@@ -109,7 +109,7 @@ pub fn hello(cx: &mut Ctx) {
         }
     }
     if !cx.client.authenticated {
-        return cx.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return cx.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(name) = setname {
         cx.client.name = if name.is_empty() { None } else { Some(name) };
