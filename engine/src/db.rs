@@ -65,6 +65,10 @@ impl Str {
         self.as_bytes(&mut s).to_vec()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Str::Int(n) => itoa::Buffer::new().format(*n).len(),

@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(d.get(b"k500"), Some(&500));
         assert_eq!(d.insert(Bytes::from("k500"), 7), Some(500));
         for i in 0..990 {
-            assert_eq!(d.remove(format!("k{i}").as_bytes()).is_some(), true);
+            assert!(d.remove(format!("k{i}").as_bytes()).is_some());
         }
         assert_eq!(d.len(), 10);
         assert!(d.buckets.len() <= 64, "shrinks: {}", d.buckets.len());

@@ -191,9 +191,9 @@ pub fn client_getname(cx: &mut Ctx) {
 /// fields are what the engine holds for the client.
 fn client_line(c: &Client, now_s: u64, out: &mut String) {
     use std::fmt::Write;
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.peer,
         c.local,

@@ -262,7 +262,7 @@ fn expire_generic(cx: &mut Ctx, base_ms: i64, seconds: bool) {
         return;
     };
     if seconds {
-        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+        if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
             return expire_time_error(cx);
         }
         when *= 1000;

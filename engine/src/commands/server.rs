@@ -312,7 +312,7 @@ pub fn config_get(cx: &mut Ctx) {
 
 /// CONFIG SET parameter value [parameter value ...]: all or nothing.
 pub fn config_set(cx: &mut Ctx) {
-    if cx.argv.len() % 2 != 0 {
+    if !cx.argv.len().is_multiple_of(2) {
         return cx.syntax_error();
     }
     let mut next = cx.node.config.clone();

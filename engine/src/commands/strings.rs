@@ -313,7 +313,7 @@ pub fn msetnx(cx: &mut Ctx) {
 }
 
 fn mset_generic(cx: &mut Ctx, nx: bool) {
-    if cx.argv.len() % 2 == 0 {
+    if cx.argv.len().is_multiple_of(2) {
         let msg = format!(
             "ERR wrong number of arguments for '{}' command",
             cx.cmd.name

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs genuine Redis 7.0
+# (the differential oracle) if missing, builds the server, then runs format,
+# lint and every test (engine units, black-box TCP, differential vs Redis).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  echo "== installing redis-server and redis-tools from Debian"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+redis-server --version
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== build cinnabar-server (release: the black-box tests run this binary)"
+cargo build --release --quiet -p cinnabar-net
+export CINNABAR_BIN="$PWD/target/release/cinnabar-server"
+
+echo "== tests"
+# DIFF_CASES: random command sequences per differential property test.
+export DIFF_CASES="${DIFF_CASES:-2000}"
+cargo test --workspace --quiet
