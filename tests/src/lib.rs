@@ -72,8 +72,15 @@ impl Server {
 
     /// Our server, configured like [`Server::redis`].
     pub fn cinnabar(extra: &[&str]) -> Server {
+        Server::cinnabar_with_file(None, extra)
+    }
+
+    /// Our server with a config file as first argument (as redis-server
+    /// takes it), then the usual test arguments, then `extra`.
+    pub fn cinnabar_with_file(file: Option<&str>, extra: &[&str]) -> Server {
         let port = free_port();
-        let mut args: Vec<String> = vec![
+        let mut args: Vec<String> = file.iter().map(|f| f.to_string()).collect();
+        args.extend([
             "--port".into(),
             port.to_string(),
             "--bind".into(),
@@ -82,7 +89,7 @@ impl Server {
             "".into(),
             "--enable-debug-command".into(),
             "yes".into(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(cinnabar_bin())
             .args(&args)
