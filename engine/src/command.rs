@@ -204,13 +204,12 @@ fn build(entry: &Frame, docs: Option<&Frame>) -> Option<Command> {
         return None;
     }
     let mut info = f.clone();
-    if info.len() > 9 {
-        info[9] = Frame::Array(
-            subcommands
-                .iter()
-                .map(|c| c.info.clone())
-                .collect::<Vec<_>>(),
-        );
+    // Keep only implemented subcommands, in Redis's container type.
+    match info.get_mut(9) {
+        Some(Frame::Array(v)) | Some(Frame::Set(v)) if !v.is_empty() => {
+            *v = subcommands.iter().map(|c| c.info.clone()).collect();
+        }
+        _ => {}
     }
     let docs = docs.map(|d| filter_doc_subcommands(d, &subcommands));
     Some(Command {
