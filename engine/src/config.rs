@@ -37,6 +37,14 @@ pub struct Config {
     pub unixsocket: String,
     pub pidfile: String,
     pub enable_debug_command: String,
+    /// Compact-encoding thresholds of the collection types.
+    pub list_max_listpack_size: i64,
+    pub list_compress_depth: i64,
+    pub hash_max_listpack_entries: i64,
+    pub hash_max_listpack_value: i64,
+    pub set_max_intset_entries: i64,
+    pub zset_max_listpack_entries: i64,
+    pub zset_max_listpack_value: i64,
 }
 
 impl Default for Config {
@@ -72,6 +80,13 @@ impl Default for Config {
             unixsocket: "".into(),
             pidfile: "".into(),
             enable_debug_command: "no".into(),
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
         }
     }
 }
@@ -263,7 +278,73 @@ static PARAMS: &[Param] = &[
         Kind::Enum(&["yes", "no", "local"]),
         Immutable
     ),
+    p_int!(
+        "list-max-listpack-size",
+        list_max_listpack_size,
+        i32::MIN as i64,
+        i32::MAX as i64,
+        Yes
+    ),
+    p_int!(
+        "list-compress-depth",
+        list_compress_depth,
+        0,
+        i32::MAX as i64,
+        Yes
+    ),
+    p_int!(
+        "hash-max-listpack-entries",
+        hash_max_listpack_entries,
+        0,
+        i64::MAX,
+        Yes
+    ),
+    p_int!(
+        "hash-max-listpack-value",
+        hash_max_listpack_value,
+        0,
+        i64::MAX,
+        Yes
+    ),
+    p_int!(
+        "set-max-intset-entries",
+        set_max_intset_entries,
+        0,
+        i64::MAX,
+        Yes
+    ),
+    p_int!(
+        "zset-max-listpack-entries",
+        zset_max_listpack_entries,
+        0,
+        i64::MAX,
+        Yes
+    ),
+    p_int!(
+        "zset-max-listpack-value",
+        zset_max_listpack_value,
+        0,
+        i64::MAX,
+        Yes
+    ),
 ];
+
+/// Old names Redis 7.0 still accepts (ziplist became listpack).
+const ALIASES: &[(&str, &str)] = &[
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+];
+
+/// The canonical name of a parameter, resolving aliases.
+fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, real)| real)
+}
 
 /// Parses Redis's memory notation: "1gb", "100mb", "10k", "5" (bytes).
 pub fn parse_memory(s: &str) -> Option<i64> {
@@ -296,13 +377,17 @@ pub enum SetError {
 }
 
 impl Config {
-    /// Every parameter name, in table order.
+    /// Every parameter name, in table order, then the aliases.
     pub fn names() -> impl Iterator<Item = &'static str> {
-        PARAMS.iter().map(|p| p.name)
+        PARAMS
+            .iter()
+            .map(|p| p.name)
+            .chain(ALIASES.iter().map(|(a, _)| *a))
     }
 
     /// The current value of a parameter, as CONFIG GET shows it.
     pub fn get(&self, name: &str) -> Option<String> {
+        let name = canonical(name);
         PARAMS
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
@@ -312,6 +397,7 @@ impl Config {
     /// Sets a parameter from its textual value. `startup` allows immutable
     /// parameters (config file, command line).
     pub fn set(&mut self, name: &str, value: &str, startup: bool) -> Result<(), SetError> {
+        let name = canonical(name);
         let p = PARAMS
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))

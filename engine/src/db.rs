@@ -98,10 +98,15 @@ impl Str {
     }
 }
 
-/// A value of any type. Collections arrive with their own modules.
+/// A value of any type. Each collection type lives in its command module
+/// (`commands/lists.rs` holds `List`), as Redis keeps `t_list.c` together.
 #[derive(Debug, Clone)]
 pub enum Value {
     Str(Str),
+    List(crate::commands::lists::List),
+    Hash(crate::commands::hashes::Hash),
+    Set(crate::commands::sets::Set),
+    ZSet(crate::commands::zsets::ZSet),
 }
 
 impl Value {
@@ -109,6 +114,21 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// The name OBJECT ENCODING replies with.
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding_name(),
+            Value::List(v) => v.encoding_name(),
+            Value::Hash(v) => v.encoding_name(),
+            Value::Set(v) => v.encoding_name(),
+            Value::ZSet(v) => v.encoding_name(),
         }
     }
 }

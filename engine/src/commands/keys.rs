@@ -447,15 +447,9 @@ pub fn move_(cx: &mut Ctx) {
 /// OBJECT ENCODING key
 pub fn object_encoding(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
-    match cx.lookup_quiet(&key).map(|e| encoding_of(&e.value)) {
+    match cx.lookup_quiet(&key).map(|e| e.value.encoding_name()) {
         Some(enc) => cx.out().bulk(enc.as_bytes()),
         None => cx.out().null(),
-    }
-}
-
-fn encoding_of(v: &Value) -> &'static str {
-    match v {
-        Value::Str(s) => s.encoding_name(),
     }
 }
 
@@ -495,6 +489,7 @@ pub fn object_refcount(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
     let rc = cx.lookup_quiet(&key).map(|e| match &e.value {
         Value::Str(s) => super::strings::refcount(s),
+        _ => 1,
     });
     match rc {
         Some(n) => cx.out().int(n),

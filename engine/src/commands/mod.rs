@@ -8,9 +8,14 @@
 
 pub mod bitops;
 pub mod connection;
+pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 use crate::command::Handler;
 use crate::db::{Entry, Str, Value};
@@ -118,7 +123,14 @@ pub fn handler_for(name: &str) -> Option<Handler> {
         "bitop" => b::bitop,
         "bitfield" => b::bitfield,
         "bitfield_ro" => b::bitfield_ro,
-        _ => return None,
+        // Each collection module registers its own commands.
+        _ => {
+            return lists::handler(name)
+                .or_else(|| hashes::handler(name))
+                .or_else(|| sets::handler(name))
+                .or_else(|| zsets::handler(name))
+                .or_else(|| hyperloglog::handler(name))
+        }
     })
 }
 
@@ -171,7 +183,6 @@ impl crate::node::Node {
                 value: Value::Str(s),
                 ..
             }) => Lookup::Found(s),
-            #[allow(unreachable_patterns)]
             Some(_) => Lookup::WrongType,
         }
     }

@@ -296,7 +296,6 @@ pub fn mget(cx: &mut Ctx) {
                 let b = s.as_bytes(&mut scratch).to_vec();
                 cx.out().bulk(&b);
             }
-            #[allow(unreachable_patterns)]
             _ => cx.out().null(),
         }
     }
@@ -361,7 +360,6 @@ pub fn append(cx: &mut Ctx) {
             value: Value::Str(s),
             ..
         }) => Some(s.len()),
-        #[allow(unreachable_patterns)]
         Some(_) => return cx.wrongtype(),
     };
     let total = match existing_len {
@@ -448,7 +446,6 @@ fn incr_decr(cx: &mut Ctx, by: i64) {
                 None => return cx.error("ERR value is not an integer or out of range"),
             },
         }),
-        #[allow(unreachable_patterns)]
         Some(_) => return cx.wrongtype(),
     };
     let Some(new) = current.unwrap_or(0).checked_add(by) else {
@@ -478,7 +475,6 @@ pub fn incrbyfloat(cx: &mut Ctx) {
             Str::Int(n) => Some(LongDouble::from_i64(*n)),
             other => LongDouble::parse(&other.to_vec()),
         }),
-        #[allow(unreachable_patterns)]
         Some(_) => return cx.wrongtype(),
     };
     let value = match current {
@@ -558,7 +554,6 @@ pub fn setrange(cx: &mut Ctx) {
             value: Value::Str(s),
             ..
         }) => Some(s.len()),
-        #[allow(unreachable_patterns)]
         Some(_) => return cx.wrongtype(),
     };
     match existing {
