@@ -123,9 +123,33 @@ pub struct Client {
     /// Set by QUIT, protocol errors and CLIENT KILL: send what is buffered,
     /// then close; no further commands are read.
     pub close_after_reply: bool,
-    /// CLIENT REPLY OFF/SKIP state is not implemented; CLIENT NO-EVICT etc.
-    /// are accepted by the commands themselves.
     pub lib_name: Option<Bytes>,
+    /// Set while the client waits in a blocking command (BLPOP...).
+    pub blocked: Option<Blocked>,
+    /// Set by [`Ctx::block`] during a re-execution: still not served.
+    rearmed: bool,
+}
+
+/// What a client blocked in BLPOP & co. waits for.
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// The db the keys belong to.
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    /// When to give up; `None` waits forever (timeout 0).
+    pub deadline: Option<Time>,
+    pub on_timeout: TimeoutReply,
+    /// The command to run again when one of the keys becomes ready.
+    pub argv: Vec<Bytes>,
+}
+
+/// The reply a blocking command gives when its timeout expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutReply {
+    /// `*-1` (RESP2) / `_` (RESP3): BLPOP, BRPOP, BLMPOP, BZPOPMIN...
+    NullArray,
+    /// `$-1` / `_`: BLMOVE, BRPOPLPUSH.
+    NullBulk,
 }
 
 impl Client {
@@ -147,6 +171,8 @@ impl Client {
             argv: Vec::new(),
             close_after_reply: false,
             lib_name: None,
+            blocked: None,
+            rearmed: false,
         }
     }
 
@@ -211,6 +237,10 @@ pub struct Node {
     /// Write commands since the last save (rdb_changes_since_last_save).
     pub dirty: u64,
     pub shutdown_requested: bool,
+    /// Clients blocked on each (db, key), first blocked first.
+    blocking: BTreeMap<(usize, Bytes), VecDeque<ConnId>>,
+    /// Keys that received data while clients wait on them, in signal order.
+    ready_keys: VecDeque<(usize, Bytes)>,
 }
 
 /// Per-command context handed to command implementations.
@@ -257,6 +287,54 @@ impl Ctx<'_> {
     pub fn dirty(&mut self, n: u64) {
         self.node.dirty += n;
     }
+    /// Blocks the client until one of `keys` is ready or `deadline` passes
+    /// (`None`: forever). The command must not have replied. When a key is
+    /// ready the same command runs again; if it calls `block` again it keeps
+    /// its place in the queue.
+    pub fn block(&mut self, keys: Vec<Bytes>, deadline: Option<Time>, on_timeout: TimeoutReply) {
+        if self.client.blocked.is_some() {
+            self.client.rearmed = true;
+            return;
+        }
+        self.client.blocked = Some(Blocked {
+            db: self.client.db,
+            keys,
+            deadline,
+            on_timeout,
+            argv: Vec::new(),
+        });
+    }
+
+    /// Signals that `key` (in the client's db) got data blocked clients may
+    /// want.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        let db = self.client.db;
+        self.node.signal_ready(db, key);
+    }
+
+    /// Parses a blocking timeout in seconds (fractions allowed) into a
+    /// deadline, as Redis's `getTimeoutFromObjectOrReply`: 0 means forever.
+    pub fn parse_timeout(&mut self, i: usize) -> Option<Option<Time>> {
+        let Some(secs) = crate::numeric::parse_f64(&self.argv[i]) else {
+            self.error("ERR timeout is not a float or out of range");
+            return None;
+        };
+        // Redis truncates to whole milliseconds before checking the sign.
+        let ms = (secs * 1000.0).trunc();
+        if ms < 0.0 {
+            self.error("ERR timeout is negative");
+            return None;
+        }
+        if !ms.is_finite() || ms > (i64::MAX / 1000) as f64 {
+            self.error("ERR timeout is out of range");
+            return None;
+        }
+        if ms == 0.0 {
+            return Some(None);
+        }
+        Some(Some(self.node.now.plus_micros(ms as u64 * 1000)))
+    }
+
     /// Parses argument `i` as an i32 (Redis's `getIntFromObjectOrReply`),
     /// with its two distinct errors.
     pub fn parse_i32(&mut self, i: usize) -> Option<i32> {
@@ -320,6 +398,8 @@ impl Node {
             hash_seed,
             dirty: 0,
             shutdown_requested: false,
+            blocking: BTreeMap::new(),
+            ready_keys: VecDeque::new(),
         }
     }
 
@@ -348,9 +428,12 @@ impl Node {
             Input::Accepted { conn, peer, local } => self.accept(conn, peer, local),
             Input::Received { conn, data } => self.receive(conn, data),
             Input::Closed { conn } => {
-                self.clients.remove(&conn);
+                if let Some(mut c) = self.clients.remove(&conn) {
+                    self.unblock(&mut c);
+                }
             }
             Input::Tick => {
+                self.expire_blocked();
                 if self.now >= self.next_tick {
                     self.cron();
                     self.next_tick = self.now.plus_micros(self.tick_interval_us());
@@ -375,7 +458,12 @@ impl Node {
 
     /// When the driver should next send [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Time> {
-        Some(self.next_tick)
+        let earliest_block = self
+            .clients
+            .values()
+            .filter_map(|c| c.blocked.as_ref()?.deadline)
+            .min();
+        Some(earliest_block.map_or(self.next_tick, |d| d.min(self.next_tick)))
     }
 
     fn accept(&mut self, conn: ConnId, peer: String, local: String) {
@@ -421,7 +509,7 @@ impl Node {
     fn process_input(&mut self, c: &mut Client) {
         let max_bulk = self.config.proto_max_bulk_len as usize;
         loop {
-            if c.close_after_reply || self.shutdown_requested {
+            if c.close_after_reply || self.shutdown_requested || c.blocked.is_some() {
                 break;
             }
             let mut argv = std::mem::take(&mut c.argv);
@@ -431,8 +519,14 @@ impl Node {
             match parsed {
                 Parsed::Command => {
                     self.execute(c, &argv);
+                    if let Some(b) = &mut c.blocked {
+                        // Keep the command to run again when a key is ready.
+                        b.argv = argv.clone();
+                        self.enqueue_blocked(c);
+                    }
                     argv.clear();
                     c.argv = argv;
+                    self.serve_ready_keys();
                 }
                 Parsed::Empty => c.argv = argv,
                 Parsed::Incomplete => {
@@ -589,6 +683,140 @@ impl Node {
     /// Queues an output on behalf of a command (SHUTDOWN, DEBUG SLEEP).
     pub fn push_output(&mut self, out: Output) {
         self.outputs.push_back(out);
+    }
+
+    /// Registers a freshly blocked client in the per-key queues.
+    fn enqueue_blocked(&mut self, c: &Client) {
+        let Some(b) = &c.blocked else { return };
+        for k in &b.keys {
+            let q = self.blocking.entry((b.db, k.clone())).or_default();
+            if !q.contains(&c.conn) {
+                q.push_back(c.conn);
+            }
+        }
+    }
+
+    /// Removes a client from every queue it waits in.
+    fn unblock(&mut self, c: &mut Client) {
+        let Some(b) = c.blocked.take() else { return };
+        for k in &b.keys {
+            let slot = (b.db, k.clone());
+            if let Some(q) = self.blocking.get_mut(&slot) {
+                q.retain(|&x| x != c.conn);
+                if q.is_empty() {
+                    self.blocking.remove(&slot);
+                }
+            }
+        }
+    }
+
+    /// Notes that `key` got data; blocked clients are served after the
+    /// current command (Redis's `signalKeyAsReady`).
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
+        if self.blocking.is_empty() {
+            return;
+        }
+        let slot = (db, Bytes::copy_from_slice(key));
+        if self.blocking.contains_key(&slot) && !self.ready_keys.contains(&slot) {
+            self.ready_keys.push_back(slot);
+        }
+    }
+
+    /// Serves clients blocked on ready keys, first blocked first, by running
+    /// their command again. A command that still finds nothing stays blocked
+    /// in its place. Serving may make more keys ready (BLMOVE), which are
+    /// served in turn.
+    fn serve_ready_keys(&mut self) {
+        while let Some(slot) = self.ready_keys.pop_front() {
+            let waiting: Vec<ConnId> = match self.blocking.get(&slot) {
+                Some(q) => q.iter().copied().collect(),
+                None => continue,
+            };
+            for conn in waiting {
+                let Some(mut c) = self.clients.remove(&conn) else {
+                    continue;
+                };
+                let Some(b) = c.blocked.clone() else {
+                    self.clients.insert(conn, c);
+                    continue;
+                };
+                c.rearmed = false;
+                let saved_db = c.db;
+                c.db = b.db;
+                self.execute(&mut c, &b.argv);
+                c.db = saved_db;
+                if !c.rearmed {
+                    self.unblock(&mut c);
+                }
+                c.rearmed = false;
+                self.flush(&mut c);
+                self.clients.insert(conn, c);
+                // The key may be empty again: stop when nobody else can be
+                // served (the next re-execution would just re-block).
+                if !self.dbs[slot.0].keys.contains_key(&slot.1) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Replies to blocked clients whose timeout passed.
+    fn expire_blocked(&mut self) {
+        let now = self.now;
+        let expired: Vec<ConnId> = self
+            .clients
+            .values()
+            .filter(|c| {
+                c.blocked
+                    .as_ref()
+                    .and_then(|b| b.deadline)
+                    .is_some_and(|d| d <= now)
+            })
+            .map(|c| c.conn)
+            .collect();
+        for conn in expired {
+            self.finish_blocked(conn, None);
+        }
+    }
+
+    /// Ends a client's wait with its timeout reply, or with `error`
+    /// (CLIENT UNBLOCK ... ERROR). Returns false if it was not blocked.
+    pub fn finish_blocked(&mut self, conn: ConnId, error: Option<&str>) -> bool {
+        let Some(mut c) = self.clients.remove(&conn) else {
+            return false;
+        };
+        let Some(on_timeout) = c.blocked.as_ref().map(|b| b.on_timeout) else {
+            self.clients.insert(conn, c);
+            return false;
+        };
+        self.unblock(&mut c);
+        match (error, on_timeout) {
+            (Some(e), _) => c.reply.error(e),
+            (None, TimeoutReply::NullArray) => c.reply.null_array(),
+            (None, TimeoutReply::NullBulk) => c.reply.null(),
+        }
+        // The client may have pipelined more commands behind the blocking one.
+        self.process_input(&mut c);
+        self.flush(&mut c);
+        if c.close_after_reply {
+            self.outputs.push_back(Output::Close { conn });
+        } else {
+            self.clients.insert(conn, c);
+        }
+        true
+    }
+
+    /// Number of clients waiting in blocking commands (INFO clients).
+    pub fn blocked_clients(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|c| c.blocked.is_some())
+            .count()
+    }
+
+    /// The connection of the client with this CLIENT ID, if connected.
+    pub fn conn_of_client_id(&self, id: u64) -> Option<ConnId> {
+        self.clients.values().find(|c| c.id == id).map(|c| c.conn)
     }
 
     /// Periodic work: Redis's `serverCron` at `hz`.

@@ -378,3 +378,28 @@ pub fn client_kill(cx: &mut Ctx) {
 pub fn client_help(cx: &mut Ctx) {
     cx.reply_help("client");
 }
+
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: ends another client's blocking
+/// command as if it timed out, or with an error.
+pub fn client_unblock(cx: &mut Ctx) {
+    let error = if cx.argv.len() == 4 {
+        if cx.arg_is(3, "timeout") {
+            false
+        } else if cx.arg_is(3, "error") {
+            true
+        } else {
+            return cx.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        }
+    } else {
+        false
+    };
+    let Some(id) = cx.parse_int(2) else { return };
+    let unblocked = match cx.node.conn_of_client_id(id as u64) {
+        Some(conn) => {
+            let msg = error.then_some("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+            cx.node.finish_blocked(conn, msg)
+        }
+        None => false,
+    };
+    cx.out().int(unblocked as i64);
+}

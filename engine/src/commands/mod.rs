@@ -44,6 +44,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
         "client|info" => c::client_info,
         "client|kill" => c::client_kill,
         "client|help" => c::client_help,
+        "client|unblock" => c::client_unblock,
         // server
         "dbsize" => s::dbsize,
         "flushdb" => s::flushdb,

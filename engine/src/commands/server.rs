@@ -176,7 +176,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "maxclients", n.config.maxclients);
         field!(out, "client_recent_max_input_buffer", 0);
         field!(out, "client_recent_max_output_buffer", 0);
-        field!(out, "blocked_clients", 0);
+        field!(out, "blocked_clients", n.blocked_clients());
         field!(out, "tracking_clients", 0);
         field!(out, "clients_in_timeout_table", 0);
     }
