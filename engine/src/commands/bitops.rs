@@ -230,8 +230,6 @@ pub fn setbit(cx: &mut Ctx) {
     let changed = grown || old != on;
     if changed {
         *b = (*b & !(1 << bit)) | (on << bit);
-    }
-    if changed {
         cx.dirty(1);
     }
     cx.out().int(old as i64);
@@ -982,5 +980,92 @@ mod tests {
         assert_eq!(get_unsigned_bitfield(&p, 7, 5), 23);
         set_unsigned_bitfield(&mut p, 0, 8, 0xff);
         assert_eq!(get_signed_bitfield(&p, 0, 8), -1);
+    }
+
+    /// Replies captured from Redis 7.0.15, driven through a whole node.
+    #[test]
+    fn replies_match_redis() {
+        use crate::node::{ConnId, Input, Node, Output, Time};
+        use crate::Config;
+        const CASES: &[(&[&str], &[u8])] = &[
+            (&["SETBIT", "k", "7", "1"], b":0\x0d\x0a"),
+            (&["SETBIT", "k", "7", "0"], b":1\x0d\x0a"),
+            (&["SETBIT", "k", "100", "1"], b":0\x0d\x0a"),
+            (&["GET", "k"], b"$13\x0d\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x08\x0d\x0a"),
+            (&["SETBIT", "k", "-1", "1"], b"-ERR bit offset is not an integer or out of range\x0d\x0a"),
+            (&["SETBIT", "k", "4294967296", "1"], b"-ERR bit offset is not an integer or out of range\x0d\x0a"),
+            (&["SETBIT", "k", "1", "2"], b"-ERR bit is not an integer or out of range\x0d\x0a"),
+            (&["GETBIT", "k", "100"], b":1\x0d\x0a"),
+            (&["GETBIT", "k", "99"], b":0\x0d\x0a"),
+            (&["GETBIT", "nokey", "5"], b":0\x0d\x0a"),
+            (&["GETBIT", "k", "x"], b"-ERR bit offset is not an integer or out of range\x0d\x0a"),
+            (&["SET", "s", "foobar"], b"+OK\x0d\x0a"),
+            (&["BITCOUNT", "s"], b":26\x0d\x0a"),
+            (&["BITCOUNT", "s", "1", "1"], b":6\x0d\x0a"),
+            (&["BITCOUNT", "s", "5", "30", "BIT"], b":17\x0d\x0a"),
+            (&["BITCOUNT", "s", "-1", "-2", "foo"], b":0\x0d\x0a"),
+            (&["BITCOUNT", "s", "0", "-1", "foo"], b"-ERR syntax error\x0d\x0a"),
+            (&["BITCOUNT", "nokey", "a", "b"], b":0\x0d\x0a"),
+            (&["BITCOUNT", "s", "1"], b"-ERR syntax error\x0d\x0a"),
+            (&["BITPOS", "s", "0"], b":0\x0d\x0a"),
+            (&["BITPOS", "s", "1", "2"], b":17\x0d\x0a"),
+            (&["BITPOS", "s", "1", "7", "15", "BIT"], b":9\x0d\x0a"),
+            (&["BITPOS", "s", "2"], b"-ERR The bit argument must be 1 or 0.\x0d\x0a"),
+            (&["BITPOS", "nokey", "0", "x"], b":0\x0d\x0a"),
+            (&["BITFIELD", "f", "SET", "u16", "0", "65535"], b"*1\x0d\x0a:0\x0d\x0a"),
+            (&["BITPOS", "f", "0"], b":16\x0d\x0a"),
+            (&["BITPOS", "f", "0", "0", "-1"], b":-1\x0d\x0a"),
+            (&["BITPOS", "f", "0", "0", "-1", "BIT"], b":-1\x0d\x0a"),
+            (&["BITOP", "AND", "d", "s", "f"], b":6\x0d\x0a"),
+            (&["GET", "d"], b"$6\x0d\x0afo\x00\x00\x00\x00\x0d\x0a"),
+            (&["OBJECT", "ENCODING", "d"], b"$3\x0d\x0araw\x0d\x0a"),
+            (&["BITOP", "NOT", "d", "s", "f"], b"-ERR BITOP NOT must be called with a single source key.\x0d\x0a"),
+            (&["BITOP", "NOT", "d", "s"], b":6\x0d\x0a"),
+            (&["GET", "d"], b"$6\x0d\x0a\x99\x90\x90\x9d\x9e\x8d\x0d\x0a"),
+            (&["BITOP", "XOR", "d", "nokey"], b":0\x0d\x0a"),
+            (&["EXISTS", "d"], b":0\x0d\x0a"),
+            (&["BITOP", "NAND", "d", "s"], b"-ERR syntax error\x0d\x0a"),
+            (&["BITFIELD", "b", "SET", "i8", "0", "-100", "INCRBY", "i8", "0", "-100", "OVERFLOW", "SAT", "INCRBY", "i8", "0", "-100", "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "-1", "GET", "u8", "#0"], b"*5\x0d\x0a:0\x0d\x0a:56\x0d\x0a:-44\x0d\x0a:-45\x0d\x0a:211\x0d\x0a"),
+            (&["BITFIELD", "b", "GET", "u64", "0"], b"-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\x0d\x0a"),
+            (&["BITFIELD", "b", "GET", "i8", "-1"], b"-ERR bit offset is not an integer or out of range\x0d\x0a"),
+            (&["BITFIELD", "b", "OVERFLOW", "x"], b"-ERR Invalid OVERFLOW type specified\x0d\x0a"),
+            (&["BITFIELD", "b", "SET", "u8", "0"], b"-ERR syntax error\x0d\x0a"),
+            (&["BITFIELD", "b", "GET", "i64", "3", "GET", "u63", "#1"], b"*2\x0d\x0a:-7493989779944505344\x0d\x0a:0\x0d\x0a"),
+            (&["BITFIELD_RO", "b", "GET", "u8", "0", "SET", "u8", "0", "1"], b"-ERR BITFIELD_RO only supports the GET subcommand\x0d\x0a"),
+            (&["BITFIELD_RO", "b", "GET", "u4", "4"], b"*1\x0d\x0a:3\x0d\x0a"),
+            (&["OBJECT", "ENCODING", "b"], b"$3\x0d\x0araw\x0d\x0a"),
+            (&["SET", "n", "12"], b"+OK\x0d\x0a"),
+            (&["BITFIELD_RO", "n", "GET", "u16", "0"], b"*1\x0d\x0a:12594\x0d\x0a"),
+            (&["OBJECT", "ENCODING", "n"], b"$3\x0d\x0aint\x0d\x0a"),
+        ];
+        let mut n = Node::new(Config::default(), 1);
+        let conn = ConnId(1);
+        n.handle(
+            Time(1_000_000),
+            Input::Accepted {
+                conn,
+                peer: "127.0.0.1:1".into(),
+                local: "127.0.0.1:6379".into(),
+            },
+        );
+        for (args, want) in CASES {
+            let mut req = format!("*{}\r\n", args.len()).into_bytes();
+            for a in args.iter() {
+                req.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+            }
+            n.handle(Time(1_000_000), Input::Received { conn, data: &req });
+            let mut got = Vec::new();
+            while let Some(o) = n.poll_output() {
+                if let Output::Send { data, .. } = o {
+                    got.extend_from_slice(&data);
+                }
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want),
+                "{args:?}"
+            );
+            assert_eq!(&got[..], *want, "{args:?}");
+        }
     }
 }
