@@ -745,12 +745,19 @@ impl Node {
                 c.db = b.db;
                 self.execute(&mut c, &b.argv);
                 c.db = saved_db;
-                if !c.rearmed {
-                    self.unblock(&mut c);
-                }
+                let served = !c.rearmed;
                 c.rearmed = false;
+                if served {
+                    self.unblock(&mut c);
+                    // Commands pipelined behind the blocking one run now.
+                    self.process_input(&mut c);
+                }
                 self.flush(&mut c);
-                self.clients.insert(conn, c);
+                if c.close_after_reply {
+                    self.outputs.push_back(Output::Close { conn });
+                } else {
+                    self.clients.insert(conn, c);
+                }
                 // The key may be empty again: stop when nobody else can be
                 // served (the next re-execution would just re-block).
                 if !self.dbs[slot.0].keys.contains_key(&slot.1) {

@@ -13,6 +13,18 @@ pub fn load(argv: &[String]) -> Result<(Config, String), String> {
     let mut file = String::new();
     let mut rest = argv;
     if let Some(first) = argv.first() {
+        if first == "-h" || first == "--help" {
+            println!(
+                "Usage: cinnabar-server [/path/to/redis.conf] [options]\n\
+                 \n\
+                 Examples:\n\
+                 \x20      cinnabar-server                      (127.0.0.1:6379, built-in defaults)\n\
+                 \x20      cinnabar-server /etc/redis/6379.conf\n\
+                 \x20      cinnabar-server --port 7777\n\
+                 \x20      cinnabar-server /etc/myredis.conf --loglevel verbose --requirepass secret"
+            );
+            std::process::exit(0);
+        }
         if first == "-v" || first == "--version" {
             println!(
                 "Cinnabar server v={} (Redis {} compatible)",

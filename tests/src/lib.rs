@@ -218,6 +218,30 @@ impl Conn {
         }
     }
 
+    /// Like [`Conn::read_reply`], but gives up after `wait` (then `None`):
+    /// for checking that a blocked client has *not* been answered.
+    pub fn try_reply(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        self.stream
+            .set_read_timeout(Some(wait))
+            .expect("set timeout");
+        let r = loop {
+            if let Some(n) = reply_len(&self.buf) {
+                let rest = self.buf.split_off(n);
+                break Some(std::mem::replace(&mut self.buf, rest));
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(_) => break None,
+            }
+        };
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("set timeout");
+        r
+    }
+
     /// True if the server closed the connection (after any pending replies,
     /// which are discarded).
     pub fn is_closed(&mut self) -> bool {

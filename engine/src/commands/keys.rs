@@ -27,7 +27,7 @@ pub fn exists(cx: &mut Ctx) {
     let mut n = 0;
     for i in 1..cx.argv.len() {
         let key = cx.argv[i].clone();
-        if cx.lookup_quiet(&key).is_some() {
+        if cx.lookup_read_notouch(&key).is_some() {
             n += 1;
         }
     }
@@ -38,7 +38,7 @@ pub fn exists(cx: &mut Ctx) {
 pub fn type_(cx: &mut Ctx) {
     let key = cx.argv[1].clone();
     let t = cx
-        .lookup_quiet(&key)
+        .lookup_read_notouch(&key)
         .map_or("none", |e| e.value.type_name());
     cx.out().simple(t);
 }
@@ -179,9 +179,8 @@ pub fn scan(cx: &mut Ctx) {
             }
         }
         if let Some(t) = &type_filter {
-            let matches_type = cx.node.dbs[cx.client.db]
-                .keys
-                .get(&k)
+            let matches_type = cx
+                .lookup_read_notouch(&k)
                 .is_some_and(|e| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
             if !matches_type {
                 continue;
@@ -312,7 +311,7 @@ pub fn pexpiretime(cx: &mut Ctx) {
 /// are rounded to nearest as Redis does.
 fn ttl_generic(cx: &mut Ctx, ms: bool, absolute: bool) {
     let key = cx.argv[1].clone();
-    if cx.lookup_quiet(&key).is_none() {
+    if cx.lookup_read_notouch(&key).is_none() {
         return cx.out().int(-2);
     }
     let Some(at) = cx.db().expire_of(&key) else {
@@ -447,7 +446,10 @@ pub fn move_(cx: &mut Ctx) {
 /// OBJECT ENCODING key
 pub fn object_encoding(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
-    match cx.lookup_quiet(&key).map(|e| e.value.encoding_name()) {
+    match cx
+        .lookup_read_notouch(&key)
+        .map(|e| e.value.encoding_name())
+    {
         Some(enc) => cx.out().bulk(enc.as_bytes()),
         None => cx.out().null(),
     }
@@ -461,7 +463,7 @@ fn lfu_policy(cx: &Ctx) -> bool {
 pub fn object_idletime(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
     let now = cx.node.now.as_secs();
-    let Some(lru) = cx.lookup_quiet(&key).map(|e| e.lru_s) else {
+    let Some(lru) = cx.lookup_read_notouch(&key).map(|e| e.lru_s) else {
         return cx.out().null();
     };
     if lfu_policy(cx) {
@@ -475,7 +477,7 @@ pub fn object_idletime(cx: &mut Ctx) {
 /// rather than a made-up frequency.
 pub fn object_freq(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
-    if cx.lookup_quiet(&key).is_none() {
+    if cx.lookup_read_notouch(&key).is_none() {
         return cx.out().null();
     }
     if !lfu_policy(cx) {
@@ -487,7 +489,7 @@ pub fn object_freq(cx: &mut Ctx) {
 /// OBJECT REFCOUNT key
 pub fn object_refcount(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
-    let rc = cx.lookup_quiet(&key).map(|e| match &e.value {
+    let rc = cx.lookup_read_notouch(&key).map(|e| match &e.value {
         Value::Str(s) => super::strings::refcount(s),
         _ => 1,
     });

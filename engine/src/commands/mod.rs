@@ -146,8 +146,16 @@ impl crate::node::Node {
     /// Reads a key for a read command: lazy expiry, LRU touch, hit/miss stats
     /// (Redis's `lookupKeyRead`).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        let now_ms = self.now.as_millis();
         let lru = self.now.as_secs();
+        let e = self.lookup_read_notouch(db, key)?;
+        e.lru_s = lru;
+        Some(e)
+    }
+
+    /// A read lookup that counts hits and misses but leaves the access time
+    /// alone (Redis's LOOKUP_NOTOUCH: TYPE, EXISTS, TTL, OBJECT).
+    pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let now_ms = self.now.as_millis();
         let d = &mut self.dbs[db];
         if d.expire_if_needed(key, now_ms) {
             self.stats.expired_keys += 1;
@@ -155,7 +163,6 @@ impl crate::node::Node {
         match d.keys.get_mut(key) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
-                e.lru_s = lru;
                 Some(e)
             }
             None => {
@@ -193,6 +200,12 @@ impl Ctx<'_> {
     /// [`Node::lookup_read`](crate::node::Node::lookup_read) in the client's db.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.node.lookup_read(self.client.db, key)
+    }
+
+    /// [`Node::lookup_read_notouch`](crate::node::Node::lookup_read_notouch)
+    /// in the client's db.
+    pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.node.lookup_read_notouch(self.client.db, key)
     }
 
     /// [`Node::lookup_quiet`](crate::node::Node::lookup_quiet) in the client's db.

@@ -1,0 +1,198 @@
+//! Blocking list commands with several clients, against genuine Redis 7.0:
+//! who is served first, what each client receives, and timeouts.
+//!
+//! Each scenario is a script of steps run on both servers; every reply
+//! (or the absence of one within a short wait) is compared.
+
+use cinnabar_tests::{show, Conn, Server};
+use std::time::Duration;
+
+/// One step: client index and command, or a check that a client got
+/// something (or nothing yet).
+enum Step {
+    /// Send without reading (the client may block).
+    Send(usize, &'static str),
+    /// Send and read the reply.
+    Cmd(usize, &'static str),
+    /// Read whatever the client has within a short wait.
+    Expect(usize),
+    Sleep(u64),
+}
+
+use Step::*;
+
+fn run(server: &Server, clients: usize, steps: &[Step]) -> Vec<String> {
+    let mut conns: Vec<Conn> = (0..clients).map(|_| server.connect()).collect();
+    conns[0].cmd_str(&["FLUSHALL"]);
+    let mut log = vec![];
+    for s in steps {
+        match s {
+            Send(i, line) => {
+                let args: Vec<&str> = line.split(' ').collect();
+                let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                conns[*i].send(&v);
+                // Let the server register the client as blocked before the
+                // next client acts, so arrival order is the script's order.
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            Cmd(i, line) => {
+                let args: Vec<&str> = line.split(' ').collect();
+                let r = conns[*i].cmd_str(&args);
+                log.push(format!("{i} {line} -> {}", show(&r)));
+            }
+            Expect(i) => {
+                let r = conns[*i].try_reply(Duration::from_millis(150));
+                log.push(format!(
+                    "{i} got {}",
+                    r.map_or("nothing".to_string(), |b| show(&b))
+                ));
+            }
+            Sleep(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+        }
+    }
+    log
+}
+
+fn compare(clients: usize, steps: &[Step]) {
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    let r = run(&redis, clients, steps);
+    let c = run(&ours, clients, steps);
+    assert_eq!(r, c, "\nredis:    {r:#?}\ncinnabar: {c:#?}");
+}
+
+#[test]
+fn first_blocked_first_served() {
+    compare(
+        4,
+        &[
+            Send(0, "BLPOP k 0"),
+            Send(1, "BLPOP k 0"),
+            Send(2, "BRPOP k other 0"),
+            Cmd(3, "RPUSH k a b"),
+            Expect(0),
+            Expect(1),
+            Expect(2),
+            Cmd(3, "LPUSH other c"),
+            Expect(2),
+            Cmd(3, "EXISTS k other"),
+        ],
+    );
+}
+
+#[test]
+fn blmove_chains_wake_the_next_waiter() {
+    compare(
+        3,
+        &[
+            Send(0, "BLMOVE src dst LEFT RIGHT 0"),
+            Send(1, "BLPOP dst 0"),
+            Cmd(2, "LPUSH src x y"),
+            Expect(0),
+            Expect(1),
+            Cmd(2, "LRANGE src 0 -1"),
+            Cmd(2, "LRANGE dst 0 -1"),
+        ],
+    );
+}
+
+#[test]
+fn blmpop_and_multi_key_order() {
+    compare(
+        3,
+        &[
+            Send(0, "BLMPOP 0 2 a b RIGHT COUNT 2"),
+            Send(1, "BLPOP b a 0"),
+            Cmd(2, "RPUSH b 1 2 3"),
+            Expect(0),
+            Expect(1),
+            Cmd(2, "LRANGE b 0 -1"),
+        ],
+    );
+}
+
+#[test]
+fn timeouts_and_unblock() {
+    compare(
+        3,
+        &[
+            Send(0, "BLPOP k 0.2"),
+            Expect(0),
+            Sleep(200),
+            Expect(0),
+            Send(1, "BRPOP k 0"),
+            Cmd(2, "CLIENT UNBLOCK 999 TIMEOUT"),
+            Cmd(2, "CLIENT UNBLOCK notanid"),
+        ],
+    );
+}
+
+/// CLIENT UNBLOCK by id: ids differ between servers, so look them up.
+#[test]
+fn client_unblock_timeout_and_error() {
+    let check = |server: &Server| -> Vec<String> {
+        let mut a = server.connect();
+        let mut b = server.connect();
+        let id = String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "ID"]))
+            .trim_start_matches(':')
+            .trim()
+            .to_string();
+        let mut out = vec![];
+        a.send(&[b"BLPOP", b"k", b"0"]);
+        std::thread::sleep(Duration::from_millis(30));
+        out.push(show(&b.cmd_str(&["CLIENT", "UNBLOCK", &id, "ERROR"])));
+        out.push(show(&a.read_reply().unwrap_or_default()));
+        a.send(&[b"BLMOVE", b"k", b"d", b"LEFT", b"LEFT", b"0"]);
+        std::thread::sleep(Duration::from_millis(30));
+        out.push(show(&b.cmd_str(&["CLIENT", "UNBLOCK", &id, "TIMEOUT"])));
+        out.push(show(&a.read_reply().unwrap_or_default()));
+        out.push(show(&b.cmd_str(&["CLIENT", "UNBLOCK", &id])));
+        out
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    assert_eq!(check(&redis), check(&ours));
+}
+
+#[test]
+fn pipelined_commands_after_a_blocking_one_wait_for_it() {
+    let check = |server: &Server| -> Vec<String> {
+        let mut a = server.connect();
+        let mut b = server.connect();
+        a.send_raw(b"BLPOP k 0\r\nPING\r\nLLEN k\r\n");
+        std::thread::sleep(Duration::from_millis(50));
+        let mut out = vec![format!(
+            "{:?}",
+            a.try_reply(Duration::from_millis(100)).map(|r| show(&r))
+        )];
+        out.push(show(&b.cmd_str(&["RPUSH", "k", "v", "w"])));
+        for _ in 0..3 {
+            out.push(show(&a.read_reply().unwrap_or_default()));
+        }
+        out
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    assert_eq!(check(&redis), check(&ours));
+}
+
+#[test]
+fn disconnected_waiter_does_not_swallow_data() {
+    let check = |server: &Server| -> Vec<String> {
+        let mut a = server.connect();
+        let mut b = server.connect();
+        let mut c = server.connect();
+        a.send(&[b"BLPOP", b"k", b"0"]);
+        b.send(&[b"BLPOP", b"k", b"0"]);
+        std::thread::sleep(Duration::from_millis(30));
+        drop(a);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut out = vec![show(&c.cmd_str(&["RPUSH", "k", "v1", "v2"]))];
+        out.push(show(&b.read_reply().unwrap_or_default()));
+        out.push(show(&c.cmd_str(&["LRANGE", "k", "0", "-1"])));
+        out
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    assert_eq!(check(&redis), check(&ours));
+}
