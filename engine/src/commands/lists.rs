@@ -2,10 +2,13 @@
 //! LPOS, LMOVE, LMPOP, and the blocking forms BLPOP, BRPOP, BLMOVE,
 //! BRPOPLPUSH and BLMPOP.
 //!
-//! A list is a `VecDeque` of elements: O(1) at both ends, O(1) indexing.
-//! Redis 7.0 reports every list as `quicklist`, whatever its size, and so do
-//! we. (A packed representation to match quicklist's memory use is future
-//! work.)
+//! A list is a deque of packed chunks, like Redis's quicklist of listpacks:
+//! each chunk is one byte buffer of entries `[len][bytes][backlen]` (both
+//! lengths as varints), so a small element costs its bytes plus two, not a
+//! heap allocation and a 32-byte handle. Chunks are capped by
+//! `list-max-listpack-size` (negative: bytes, -2 = 8 KiB; positive:
+//! entries), so pushes and pops at either end touch one small buffer. Redis
+//! 7.0 reports every list as `quicklist`, whatever its size, and so do we.
 
 use crate::command::Handler;
 use crate::db::{Entry, Value};
@@ -16,7 +19,112 @@ use std::collections::VecDeque;
 /// A list value.
 #[derive(Debug, Clone, Default)]
 pub struct List {
-    items: VecDeque<Bytes>,
+    chunks: VecDeque<Chunk>,
+    len: usize,
+}
+
+/// Packed entries: `[len: LEB128][payload][backlen: reverse LEB128 of the
+/// size of len+payload]`. The backlen lets a pop at the tail find the last
+/// entry without scanning the chunk.
+#[derive(Debug, Clone, Default)]
+struct Chunk {
+    data: Vec<u8>,
+    count: usize,
+}
+
+fn leb_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_leb(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 at `pos`: (value, bytes used).
+fn get_leb(data: &[u8], pos: usize) -> (usize, usize) {
+    let (mut v, mut shift, mut i) = (0usize, 0, pos);
+    loop {
+        let b = data[i];
+        v |= ((b & 0x7f) as usize) << shift;
+        i += 1;
+        if b & 0x80 == 0 {
+            return (v, i - pos);
+        }
+        shift += 7;
+    }
+}
+
+/// Writes `v` so that it can be read backwards from its last byte.
+fn put_backlen(out: &mut Vec<u8>, v: usize) {
+    let mut groups = [0u8; 10];
+    let mut n = 0;
+    let mut x = v;
+    loop {
+        groups[n] = (x & 0x7f) as u8;
+        n += 1;
+        x >>= 7;
+        if x == 0 {
+            break;
+        }
+    }
+    // Highest group first; every byte but the leftmost says "more to the
+    // left", so a reader walking backwards knows when to stop.
+    for i in (0..n).rev() {
+        out.push(groups[i] | if i + 1 < n { 0x80 } else { 0 });
+    }
+}
+
+/// Reads a backlen ending just before `end`: (value, bytes used).
+fn get_backlen(data: &[u8], end: usize) -> (usize, usize) {
+    let (mut v, mut shift, mut i) = (0usize, 0, end);
+    loop {
+        i -= 1;
+        let b = data[i];
+        v |= ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 || i == 0 {
+            return (v, end - i);
+        }
+        shift += 7;
+    }
+}
+
+impl Chunk {
+    fn encode(v: &[u8]) -> Vec<u8> {
+        let mut e = Vec::with_capacity(v.len() + 4);
+        put_leb(&mut e, v.len());
+        e.extend_from_slice(v);
+        put_backlen(&mut e, leb_len(v.len()) + v.len());
+        e
+    }
+
+    /// Entry at byte offset `pos`: (payload range, offset of the next entry).
+    /// The backlen encodes `n + len` in as many bytes as a LEB128 would.
+    fn entry_at(&self, pos: usize) -> (std::ops::Range<usize>, usize) {
+        let (len, n) = get_leb(&self.data, pos);
+        let start = pos + n;
+        (start..start + len, start + len + leb_len(n + len))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            if pos >= self.data.len() {
+                return None;
+            }
+            let (r, next) = self.entry_at(pos);
+            pos = next;
+            Some(&self.data[r])
+        })
+    }
 }
 
 impl List {
@@ -26,30 +134,108 @@ impl List {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
     }
 
     /// The elements, head first.
-    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
-        self.items.iter()
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.chunks.iter().flat_map(|c| c.iter())
     }
 
-    fn push(&mut self, end: End, v: Bytes) {
-        match end {
-            End::Left => self.items.push_front(v),
-            End::Right => self.items.push_back(v),
+    /// The element at `i` (0 = head).
+    pub fn get(&self, mut i: usize) -> Option<&[u8]> {
+        for c in &self.chunks {
+            if i < c.count {
+                return c.iter().nth(i);
+            }
+            i -= c.count;
         }
+        None
+    }
+
+    /// Builds a list from elements, packing chunks to the fill limit.
+    fn from_items<'a>(items: impl Iterator<Item = &'a [u8]>, fill: i64) -> List {
+        let mut l = List::default();
+        for v in items {
+            l.push(End::Right, v, fill);
+        }
+        l
+    }
+
+    /// Copies the elements out (for the rare O(N) edits: LSET, LINSERT, LREM).
+    fn to_vec(&self) -> Vec<Vec<u8>> {
+        self.iter().map(|v| v.to_vec()).collect()
+    }
+
+    fn push(&mut self, end: End, v: &[u8], fill: i64) {
+        let entry = Chunk::encode(v);
+        let fits = |c: &Chunk| {
+            if fill >= 0 {
+                c.count < fill.max(1) as usize
+            } else {
+                let limit = 4096usize << (fill.unsigned_abs().clamp(1, 5) - 1);
+                c.data.len() + entry.len() <= limit
+            }
+        };
+        match end {
+            End::Left => match self.chunks.front_mut() {
+                Some(c) if fits(c) => {
+                    c.data.splice(0..0, entry);
+                    c.count += 1;
+                }
+                _ => self.chunks.push_front(Chunk {
+                    data: entry,
+                    count: 1,
+                }),
+            },
+            End::Right => match self.chunks.back_mut() {
+                Some(c) if fits(c) => {
+                    c.data.extend_from_slice(&entry);
+                    c.count += 1;
+                }
+                _ => self.chunks.push_back(Chunk {
+                    data: entry,
+                    count: 1,
+                }),
+            },
+        }
+        self.len += 1;
     }
 
     fn pop(&mut self, end: End) -> Option<Bytes> {
-        match end {
-            End::Left => self.items.pop_front(),
-            End::Right => self.items.pop_back(),
-        }
+        let v = match end {
+            End::Left => {
+                let c = self.chunks.front_mut()?;
+                let (r, next) = c.entry_at(0);
+                let v = Bytes::copy_from_slice(&c.data[r]);
+                c.data.drain(..next);
+                c.count -= 1;
+                if c.count == 0 {
+                    self.chunks.pop_front();
+                }
+                v
+            }
+            End::Right => {
+                let c = self.chunks.back_mut()?;
+                let end_pos = c.data.len();
+                let (size, b) = get_backlen(&c.data, end_pos);
+                let start = end_pos - b - size;
+                let (r, _) = c.entry_at(start);
+                let v = Bytes::copy_from_slice(&c.data[r]);
+                c.data.truncate(start);
+                c.count -= 1;
+                if c.count == 0 {
+                    self.chunks.pop_back();
+                }
+                v
+            }
+        };
+        self.len -= 1;
+        Some(v)
     }
 }
 
@@ -208,11 +394,12 @@ fn push_generic(cx: &mut Ctx, end: End, only_existing: bool) {
         cx.db().set(key.clone(), Value::List(List::default()), lru);
     }
     let n = cx.argv.len() - 2;
-    let elements: Vec<Bytes> = cx.argv[2..].to_vec();
+    let fill = cx.node.config.list_max_listpack_size;
+    let argv = cx.argv;
     let len = match list_for_write(cx, &key) {
         Ok(Some(l)) => {
-            for e in elements {
-                l.push(end, e);
+            for e in &argv[2..] {
+                l.push(end, e, fill);
             }
             l.len()
         }
@@ -328,7 +515,7 @@ pub fn lrange(cx: &mut Ctx) {
         None => out.array(0),
         Some((s, e)) => {
             out.array(e - s + 1);
-            for v in list.items.range(s..=e) {
+            for v in list.iter().skip(s).take(e - s + 1) {
                 out.bulk(v);
             }
         }
@@ -350,7 +537,7 @@ pub fn lindex(cx: &mut Ctx) {
         Some(Entry {
             value: Value::List(l),
             ..
-        }) if (0..len).contains(&i) => l.items.get(i as usize).cloned(),
+        }) if (0..len).contains(&i) => l.get(i as usize).map(Bytes::copy_from_slice),
         _ => None,
     };
     match value {
@@ -369,12 +556,15 @@ pub fn lset(cx: &mut Ctx) {
     }
     let Some(index) = cx.parse_int(2) else { return };
     let value = cx.argv[3].clone();
+    let fill = cx.node.config.list_max_listpack_size;
     let ok = match list_for_write(cx, &key) {
         Ok(Some(l)) => {
             let len = l.len() as i64;
             let i = if index < 0 { len + index } else { index };
             if (0..len).contains(&i) {
-                l.items[i as usize] = value;
+                let mut v = l.to_vec();
+                v[i as usize] = value.to_vec();
+                *l = List::from_items(v.iter().map(|x| x.as_slice()), fill);
                 true
             } else {
                 false
@@ -400,16 +590,25 @@ pub fn linsert(cx: &mut Ctx) {
         return cx.syntax_error();
     };
     let (key, pivot, value) = (cx.argv[1].clone(), cx.argv[3].clone(), cx.argv[4].clone());
+    let fill = cx.node.config.list_max_listpack_size;
     let len = match list_for_write(cx, &key) {
         Err(()) => return,
         Ok(None) => return cx.out().int(0),
-        Ok(Some(l)) => match l.items.iter().position(|x| *x == pivot) {
-            None => return cx.out().int(-1),
-            Some(i) => {
-                l.items.insert(if after { i + 1 } else { i }, value);
-                l.len()
+        Ok(Some(l)) => {
+            let found = l.iter().position(|x| x == pivot.as_ref());
+            match found {
+                None => None,
+                Some(i) => {
+                    let mut v = l.to_vec();
+                    v.insert(if after { i + 1 } else { i }, value.to_vec());
+                    *l = List::from_items(v.iter().map(|x| x.as_slice()), fill);
+                    Some(l.len())
+                }
             }
-        },
+        }
+    };
+    let Some(len) = len else {
+        return cx.out().int(-1);
     };
     cx.dirty(1);
     cx.out().int(len as i64);
@@ -419,6 +618,7 @@ pub fn linsert(cx: &mut Ctx) {
 pub fn lrem(cx: &mut Ctx) {
     let Some(count) = cx.parse_int(2) else { return };
     let (key, target) = (cx.argv[1].clone(), cx.argv[3].clone());
+    let fill = cx.node.config.list_max_listpack_size;
     let removed = match list_for_write(cx, &key) {
         Err(()) => return,
         Ok(None) => return cx.out().int(0),
@@ -428,26 +628,30 @@ pub fn lrem(cx: &mut Ctx) {
             } else {
                 count.unsigned_abs() as usize
             };
+            let mut items = l.to_vec();
             let mut removed = 0;
             if count >= 0 {
                 let mut i = 0;
-                while i < l.items.len() && removed < limit {
-                    if l.items[i] == target {
-                        l.items.remove(i);
+                while i < items.len() && removed < limit {
+                    if items[i] == target.as_ref() {
+                        items.remove(i);
                         removed += 1;
                     } else {
                         i += 1;
                     }
                 }
             } else {
-                let mut i = l.items.len();
+                let mut i = items.len();
                 while i > 0 && removed < limit {
                     i -= 1;
-                    if l.items[i] == target {
-                        l.items.remove(i);
+                    if items[i] == target.as_ref() {
+                        items.remove(i);
                         removed += 1;
                     }
                 }
+            }
+            if removed > 0 {
+                *l = List::from_items(items.iter().map(|x| x.as_slice()), fill);
             }
             removed
         }
@@ -469,12 +673,15 @@ pub fn ltrim(cx: &mut Ctx) {
         Ok(None) => return cx.out().ok(),
         Ok(Some(l)) => {
             let before = l.len();
-            match clamp_range(start, end, before as i64) {
-                None => l.items.clear(),
-                Some((s, e)) => {
-                    l.items.truncate(e + 1);
-                    l.items.drain(..s);
-                }
+            let (front, back) = match clamp_range(start, end, before as i64) {
+                None => (before, 0),
+                Some((s, e)) => (s, before - 1 - e),
+            };
+            for _ in 0..back {
+                l.pop(End::Right);
+            }
+            for _ in 0..front {
+                l.pop(End::Left);
             }
             before - l.len()
         }
@@ -531,7 +738,7 @@ pub fn lpos(cx: &mut Ctx) {
                 cx.out().null()
             }
         }
-        Ok(Some(l)) => l.clone(),
+        Ok(Some(l)) => l.to_vec(),
     };
     let len = list.len();
     let mut found: Vec<i64> = vec![];
@@ -541,7 +748,7 @@ pub fn lpos(cx: &mut Ctx) {
             break;
         }
         let pos = if from_tail { len - 1 - idx } else { idx };
-        if list.items[pos] == target {
+        if list[pos] == target.as_ref() {
             matches += 1;
             if matches >= rank {
                 found.push(pos as i64);
@@ -598,8 +805,9 @@ fn lmove_generic(cx: &mut Ctx, from: End, to: End) {
         let lru = cx.lru_now();
         cx.db().set(dst.clone(), Value::List(List::default()), lru);
     }
+    let fill = cx.node.config.list_max_listpack_size;
     if let Ok(Some(d)) = list_for_write(cx, &dst) {
-        d.push(to, value.clone());
+        d.push(to, &value, fill);
     }
     cx.signal_ready(&dst);
     cx.out().bulk(&value);
@@ -767,7 +975,50 @@ fn blmove_generic(cx: &mut Ctx, from: End, to: End, deadline: Option<crate::node
 
 #[cfg(test)]
 mod tests {
-    use super::clamp_range;
+    use super::{clamp_range, End, List};
+
+    /// The packed list behaves like a VecDeque under random pushes and pops
+    /// at both ends, for every fill setting.
+    #[test]
+    fn packed_list_matches_a_deque() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for fill in [-5i64, -2, -1, 1, 3, 128] {
+            let mut l = List::default();
+            let mut model = std::collections::VecDeque::new();
+            for step in 0..5000 {
+                let r = rnd();
+                let end = if r & 1 == 0 { End::Left } else { End::Right };
+                if r % 5 < 3 {
+                    // Sizes around the varint boundaries and large values.
+                    let len = [0, 1, 5, 127, 128, 300, 20000][(r >> 8) as usize % 7];
+                    let v: Vec<u8> = (0..len).map(|i| (i + step) as u8).collect();
+                    l.push(end, &v, fill);
+                    match end {
+                        End::Left => model.push_front(v),
+                        End::Right => model.push_back(v),
+                    }
+                } else {
+                    let got = l.pop(end).map(|b| b.to_vec());
+                    let want = match end {
+                        End::Left => model.pop_front(),
+                        End::Right => model.pop_back(),
+                    };
+                    assert_eq!(got, want, "fill {fill} step {step}");
+                }
+                assert_eq!(l.len(), model.len());
+            }
+            assert!(l.iter().eq(model.iter().map(|v| v.as_slice())));
+            for (i, v) in model.iter().enumerate().step_by(7) {
+                assert_eq!(l.get(i), Some(v.as_slice()));
+            }
+        }
+    }
 
     #[test]
     fn ranges_like_redis() {
