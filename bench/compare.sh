@@ -3,12 +3,13 @@
 # and the ratio (Cinnabar / Redis). Usage: bench/compare.sh [requests] [clients]
 #
 # Both servers run on this machine with persistence off; redis-benchmark runs
-# the same workload against each, alternating, in one run.
+# the same workload against each, alternating, in one run. TESTS overrides
+# the redis-benchmark tests (e.g. TESTS=lpush,rpush,lpop,rpop,lrange_100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-200000}"
 C="${2:-50}"
-TESTS="set,get,incr,mset"
+TESTS="${TESTS:-set,get,incr,mset}"
 REDIS_PORT=7479
 CIN_PORT=7480
 
