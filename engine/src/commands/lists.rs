@@ -2,7 +2,7 @@
 //! LPOS, LMOVE, LMPOP, and the blocking forms BLPOP, BRPOP, BLMOVE,
 //! BRPOPLPUSH and BLMPOP.
 //!
-//! A list is a deque of packed chunks, like Redis's quicklist of listpacks:
+//! A list is a sequence of packed chunks, like Redis's quicklist of listpacks:
 //! each chunk is one byte buffer of entries `[len][bytes][backlen]` (both
 //! lengths as varints), so a small element costs its bytes plus two, not a
 //! heap allocation and a 32-byte handle. Chunks are capped by
@@ -14,12 +14,13 @@ use crate::command::Handler;
 use crate::db::{Entry, Value};
 use crate::node::{Ctx, TimeoutReply};
 use bytes::Bytes;
-use std::collections::VecDeque;
 
 /// A list value.
 #[derive(Debug, Clone, Default)]
 pub struct List {
-    chunks: VecDeque<Chunk>,
+    /// Chunks head first. A Vec, not a VecDeque: lists are usually one
+    /// chunk, and a Vec reserved exactly costs one small allocation.
+    chunks: Vec<Chunk>,
     len: usize,
 }
 
@@ -94,6 +95,15 @@ fn get_backlen(data: &[u8], end: usize) -> (usize, usize) {
             return (v, end - i);
         }
         shift += 7;
+    }
+}
+
+/// Makes room for `extra` bytes with at most 1/8 headroom: Vec's doubling
+/// would waste up to half of every chunk, and chunks are most of a list's
+/// memory.
+fn grow(data: &mut Vec<u8>, extra: usize) {
+    if data.capacity() - data.len() < extra {
+        data.reserve_exact(extra.max(data.len() / 8));
     }
 }
 
@@ -182,25 +192,36 @@ impl List {
             }
         };
         match end {
-            End::Left => match self.chunks.front_mut() {
+            End::Left => match self.chunks.first_mut() {
                 Some(c) if fits(c) => {
+                    grow(&mut c.data, entry.len());
                     c.data.splice(0..0, entry);
                     c.count += 1;
                 }
-                _ => self.chunks.push_front(Chunk {
-                    data: entry,
-                    count: 1,
-                }),
+                _ => {
+                    self.chunks.reserve_exact(1);
+                    self.chunks.insert(
+                        0,
+                        Chunk {
+                            data: entry,
+                            count: 1,
+                        },
+                    )
+                }
             },
-            End::Right => match self.chunks.back_mut() {
+            End::Right => match self.chunks.last_mut() {
                 Some(c) if fits(c) => {
+                    grow(&mut c.data, entry.len());
                     c.data.extend_from_slice(&entry);
                     c.count += 1;
                 }
-                _ => self.chunks.push_back(Chunk {
-                    data: entry,
-                    count: 1,
-                }),
+                _ => {
+                    self.chunks.reserve_exact(1);
+                    self.chunks.push(Chunk {
+                        data: entry,
+                        count: 1,
+                    })
+                }
             },
         }
         self.len += 1;
@@ -209,18 +230,18 @@ impl List {
     fn pop(&mut self, end: End) -> Option<Bytes> {
         let v = match end {
             End::Left => {
-                let c = self.chunks.front_mut()?;
+                let c = self.chunks.first_mut()?;
                 let (r, next) = c.entry_at(0);
                 let v = Bytes::copy_from_slice(&c.data[r]);
                 c.data.drain(..next);
                 c.count -= 1;
                 if c.count == 0 {
-                    self.chunks.pop_front();
+                    self.chunks.remove(0);
                 }
                 v
             }
             End::Right => {
-                let c = self.chunks.back_mut()?;
+                let c = self.chunks.last_mut()?;
                 let end_pos = c.data.len();
                 let (size, b) = get_backlen(&c.data, end_pos);
                 let start = end_pos - b - size;
@@ -229,7 +250,7 @@ impl List {
                 c.data.truncate(start);
                 c.count -= 1;
                 if c.count == 0 {
-                    self.chunks.pop_back();
+                    self.chunks.pop();
                 }
                 v
             }
