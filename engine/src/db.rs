@@ -147,6 +147,10 @@ pub struct Db {
     pub keys: Dict<Entry>,
     /// Absolute expiry time in unix milliseconds, for keys that have one.
     pub expires: Dict<i64>,
+    /// Running estimate of the TTL of volatile keys, in ms (INFO keyspace
+    /// `avg_ttl`), updated from the active expiry cycle's samples as Redis
+    /// does.
+    pub avg_ttl_ms: i64,
 }
 
 impl Db {
@@ -154,6 +158,7 @@ impl Db {
         Db {
             keys: Dict::new(seed),
             expires: Dict::new([seed[0] ^ 0x5851_f42d_4c95_7f2d, seed[1]]),
+            avg_ttl_ms: 0,
         }
     }
 
@@ -241,5 +246,6 @@ impl Db {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.expires.clear();
+        self.avg_ttl_ms = 0;
     }
 }

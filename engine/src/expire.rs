@@ -34,12 +34,28 @@ pub fn active_expire_cycle(node: &mut Node) {
             }
             let sample = per_loop.min(db.expires.len());
             let mut expired = Vec::new();
+            let (mut ttl_sum, mut ttl_samples) = (0i64, 0i64);
             for _ in 0..sample {
                 if let Some((k, &at)) = db.expires.random_entry(&mut node.rng) {
-                    if at <= now_ms && !expired.contains(k) {
-                        expired.push(k.clone());
+                    if at <= now_ms {
+                        if !expired.contains(k) {
+                            expired.push(k.clone());
+                        }
+                    } else {
+                        ttl_sum = ttl_sum.saturating_add(at - now_ms);
+                        ttl_samples += 1;
                     }
                 }
+            }
+            if ttl_samples > 0 {
+                // Redis's smoothing: the new sample weighs 2%, or all of it
+                // when there is no estimate yet.
+                let avg = ttl_sum / ttl_samples;
+                db.avg_ttl_ms = if db.avg_ttl_ms == 0 {
+                    avg
+                } else {
+                    (db.avg_ttl_ms / 50) * 49 + avg / 50
+                };
             }
             for k in &expired {
                 db.delete(k);

@@ -272,9 +272,10 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
             if !db.is_empty() {
                 let _ = write!(
                     out,
-                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    "db{i}:keys={},expires={},avg_ttl={}\r\n",
                     db.len(),
-                    db.expires.len()
+                    db.expires.len(),
+                    db.avg_ttl_ms
                 );
             }
         }
