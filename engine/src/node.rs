@@ -83,6 +83,8 @@ pub enum Input<'a> {
 pub struct HostInfo {
     pub os: String,
     pub multiplexing_api: String,
+    /// INFO memory's `mem_allocator`.
+    pub mem_allocator: String,
     pub process_id: u32,
     pub executable: String,
     pub config_file: String,

@@ -214,6 +214,7 @@ fn host_info(config_file: &str) -> HostInfo {
             std::env::consts::ARCH
         ),
         multiplexing_api: "epoll".into(),
+        mem_allocator: "jemalloc".into(),
         process_id: std::process::id(),
         executable: std::env::current_exe()
             .map(|p| p.display().to_string())

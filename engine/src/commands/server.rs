@@ -196,7 +196,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
             0.0
         };
         field!(out, "mem_fragmentation_ratio", format!("{frag:.2}"));
-        field!(out, "mem_allocator", "libc");
+        field!(out, "mem_allocator", n.host.mem_allocator);
     }
     if section("persistence", "Persistence", &mut out) {
         field!(out, "loading", 0);
