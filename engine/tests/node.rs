@@ -150,8 +150,10 @@ fn time_comes_only_from_inputs() {
 
 #[test]
 fn active_expiry_runs_on_ticks_only() {
-    let mut config = Config::default();
-    config.enable_debug_command = "yes".into();
+    let config = Config {
+        enable_debug_command: "yes".into(),
+        ..Config::default()
+    };
     let mut h = Harness::new(config, 3);
     h.connect(1);
     for i in 0..500 {
@@ -218,8 +220,10 @@ fn quit_and_protocol_errors_close_after_the_reply() {
 
 #[test]
 fn maxclients_rejects_with_redis_error() {
-    let mut config = Config::default();
-    config.maxclients = 2;
+    let config = Config {
+        maxclients: 2,
+        ..Config::default()
+    };
     let mut h = Harness::new(config, 1);
     h.connect(1);
     h.connect(2);
@@ -248,8 +252,10 @@ fn shutdown_and_debug_sleep_are_outputs() {
     h.connect(1);
     let out = h.feed(1, b"DEBUG SLEEP 0.5\r\n");
     assert_eq!(sent(&out), "-ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.\r\n");
-    let mut config = Config::default();
-    config.enable_debug_command = "local".into();
+    let config = Config {
+        enable_debug_command: "local".into(),
+        ..Config::default()
+    };
     let mut h = Harness::new(config, 1);
     h.connect(1);
     let out = h.feed(1, b"DEBUG SLEEP 0.5\r\nSHUTDOWN NOSAVE\r\n");

@@ -24,9 +24,9 @@
 use super::keys::parse_cursor;
 use super::Lookup;
 use crate::command::Handler;
-use crate::db::{Entry, Value};
+use crate::db::Value;
 use crate::dict::Dict;
-use crate::node::{Ctx, Node};
+use crate::node::Ctx;
 use crate::numeric::LongDouble;
 use crate::resp::parse_i64;
 use bytes::Bytes;
@@ -449,56 +449,11 @@ impl Hash {
 // Lookups
 // ---------------------------------------------------------------------------
 
-/// A hash for a read command (lookupKeyRead: expiry, LRU, hit/miss stats).
-fn read_hash<'a>(node: &'a mut Node, db: usize, key: &[u8]) -> Lookup<&'a mut Hash> {
-    match node.lookup_read(db, key) {
-        None => Lookup::Missing,
-        Some(Entry {
-            value: Value::Hash(h),
-            ..
-        }) => Lookup::Found(h),
-        Some(_) => Lookup::WrongType,
-    }
-}
-
-/// A hash for a write command (lookupKeyWrite: expiry, LRU, no stats).
-fn write_hash<'a>(node: &'a mut Node, db: usize, key: &[u8]) -> Lookup<&'a mut Hash> {
-    let lru = node.now.as_secs();
-    match node.lookup_quiet(db, key) {
-        None => Lookup::Missing,
-        Some(e) => {
-            e.lru_s = lru;
-            match &mut e.value {
-                Value::Hash(h) => Lookup::Found(h),
-                _ => Lookup::WrongType,
-            }
-        }
-    }
-}
-
-/// The hash at `key` together with the node's RNG, for operations that may
-/// need randomness (conversion seeds, random picks). The key must already
-/// have been looked up (expiry applied) by the command.
-fn hash_and_rng<'a>(
-    node: &'a mut Node,
-    db: usize,
-    key: &[u8],
-) -> Option<(&'a mut Hash, &'a mut rand_chacha::ChaCha8Rng)> {
-    let Node { dbs, rng, .. } = node;
-    match dbs[db].keys.get_mut(key) {
-        Some(Entry {
-            value: Value::Hash(h),
-            ..
-        }) => Some((h, rng)),
-        _ => None,
-    }
-}
-
 /// Redis's `hashTypeLookupWriteOrCreate`: replies WRONGTYPE and returns
 /// false for another type; creates an empty hash if the key is missing.
 fn lookup_write_or_create(cx: &mut Ctx, key: &Bytes) -> bool {
     let db = cx.client.db;
-    match write_hash(cx.node, db, key) {
+    match cx.node.write_typed::<Hash>(db, key) {
         Lookup::Found(_) => true,
         Lookup::WrongType => {
             cx.wrongtype();
@@ -564,7 +519,7 @@ pub fn hset(cx: &mut Ctx) {
     let limits = Limits::from_config(&cx.node.config);
     let db = cx.client.db;
     let argv = cx.argv;
-    let Some((h, rng)) = hash_and_rng(cx.node, db, &key) else {
+    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, &key) else {
         return;
     };
     h.try_conversion(&argv[2..], limits, rng);
@@ -591,7 +546,7 @@ pub fn hsetnx(cx: &mut Ctx) {
     let limits = Limits::from_config(&cx.node.config);
     let db = cx.client.db;
     let argv = cx.argv;
-    let Some((h, rng)) = hash_and_rng(cx.node, db, &key) else {
+    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, &key) else {
         return;
     };
     if h.contains(&argv[2]) {
@@ -608,7 +563,7 @@ pub fn hget(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let (key, field) = (&argv[1], &argv[2]);
-    match read_hash(cx.node, db, key) {
+    match cx.node.read_typed::<Hash>(db, key) {
         Lookup::Missing => cx.client.reply.null(),
         Lookup::Found(h) => match h.get(field) {
             Some(v) => cx.client.reply.bulk(v),
@@ -622,7 +577,7 @@ pub fn hget(cx: &mut Ctx) {
 pub fn hmget(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
-    let hash = match read_hash(cx.node, db, &argv[1]) {
+    let hash = match cx.node.read_typed::<Hash>(db, &argv[1]) {
         Lookup::Missing => None,
         Lookup::Found(h) => Some(h),
         Lookup::WrongType => return cx.wrongtype(),
@@ -643,7 +598,7 @@ pub fn hdel(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    let h = match write_hash(cx.node, db, key) {
+    let h = match cx.node.write_typed::<Hash>(db, key) {
         Lookup::Missing => return cx.out().int(0),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(h) => h,
@@ -669,7 +624,7 @@ pub fn hdel(cx: &mut Ctx) {
 /// HLEN key
 pub fn hlen(cx: &mut Ctx) {
     let db = cx.client.db;
-    match read_hash(cx.node, db, &cx.argv[1]) {
+    match cx.node.read_typed::<Hash>(db, &cx.argv[1]) {
         Lookup::Missing => cx.client.reply.int(0),
         Lookup::Found(h) => {
             let n = h.len() as i64;
@@ -684,7 +639,7 @@ pub fn hstrlen(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let (key, field) = (&argv[1], &argv[2]);
-    match read_hash(cx.node, db, key) {
+    match cx.node.read_typed::<Hash>(db, key) {
         Lookup::Missing => cx.client.reply.int(0),
         Lookup::Found(h) => {
             let n = h.get(field).map_or(0, |v| v.len()) as i64;
@@ -699,7 +654,7 @@ pub fn hexists(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let (key, field) = (&argv[1], &argv[2]);
-    match read_hash(cx.node, db, key) {
+    match cx.node.read_typed::<Hash>(db, key) {
         Lookup::Missing => cx.client.reply.int(0),
         Lookup::Found(h) => {
             let n = h.contains(field) as i64;
@@ -720,7 +675,7 @@ enum GetAll {
 /// a map.
 fn hgetall_generic(cx: &mut Ctx, what: GetAll) {
     let db = cx.client.db;
-    match read_hash(cx.node, db, &cx.argv[1]) {
+    match cx.node.read_typed::<Hash>(db, &cx.argv[1]) {
         Lookup::Missing => {
             if what == GetAll::Both {
                 cx.client.reply.map(0)
@@ -776,7 +731,7 @@ pub fn hincrby(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let field = &argv[2];
-    let Some((h, rng)) = hash_and_rng(cx.node, db, &key) else {
+    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, &key) else {
         return;
     };
     let old = match h.get(field) {
@@ -812,7 +767,7 @@ pub fn hincrbyfloat(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let field = &argv[2];
-    let Some((h, rng)) = hash_and_rng(cx.node, db, &key) else {
+    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, &key) else {
         return;
     };
     let old = match h.get(field) {
@@ -863,12 +818,12 @@ pub fn hrandfield(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    match read_hash(cx.node, db, key) {
+    match cx.node.read_typed::<Hash>(db, key) {
         Lookup::Missing => return cx.client.reply.null(),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
     }
-    let Some((h, rng)) = hash_and_rng(cx.node, db, key) else {
+    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, key) else {
         return;
     };
     match h.random_pair(rng) {
@@ -882,7 +837,7 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    match read_hash(cx.node, db, key) {
+    match cx.node.read_typed::<Hash>(db, key) {
         Lookup::Missing => return cx.client.reply.array(0),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
@@ -897,7 +852,7 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
     }
     let out = &mut cx.client.reply;
     let resp3 = out.resp3;
-    let Some((h, rng)) = hash_and_rng(cx.node, db, key) else {
+    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, key) else {
         return;
     };
     let size = h.len() as u64;
@@ -1081,7 +1036,7 @@ pub fn hscan(cx: &mut Ctx) {
         return cx.error("ERR invalid cursor");
     };
     let db = cx.client.db;
-    match read_hash(cx.node, db, &cx.argv[1]) {
+    match cx.node.read_typed::<Hash>(db, &cx.argv[1]) {
         Lookup::Missing => return reply_empty_scan(cx),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
@@ -1089,7 +1044,7 @@ pub fn hscan(cx: &mut Ctx) {
     let Some((count, pattern)) = parse_scan_options(cx, 3) else {
         return;
     };
-    let Some((h, _)) = hash_and_rng(cx.node, db, &cx.argv[1]) else {
+    let Some((h, _)) = cx.node.typed_and_rng::<Hash>(db, &cx.argv[1]) else {
         return;
     };
     let mut items: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();

@@ -10,6 +10,7 @@
 //! entries), so pushes and pops at either end touch one small buffer. Redis
 //! 7.0 reports every list as `quicklist`, whatever its size, and so do we.
 
+use super::{Lookup, Typed};
 use crate::command::Handler;
 use crate::db::{Entry, Value};
 use crate::node::{Ctx, TimeoutReply};
@@ -300,53 +301,29 @@ pub fn handler(name: &str) -> Option<Handler> {
 /// reply.
 fn list_for_write<'a>(cx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, ()> {
     let db = cx.client.db;
-    let lru = cx.lru_now();
-    let now_ms = cx.now_ms();
-    let d = &mut cx.node.dbs[db];
-    if d.expire_if_needed(key, now_ms) {
-        cx.node.stats.expired_keys += 1;
-    }
-    let is_list = match cx.node.dbs[db].keys.get(key) {
-        None => return Ok(None),
-        Some(e) => matches!(e.value, Value::List(_)),
-    };
-    if !is_list {
+    if matches!(cx.node.write_typed::<List>(db, key), Lookup::WrongType) {
         cx.wrongtype();
         return Err(());
     }
-    match cx.node.dbs[db].keys.get_mut(key) {
-        Some(Entry {
-            value: Value::List(l),
-            lru_s,
-        }) => {
-            *lru_s = lru;
-            Ok(Some(l))
-        }
-        _ => Ok(None),
-    }
+    Ok(existing(cx, key))
 }
 
 /// Finds the list at `key` for a read command (hit/miss statistics).
 /// `Err` after a WRONGTYPE reply.
 fn list_for_read<'a>(cx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut List>, ()> {
     let db = cx.client.db;
-    match cx.node.lookup_read(db, key) {
-        None => Ok(None),
-        Some(Entry {
-            value: Value::List(_),
-            ..
-        }) => match cx.node.dbs[db].keys.get_mut(key) {
-            Some(Entry {
-                value: Value::List(l),
-                ..
-            }) => Ok(Some(l)),
-            _ => Ok(None),
-        },
-        Some(_) => {
-            cx.wrongtype();
-            Err(())
-        }
+    if matches!(cx.node.read_typed::<List>(db, key), Lookup::WrongType) {
+        cx.wrongtype();
+        return Err(());
     }
+    Ok(existing(cx, key))
+}
+
+/// The list at `key` after a lookup already applied expiry and checked the
+/// type.
+fn existing<'a>(cx: &'a mut Ctx, key: &[u8]) -> Option<&'a mut List> {
+    let e = cx.node.dbs[cx.client.db].keys.get_mut(key)?;
+    List::from_value(&mut e.value)
 }
 
 /// Deletes `key` if its list became empty (Redis never keeps empty lists).

@@ -142,7 +142,65 @@ pub enum Lookup<T> {
     WrongType,
 }
 
+/// A value type that can be borrowed out of a [`Value`]; lets one lookup
+/// serve every collection (`node.read_typed::<Hash>(db, key)`).
+pub trait Typed: Sized {
+    fn from_value(v: &mut Value) -> Option<&mut Self>;
+}
+
+macro_rules! typed {
+    ($t:ty, $variant:ident) => {
+        impl Typed for $t {
+            fn from_value(v: &mut Value) -> Option<&mut Self> {
+                match v {
+                    Value::$variant(x) => Some(x),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+typed!(lists::List, List);
+typed!(hashes::Hash, Hash);
+typed!(sets::Set, Set);
+typed!(zsets::ZSet, ZSet);
+
 impl crate::node::Node {
+    /// A typed value for a read command (`lookupKeyRead`: expiry, LRU touch,
+    /// hit/miss stats).
+    pub fn read_typed<T: Typed>(&mut self, db: usize, key: &[u8]) -> Lookup<&mut T> {
+        match self.lookup_read(db, key) {
+            None => Lookup::Missing,
+            Some(e) => T::from_value(&mut e.value).map_or(Lookup::WrongType, Lookup::Found),
+        }
+    }
+
+    /// A typed value for a write command (`lookupKeyWrite`: expiry, LRU
+    /// touch, no stats).
+    pub fn write_typed<T: Typed>(&mut self, db: usize, key: &[u8]) -> Lookup<&mut T> {
+        let lru = self.now.as_secs();
+        match self.lookup_quiet(db, key) {
+            None => Lookup::Missing,
+            Some(e) => {
+                e.lru_s = lru;
+                T::from_value(&mut e.value).map_or(Lookup::WrongType, Lookup::Found)
+            }
+        }
+    }
+
+    /// The value at `key` with the node's RNG, for operations that need
+    /// randomness. The command must already have looked the key up (expiry
+    /// applied).
+    pub fn typed_and_rng<T: Typed>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+    ) -> Option<(&mut T, &mut rand_chacha::ChaCha8Rng)> {
+        let crate::node::Node { dbs, rng, .. } = self;
+        let e = dbs[db].keys.get_mut(key)?;
+        Some((T::from_value(&mut e.value)?, rng))
+    }
+
     /// Reads a key for a read command: lazy expiry, LRU touch, hit/miss stats
     /// (Redis's `lookupKeyRead`).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {

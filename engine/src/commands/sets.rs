@@ -453,50 +453,6 @@ impl Set {
 // Lookups
 // ---------------------------------------------------------------------------
 
-/// A set for a read command (lookupKeyRead: expiry, LRU, hit/miss stats).
-fn read_set<'a>(node: &'a mut Node, db: usize, key: &[u8]) -> Lookup<&'a mut Set> {
-    match node.lookup_read(db, key) {
-        None => Lookup::Missing,
-        Some(Entry {
-            value: Value::Set(s),
-            ..
-        }) => Lookup::Found(s),
-        Some(_) => Lookup::WrongType,
-    }
-}
-
-/// A set for a write command (lookupKeyWrite: expiry, LRU, no stats).
-fn write_set<'a>(node: &'a mut Node, db: usize, key: &[u8]) -> Lookup<&'a mut Set> {
-    let lru = node.now.as_secs();
-    match node.lookup_quiet(db, key) {
-        None => Lookup::Missing,
-        Some(e) => {
-            e.lru_s = lru;
-            match &mut e.value {
-                Value::Set(s) => Lookup::Found(s),
-                _ => Lookup::WrongType,
-            }
-        }
-    }
-}
-
-/// The set at `key` together with the node's RNG. The key must already
-/// have been looked up (expiry applied) by the command.
-fn set_and_rng<'a>(
-    node: &'a mut Node,
-    db: usize,
-    key: &[u8],
-) -> Option<(&'a mut Set, &'a mut rand_chacha::ChaCha8Rng)> {
-    let Node { dbs, rng, .. } = node;
-    match dbs[db].keys.get_mut(key) {
-        Some(Entry {
-            value: Value::Set(s),
-            ..
-        }) => Some((s, rng)),
-        _ => None,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Commands
 // ---------------------------------------------------------------------------
@@ -531,14 +487,14 @@ pub fn sadd(cx: &mut Ctx) {
     let argv = cx.argv;
     let key = &argv[1];
     let max = max_intset_entries(&cx.node.config);
-    let exists = match write_set(cx.node, db, key) {
+    let exists = match cx.node.write_typed::<Set>(db, key) {
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Missing => false,
         Lookup::Found(_) => true,
     };
     let mut added = 0;
     if exists {
-        let Some((s, rng)) = set_and_rng(cx.node, db, key) else {
+        let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
             return;
         };
         for m in &argv[2..] {
@@ -567,7 +523,7 @@ pub fn srem(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    let s = match write_set(cx.node, db, key) {
+    let s = match cx.node.write_typed::<Set>(db, key) {
         Lookup::Missing => return cx.out().int(0),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(s) => s,
@@ -595,12 +551,12 @@ pub fn smove(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let (src, dst, ele) = (&argv[1], &argv[2], &argv[3]);
-    let src_state = match write_set(cx.node, db, src) {
+    let src_state = match cx.node.write_typed::<Set>(db, src) {
         Lookup::Missing => None,
         Lookup::WrongType => Some(false),
         Lookup::Found(_) => Some(true),
     };
-    let dst_state = match write_set(cx.node, db, dst) {
+    let dst_state = match cx.node.write_typed::<Set>(db, dst) {
         Lookup::Missing => None,
         Lookup::WrongType => Some(false),
         Lookup::Found(_) => Some(true),
@@ -612,7 +568,7 @@ pub fn smove(cx: &mut Ctx) {
         return cx.wrongtype();
     }
     let max = max_intset_entries(&cx.node.config);
-    let Some((s, _)) = set_and_rng(cx.node, db, src) else {
+    let Some((s, _)) = cx.node.typed_and_rng::<Set>(db, src) else {
         return;
     };
     if src == dst {
@@ -626,7 +582,7 @@ pub fn smove(cx: &mut Ctx) {
         cx.delete_key(src);
     }
     let mut dirty = 1;
-    match set_and_rng(cx.node, db, dst) {
+    match cx.node.typed_and_rng::<Set>(db, dst) {
         Some((d, rng)) => {
             if d.add(ele, max, rng) {
                 dirty += 1;
@@ -650,7 +606,7 @@ pub fn sismember(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let (key, m) = (&argv[1], &argv[2]);
-    match read_set(cx.node, db, key) {
+    match cx.node.read_typed::<Set>(db, key) {
         Lookup::Missing => cx.client.reply.int(0),
         Lookup::Found(s) => {
             let n = s.contains(m) as i64;
@@ -665,7 +621,7 @@ pub fn sismember(cx: &mut Ctx) {
 pub fn smismember(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
-    let set = match read_set(cx.node, db, &argv[1]) {
+    let set = match cx.node.read_typed::<Set>(db, &argv[1]) {
         Lookup::Missing => None,
         Lookup::Found(s) => Some(s),
         Lookup::WrongType => return cx.wrongtype(),
@@ -680,7 +636,7 @@ pub fn smismember(cx: &mut Ctx) {
 /// SCARD key
 pub fn scard(cx: &mut Ctx) {
     let db = cx.client.db;
-    match read_set(cx.node, db, &cx.argv[1]) {
+    match cx.node.read_typed::<Set>(db, &cx.argv[1]) {
         Lookup::Missing => cx.client.reply.int(0),
         Lookup::Found(s) => {
             let n = s.len() as i64;
@@ -701,12 +657,12 @@ pub fn spop(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    match write_set(cx.node, db, key) {
+    match cx.node.write_typed::<Set>(db, key) {
         Lookup::Missing => return cx.client.reply.null(),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
     }
-    let Some((s, rng)) = set_and_rng(cx.node, db, key) else {
+    let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
         return;
     };
     let Some(m) = s.random(rng).map(Member::to_owned) else {
@@ -729,7 +685,7 @@ fn spop_with_count(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    match write_set(cx.node, db, key) {
+    match cx.node.write_typed::<Set>(db, key) {
         Lookup::Missing => return cx.client.reply.set(0),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
@@ -738,7 +694,7 @@ fn spop_with_count(cx: &mut Ctx) {
         return cx.client.reply.set(0);
     }
     let max = max_intset_entries(&cx.node.config);
-    let Some((s, rng)) = set_and_rng(cx.node, db, key) else {
+    let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
         return;
     };
     let size = s.len() as u64;
@@ -808,12 +764,12 @@ pub fn srandmember(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    match read_set(cx.node, db, key) {
+    match cx.node.read_typed::<Set>(db, key) {
         Lookup::Missing => return cx.client.reply.null(),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
     }
-    let Some((s, rng)) = set_and_rng(cx.node, db, key) else {
+    let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
         return;
     };
     match s.random(rng) {
@@ -841,7 +797,7 @@ fn srandmember_with_count(cx: &mut Ctx) {
     let db = cx.client.db;
     let argv = cx.argv;
     let key = &argv[1];
-    match read_set(cx.node, db, key) {
+    match cx.node.read_typed::<Set>(db, key) {
         Lookup::Missing => return cx.client.reply.array(0),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
@@ -849,7 +805,7 @@ fn srandmember_with_count(cx: &mut Ctx) {
     if count == 0 {
         return cx.client.reply.array(0);
     }
-    let Some((s, rng)) = set_and_rng(cx.node, db, key) else {
+    let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
         return;
     };
     let size = s.len() as u64;
@@ -922,7 +878,7 @@ fn check_sets(cx: &mut Ctx, keys: &[Bytes]) -> Option<Vec<bool>> {
     let db = cx.client.db;
     let mut present = Vec::with_capacity(keys.len());
     for k in keys {
-        match read_set(cx.node, db, k) {
+        match cx.node.read_typed::<Set>(db, k) {
             Lookup::Missing => present.push(false),
             Lookup::Found(_) => present.push(true),
             Lookup::WrongType => {
@@ -1192,7 +1148,7 @@ pub fn sscan(cx: &mut Ctx) {
         return cx.error("ERR invalid cursor");
     };
     let db = cx.client.db;
-    match read_set(cx.node, db, &cx.argv[1]) {
+    match cx.node.read_typed::<Set>(db, &cx.argv[1]) {
         Lookup::Missing => return reply_empty_scan(cx),
         Lookup::WrongType => return cx.wrongtype(),
         Lookup::Found(_) => {}
@@ -1200,7 +1156,7 @@ pub fn sscan(cx: &mut Ctx) {
     let Some((count, pattern)) = parse_scan_options(cx, 3) else {
         return;
     };
-    let Some((s, _)) = set_and_rng(cx.node, db, &cx.argv[1]) else {
+    let Some((s, _)) = cx.node.typed_and_rng::<Set>(db, &cx.argv[1]) else {
         return;
     };
     let mut items: Vec<Bytes> = Vec::new();
