@@ -16,8 +16,10 @@ use bytes::Bytes;
 pub enum Str {
     /// A string that is the canonical decimal form of an i64.
     Int(i64),
-    /// A short string (at most 44 bytes when created).
-    Emb(Bytes),
+    /// A short string (at most 44 bytes when created). A boxed slice, not
+    /// `Bytes`: 16 bytes instead of 32 keeps every key's entry one jemalloc
+    /// size class smaller.
+    Emb(Box<[u8]>),
     /// A string modified in place (APPEND, SETRANGE, SETBIT) or longer than 44.
     Raw(Vec<u8>),
 }
@@ -36,7 +38,7 @@ impl Str {
             }
         }
         if b.len() <= EMBSTR_MAX {
-            Str::Emb(b)
+            Str::Emb(Vec::from(b).into_boxed_slice())
         } else {
             Str::Raw(Vec::from(b))
         }
@@ -45,7 +47,7 @@ impl Str {
     /// `createStringObject`: embstr if short, else raw (no int conversion).
     pub fn from_vec(v: Vec<u8>) -> Str {
         if v.len() <= EMBSTR_MAX {
-            Str::Emb(Bytes::from(v))
+            Str::Emb(v.into_boxed_slice())
         } else {
             Str::Raw(v)
         }
@@ -214,7 +216,8 @@ impl Db {
         if !self.expires.is_empty() {
             self.expires.remove(&key);
         }
-        self.keys.insert(key, Entry { value, lru_s });
+        self.keys
+            .insert(crate::dict::boxed(key), Entry { value, lru_s });
     }
 
     /// Replaces the value of an existing key or adds it, keeping its TTL.
@@ -225,16 +228,21 @@ impl Db {
                 e.lru_s = lru_s;
             }
             None => {
-                self.keys.insert(key, Entry { value, lru_s });
+                self.keys
+                    .insert(crate::dict::boxed(key), Entry { value, lru_s });
             }
         }
     }
 
-    /// Sets the TTL of an existing key. Shares the key's allocation.
+    /// Sets the TTL of an existing key.
     pub fn set_expire(&mut self, key: &[u8], at_ms: i64) {
-        if let Some(k) = self.keys.get_key(key) {
-            let k = k.clone();
-            self.expires.insert(k, at_ms);
+        if self.keys.contains_key(key) {
+            match self.expires.get_mut(key) {
+                Some(at) => *at = at_ms,
+                None => {
+                    self.expires.insert(Box::from(key), at_ms);
+                }
+            }
         }
     }
 

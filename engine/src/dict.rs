@@ -20,7 +20,9 @@ use std::hash::Hasher;
 const MIN_BUCKETS: usize = 4;
 
 struct Node<V> {
-    key: bytes::Bytes,
+    /// A boxed slice (16 bytes) rather than `Bytes` (32): with millions of
+    /// keys, the node's size class is most of the per-key overhead.
+    key: Box<[u8]>,
     value: V,
     next: Option<Box<Node<V>>>,
 }
@@ -97,8 +99,8 @@ impl<V> Dict<V> {
         None
     }
 
-    /// The stored key equal to `key` (so callers can share its allocation).
-    pub fn get_key(&self, key: &[u8]) -> Option<&bytes::Bytes> {
+    /// The stored key equal to `key`.
+    pub fn get_key(&self, key: &[u8]) -> Option<&[u8]> {
         if self.len == 0 {
             return None;
         }
@@ -106,7 +108,7 @@ impl<V> Dict<V> {
         let mut cur = self.buckets[idx].as_deref();
         while let Some(n) = cur {
             if n.key.as_ref() == key {
-                return Some(&n.key);
+                return Some(&n.key[..]);
             }
             cur = n.next.as_deref();
         }
@@ -117,8 +119,10 @@ impl<V> Dict<V> {
         self.get(key).is_some()
     }
 
-    /// Inserts or replaces; returns the previous value.
-    pub fn insert(&mut self, key: bytes::Bytes, value: V) -> Option<V> {
+    /// Inserts or replaces; returns the previous value. Takes the key as
+    /// anything that converts into a boxed slice without copying when it
+    /// can (`Vec<u8>`, a uniquely owned `Bytes` via [`boxed`]).
+    pub fn insert(&mut self, key: Box<[u8]>, value: V) -> Option<V> {
         if let Some(slot) = self.get_mut(&key) {
             return Some(std::mem::replace(slot, value));
         }
@@ -135,7 +139,7 @@ impl<V> Dict<V> {
         self.remove_entry(key).map(|(_, v)| v)
     }
 
-    pub fn remove_entry(&mut self, key: &[u8]) -> Option<(bytes::Bytes, V)> {
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Box<[u8]>, V)> {
         if self.len == 0 {
             return None;
         }
@@ -204,14 +208,14 @@ impl<V> Dict<V> {
     /// cursor (0 when the iteration is complete). This is Redis's reverse
     /// binary increment: the high bits are incremented first, so buckets
     /// visited before a resize map onto buckets visited after it.
-    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&bytes::Bytes, &V)) -> u64 {
+    pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
         if self.len == 0 {
             return 0;
         }
         let mask = self.mask() as u64;
         let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
         while let Some(n) = cur {
-            f(&n.key, &n.value);
+            f(&n.key[..], &n.value);
             cur = n.next.as_deref();
         }
         let mut v = cursor | !mask;
@@ -222,7 +226,7 @@ impl<V> Dict<V> {
 
     /// A uniformly chosen bucket, then a uniformly chosen entry in its chain
     /// (Redis's `dictGetRandomKey`, with the same small bias).
-    pub fn random_entry(&self, rng: &mut impl RngCore) -> Option<(&bytes::Bytes, &V)> {
+    pub fn random_entry(&self, rng: &mut impl RngCore) -> Option<(&[u8], &V)> {
         if self.len == 0 {
             return None;
         }
@@ -242,7 +246,7 @@ impl<V> Dict<V> {
                     cur = cur.next.as_deref()?;
                     pick -= 1;
                 }
-                return Some((&cur.key, &cur.value));
+                return Some((&cur.key[..], &cur.value));
             }
         }
     }
@@ -255,6 +259,12 @@ impl<V> Dict<V> {
             cur: None,
         }
     }
+}
+
+/// Converts a `Bytes` into a dict key, without copying when it is the only
+/// handle to a buffer that came from a `Vec` (as parsed arguments are).
+pub fn boxed(b: bytes::Bytes) -> Box<[u8]> {
+    Vec::from(b).into_boxed_slice()
 }
 
 impl<V> Drop for Dict<V> {
@@ -270,12 +280,12 @@ pub struct Iter<'a, V> {
 }
 
 impl<'a, V> Iterator for Iter<'a, V> {
-    type Item = (&'a bytes::Bytes, &'a V);
+    type Item = (&'a [u8], &'a V);
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(n) = self.cur {
                 self.cur = n.next.as_deref();
-                return Some((&n.key, &n.value));
+                return Some((&n.key[..], &n.value));
             }
             if self.idx >= self.buckets.len() {
                 return None;
@@ -297,11 +307,11 @@ mod tests {
     fn insert_get_remove() {
         let mut d = Dict::new([1, 2]);
         for i in 0..1000 {
-            assert!(d.insert(Bytes::from(format!("k{i}")), i).is_none());
+            assert!(d.insert(format!("k{i}").into_bytes().into(), i).is_none());
         }
         assert_eq!(d.len(), 1000);
         assert_eq!(d.get(b"k500"), Some(&500));
-        assert_eq!(d.insert(Bytes::from("k500"), 7), Some(500));
+        assert_eq!(d.insert(b"k500".to_vec().into(), 7), Some(500));
         for i in 0..990 {
             assert!(d.remove(format!("k{i}").as_bytes()).is_some());
         }
@@ -319,25 +329,25 @@ mod tests {
             let mut d = Dict::new([round, 99]);
             let stable: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("s{i}"))).collect();
             for k in &stable {
-                d.insert(k.clone(), ());
+                d.insert(k.to_vec().into(), ());
             }
             let mut seen = BTreeSet::new();
             let mut cursor = 0;
             let mut extra = 0u64;
             loop {
                 cursor = d.scan(cursor, |k, _| {
-                    seen.insert(k.clone());
+                    seen.insert(Bytes::copy_from_slice(k));
                 });
                 // Churn: grow a lot or shrink a lot.
                 if rng.next_u32() % 2 == 0 {
                     for _ in 0..(rng.next_u32() % 500) {
-                        d.insert(Bytes::from(format!("x{extra}")), ());
+                        d.insert(format!("x{extra}").into_bytes().into(), ());
                         extra += 1;
                     }
                 } else {
-                    let keys: Vec<Bytes> = d
+                    let keys: Vec<Vec<u8>> = d
                         .iter()
-                        .map(|(k, _)| k.clone())
+                        .map(|(k, _)| k.to_vec())
                         .filter(|k| k[0] == b'x')
                         .collect();
                     for k in keys {

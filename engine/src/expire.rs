@@ -38,8 +38,8 @@ pub fn active_expire_cycle(node: &mut Node) {
             for _ in 0..sample {
                 if let Some((k, &at)) = db.expires.random_entry(&mut node.rng) {
                     if at <= now_ms {
-                        if !expired.contains(k) {
-                            expired.push(k.clone());
+                        if !expired.iter().any(|e: &Vec<u8>| e == k) {
+                            expired.push(k.to_vec());
                         }
                     } else {
                         ttl_sum = ttl_sum.saturating_add(at - now_ms);

@@ -244,7 +244,7 @@ impl Clone for HashTable {
     fn clone(&self) -> HashTable {
         let mut dict = Dict::new(self.seed);
         for (k, v) in self.dict.iter() {
-            dict.insert(Bytes::copy_from_slice(k), v.clone());
+            dict.insert(Box::from(k), v.clone());
         }
         HashTable {
             dict,
@@ -309,7 +309,7 @@ impl<'a> Iterator for HashIter<'a> {
                 it.next()
                     .map(|p| (&buf[p.field.0..p.field.1], &buf[p.value.0..p.value.1]))
             }
-            IterInner::Table(it) => it.next().map(|(k, v)| (k.as_ref(), v.as_ref())),
+            IterInner::Table(it) => it.next().map(|(k, v)| (k, v.as_ref())),
         }
     }
 }
@@ -359,7 +359,7 @@ impl Hash {
         if let Hash::Listpack(lp) = self {
             let mut t = HashTable::new(rng);
             for (f, v) in lp.iter() {
-                t.dict.insert(Bytes::copy_from_slice(f), v.into());
+                t.dict.insert(Box::from(f), v.into());
             }
             *self = Hash::Table(Box::new(t));
         }
@@ -411,7 +411,7 @@ impl Hash {
                     *slot = value.into();
                     false
                 } else {
-                    t.dict.insert(Bytes::copy_from_slice(field), value.into());
+                    t.dict.insert(Box::from(field), value.into());
                     true
                 }
             }
@@ -437,10 +437,7 @@ impl Hash {
                 let i = (rng.next_u64() % lp.len() as u64) as usize;
                 lp.iter().nth(i)
             }
-            Hash::Table(t) => t
-                .dict
-                .random_entry(rng)
-                .map(|(k, v)| (k.as_ref(), v.as_ref())),
+            Hash::Table(t) => t.dict.random_entry(rng).map(|(k, v)| (k, v.as_ref())),
         }
     }
 }
@@ -918,14 +915,14 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
     if count * HRANDFIELD_SUB_STRATEGY_MUL > size {
         let mut d: Dict<Box<[u8]>> = Dict::new([rng.next_u64(), rng.next_u64()]);
         for (f, v) in h.iter() {
-            d.insert(Bytes::copy_from_slice(f), v.into());
+            d.insert(Box::from(f), v.into());
         }
         let mut left = size;
         while left > count {
             let Some((k, _)) = d.random_entry(rng) else {
                 break;
             };
-            let k = k.clone();
+            let k = k.to_vec();
             d.remove(&k);
             left -= 1;
         }
@@ -950,10 +947,7 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
                 }
                 Some(pairs[(rng.next_u64() % pairs.len() as u64) as usize])
             }
-            Hash::Table(t) => t
-                .dict
-                .random_entry(rng)
-                .map(|(k, v)| (k.as_ref(), v.as_ref())),
+            Hash::Table(t) => t.dict.random_entry(rng).map(|(k, v)| (k, v.as_ref())),
         };
         let Some((f, v)) = pick else {
             return;
@@ -961,7 +955,7 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
         if seen.contains_key(f) {
             continue;
         }
-        seen.insert(Bytes::copy_from_slice(f), ());
+        seen.insert(Box::from(f), ());
         added += 1;
         emit(out, f, v);
     }
@@ -1003,7 +997,7 @@ pub(crate) fn scan_dict<V>(
     mut cursor: u64,
     count: u64,
     per_entry: u64,
-    mut f: impl FnMut(&Bytes, &V),
+    mut f: impl FnMut(&[u8], &V),
 ) -> u64 {
     let count = count.saturating_mul(per_entry);
     let mut max_iterations = count.saturating_mul(10);

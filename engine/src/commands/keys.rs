@@ -72,7 +72,7 @@ fn rename_generic(cx: &mut Ctx, nx: bool) {
         return;
     };
     db.persist(&src);
-    db.keys.insert(dst.clone(), entry);
+    db.keys.insert(Box::from(&dst[..]), entry);
     if let Some(at) = expire {
         db.set_expire(&dst, at);
     }
@@ -96,7 +96,7 @@ pub fn keys(cx: &mut Ctx) {
         .iter()
         .filter(|(k, _)| all || glob::matches(&pattern, k, false))
         .filter(|(k, _)| !db.is_expired(k, now))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| Bytes::copy_from_slice(k))
         .collect();
     let out = cx.out();
     out.array(found.len());
@@ -163,7 +163,9 @@ pub fn scan(cx: &mut Ctx) {
         let db = &cx.node.dbs[cx.client.db];
         let mut max_iterations = count.saturating_mul(10);
         loop {
-            cursor = db.keys.scan(cursor, |k, _| found.push(k.clone()));
+            cursor = db
+                .keys
+                .scan(cursor, |k, _| found.push(Bytes::copy_from_slice(k)));
             let keep_going = cursor != 0 && max_iterations > 0 && (found.len() as i64) < count;
             max_iterations -= 1;
             if !keep_going {
@@ -207,7 +209,7 @@ pub fn randomkey(cx: &mut Ctx) {
         let Some((k, _)) = db.keys.random_entry(&mut cx.node.rng) else {
             return cx.out().null();
         };
-        let k = k.clone();
+        let k = Bytes::copy_from_slice(k);
         if cx.lookup_quiet(&k).is_some() {
             return cx.out().bulk(&k);
         }
@@ -435,7 +437,7 @@ pub fn move_(cx: &mut Ctx) {
     };
     src.persist(&key);
     let target = &mut cx.node.dbs[dst_db];
-    target.keys.insert(key.clone(), entry);
+    target.keys.insert(Box::from(&key[..]), entry);
     if let Some(at) = expire {
         target.set_expire(&key, at);
     }

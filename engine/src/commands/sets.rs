@@ -203,7 +203,7 @@ impl SetTable {
         if self.dict.contains_key(m) {
             return false;
         }
-        self.dict.insert(Bytes::copy_from_slice(m), ());
+        self.dict.insert(Box::from(m), ());
         true
     }
 }
@@ -212,7 +212,7 @@ impl Clone for SetTable {
     fn clone(&self) -> SetTable {
         let mut dict = Dict::new(self.seed);
         for (k, _) in self.dict.iter() {
-            dict.insert(Bytes::copy_from_slice(k), ());
+            dict.insert(Box::from(k), ());
         }
         SetTable {
             dict,
@@ -355,8 +355,7 @@ impl Set {
             let mut t = SetTable::new(rng);
             let mut buf = itoa::Buffer::new();
             for v in s.iter() {
-                t.dict
-                    .insert(Bytes::copy_from_slice(buf.format(v).as_bytes()), ());
+                t.dict.insert(Box::from(buf.format(v).as_bytes()), ());
             }
             *self = Set::Table(Box::new(t));
         }
@@ -840,14 +839,14 @@ fn srandmember_with_count(cx: &mut Ctx) {
     if count * SRANDMEMBER_SUB_STRATEGY_MUL > size {
         // CASE 3: copy everything, then remove random members down to count.
         for m in s.iter() {
-            d.insert(m.to_bytes(), ());
+            d.insert(m.to_bytes().to_vec().into(), ());
         }
         let mut left = size;
         while left > count {
             let Some((k, _)) = d.random_entry(rng) else {
                 break;
             };
-            let k = k.clone();
+            let k = k.to_vec();
             d.remove(&k);
             left -= 1;
         }
@@ -860,7 +859,7 @@ fn srandmember_with_count(cx: &mut Ctx) {
             };
             let b = m.to_bytes();
             if !d.contains_key(&b) {
-                d.insert(b, ());
+                d.insert(b.to_vec().into(), ());
                 added += 1;
             }
         }
