@@ -174,9 +174,9 @@ impl<V> Dict<V> {
     }
 
     fn grow_if_needed(&mut self) {
-        // Load factor 1, like Redis when no fork is in progress.
+        // Load factor 1 and doubling, like Redis when no fork is in progress.
         if self.len + 1 > self.buckets.len() {
-            self.resize((self.len + 1).next_power_of_two() * 2);
+            self.resize((self.len + 1).next_power_of_two());
         }
     }
 
