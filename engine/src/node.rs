@@ -130,6 +130,16 @@ pub struct Client {
     pub blocked: Option<Blocked>,
     /// Set by [`Ctx::block`] during a re-execution: still not served.
     rearmed: bool,
+    /// Commands queued since MULTI; `None` outside a transaction.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command was rejected while queueing: EXEC will abort.
+    pub multi_error: bool,
+    /// True while EXEC runs the queue: blocking commands must not block.
+    pub in_exec: bool,
+    /// WATCHed keys: (db, key, already expired when watched).
+    pub watched: Vec<(usize, Bytes, bool)>,
+    /// A watched key was modified: EXEC will fail.
+    pub dirty_cas: bool,
 }
 
 /// What a client blocked in BLPOP & co. waits for.
@@ -175,6 +185,11 @@ impl Client {
             lib_name: None,
             blocked: None,
             rearmed: false,
+            multi: None,
+            multi_error: false,
+            in_exec: false,
+            watched: Vec::new(),
+            dirty_cas: false,
         }
     }
 
@@ -243,6 +258,8 @@ pub struct Node {
     blocking: BTreeMap<(usize, Bytes), VecDeque<ConnId>>,
     /// Keys that received data while clients wait on them, in signal order.
     ready_keys: VecDeque<(usize, Bytes)>,
+    /// Clients WATCHing each (db, key).
+    watchers: BTreeMap<(usize, Bytes), Vec<ConnId>>,
 }
 
 /// Per-command context handed to command implementations.
@@ -294,6 +311,14 @@ impl Ctx<'_> {
     /// ready the same command runs again; if it calls `block` again it keeps
     /// its place in the queue.
     pub fn block(&mut self, keys: Vec<Bytes>, deadline: Option<Time>, on_timeout: TimeoutReply) {
+        // Inside MULTI/EXEC a blocking command behaves as if it timed out.
+        if self.client.in_exec {
+            match on_timeout {
+                TimeoutReply::NullArray => self.client.reply.null_array(),
+                TimeoutReply::NullBulk => self.client.reply.null(),
+            }
+            return;
+        }
         if self.client.blocked.is_some() {
             self.client.rearmed = true;
             return;
@@ -402,6 +427,7 @@ impl Node {
             shutdown_requested: false,
             blocking: BTreeMap::new(),
             ready_keys: VecDeque::new(),
+            watchers: BTreeMap::new(),
         }
     }
 
@@ -432,6 +458,7 @@ impl Node {
             Input::Closed { conn } => {
                 if let Some(mut c) = self.clients.remove(&conn) {
                     self.unblock(&mut c);
+                    self.unwatch_all(&mut c);
                 }
             }
             Input::Tick => {
@@ -572,7 +599,7 @@ impl Node {
     }
 
     /// Runs one command: lookup, arity, authentication, then the handler.
-    fn execute(&mut self, c: &mut Client, argv: &[Bytes]) {
+    pub(crate) fn execute(&mut self, c: &mut Client, argv: &[Bytes]) {
         let table = Table::get();
         let mut cmd = table.lookup(&argv[0]);
         if let Some(container) = cmd {
@@ -591,6 +618,9 @@ impl Node {
                     );
                     self.count_error("ERR");
                     c.reply.error_bytes(&msg);
+                    if c.multi.is_some() {
+                        c.multi_error = true;
+                    }
                     return;
                 }
             }
@@ -613,6 +643,9 @@ impl Node {
             msg.extend_from_slice(&args);
             self.count_error("ERR");
             c.reply.error_bytes(&msg);
+            if c.multi.is_some() {
+                c.multi_error = true;
+            }
             return;
         };
         if !cmd.arity_ok(argv.len()) || cmd.handler.is_none() {
@@ -625,7 +658,20 @@ impl Node {
             return;
         }
         let Some(handler) = cmd.handler else { return };
+        if c.multi.is_some()
+            && !matches!(
+                cmd.name.as_str(),
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
+        {
+            if let Some(q) = &mut c.multi {
+                q.push(argv.to_vec());
+            }
+            c.reply.simple("QUEUED");
+            return;
+        }
         self.stats.commands_processed += 1;
+        let dirty_before = self.dirty;
         c.last_cmd.clear();
         c.last_cmd.push_str(&cmd.name);
         let errors_before = self.stats.total_error_replies;
@@ -640,6 +686,90 @@ impl Node {
         }
         let failed = (self.stats.total_error_replies > errors_before) as u64;
         self.count_call(cmd, failed);
+        if self.dirty != dirty_before && !self.watchers.is_empty() {
+            self.touch_command_keys(c, cmd, argv);
+        }
+    }
+
+    /// Marks the keys a write command touched as modified for WATCH. The
+    /// command table's key positions name them; for commands whose keys
+    /// move (LMPOP, Z*STORE) every argument is treated as a possible key,
+    /// which can only make EXEC fail more eagerly, never less.
+    fn touch_command_keys(&mut self, c: &mut Client, cmd: &Command, argv: &[Bytes]) {
+        let positions: Vec<usize> = if cmd.has(flags::MOVABLE_KEYS) {
+            (1..argv.len()).collect()
+        } else {
+            cmd.key_positions(argv.len())
+        };
+        for i in positions {
+            self.touch_key(c, c.db, &argv[i]);
+        }
+    }
+
+    /// Marks every client watching (db, key) as dirty, the current client
+    /// (`c`, out of the table while it runs) included.
+    pub fn touch_key(&mut self, c: &mut Client, db: usize, key: &[u8]) {
+        let slot = (db, Bytes::copy_from_slice(key));
+        let Some(conns) = self.watchers.get(&slot) else {
+            return;
+        };
+        for conn in conns.clone() {
+            if conn == c.conn {
+                c.dirty_cas = true;
+            } else if let Some(other) = self.clients.get_mut(&conn) {
+                other.dirty_cas = true;
+            }
+        }
+    }
+
+    /// FLUSHDB/FLUSHALL/SWAPDB: marks watchers of keys that exist in `db`.
+    pub fn touch_watched_in_db(&mut self, c: &mut Client, db: usize) {
+        let keys: Vec<Bytes> = self
+            .watchers
+            .keys()
+            .filter(|(d, k)| *d == db && self.dbs[db].keys.contains_key(k))
+            .map(|(_, k)| k.clone())
+            .collect();
+        for k in keys {
+            self.touch_key(c, db, &k);
+        }
+    }
+
+    /// WATCH key: remember it (and whether it was already expired).
+    pub fn watch(&mut self, c: &mut Client, key: &Bytes) {
+        let db = c.db;
+        if c.watched.iter().any(|(d, k, _)| *d == db && k == key) {
+            return;
+        }
+        let expired = self.dbs[db].is_expired(key, self.now.as_millis());
+        c.watched.push((db, key.clone(), expired));
+        self.watchers
+            .entry((db, key.clone()))
+            .or_default()
+            .push(c.conn);
+    }
+
+    /// UNWATCH (and what EXEC, DISCARD, RESET and disconnects imply).
+    pub fn unwatch_all(&mut self, c: &mut Client) {
+        for (db, key, _) in c.watched.drain(..) {
+            let slot = (db, key);
+            if let Some(v) = self.watchers.get_mut(&slot) {
+                v.retain(|&x| x != c.conn);
+                if v.is_empty() {
+                    self.watchers.remove(&slot);
+                }
+            }
+        }
+        c.dirty_cas = false;
+    }
+
+    /// True if a watched key expired since it was watched (Redis 7.0 makes
+    /// EXEC fail then, as the key is gone).
+    pub fn watched_key_expired(&self, c: &Client) -> bool {
+        let now = self.now.as_millis();
+        c.watched
+            .iter()
+            .any(|(db, k, was_expired)| !was_expired && self.dbs[*db].is_expired(k, now))
     }
 
     fn count_call(&mut self, cmd: &Command, failed: u64) {
@@ -659,6 +789,10 @@ impl Node {
     fn reject(&mut self, c: &mut Client, msg: &str) {
         self.count_error(msg);
         c.reply.error(msg);
+        // A command refused while queueing dooms the transaction.
+        if c.multi.is_some() {
+            c.multi_error = true;
+        }
     }
 
     /// Counts an error reply for INFO stats and errorstats.

@@ -150,6 +150,9 @@ pub fn select(cx: &mut Ctx) {
 /// RESET: back to a fresh connection's state (db 0, RESP2, no name, and
 /// unauthenticated if a password is required).
 pub fn reset(cx: &mut Ctx) {
+    cx.client.multi = None;
+    cx.client.multi_error = false;
+    cx.node.unwatch_all(cx.client);
     let c = &mut cx.client;
     c.db = 0;
     c.reply.resp3 = false;

@@ -15,6 +15,7 @@ pub mod lists;
 pub mod server;
 pub mod sets;
 pub mod strings;
+pub mod transactions;
 pub mod zsets;
 
 use crate::command::Handler;
@@ -131,6 +132,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| sets::handler(name))
                 .or_else(|| zsets::handler(name))
                 .or_else(|| hyperloglog::handler(name))
+                .or_else(|| transactions::handler(name))
         }
     })
 }

@@ -34,6 +34,7 @@ pub fn flushdb(cx: &mut Ctx) {
     }
     let n = cx.db().len() as u64;
     let i = cx.client.db;
+    cx.node.touch_watched_in_db(cx.client, i);
     cx.node.dbs[i] = cx.node.fresh_db(i);
     cx.dirty(n);
     cx.out().ok();
@@ -46,6 +47,7 @@ pub fn flushall(cx: &mut Ctx) {
     }
     let mut n = 0;
     for i in 0..cx.node.dbs.len() {
+        cx.node.touch_watched_in_db(cx.client, i);
         n += cx.node.dbs[i].len() as u64;
         cx.node.dbs[i] = cx.node.fresh_db(i);
     }
@@ -66,6 +68,8 @@ pub fn swapdb(cx: &mut Ctx) {
     if a < 0 || a >= n || b < 0 || b >= n {
         return cx.error("ERR DB index is out of range");
     }
+    cx.node.touch_watched_in_db(cx.client, a as usize);
+    cx.node.touch_watched_in_db(cx.client, b as usize);
     cx.node.dbs.swap(a as usize, b as usize);
     cx.dirty(1);
     cx.out().ok();

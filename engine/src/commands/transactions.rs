@@ -1,0 +1,83 @@
+//! Transactions (Redis's `multi.c`): MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! While a client is in MULTI, the dispatcher (`Node::execute`) queues its
+//! commands and replies `+QUEUED`; a command refused while queueing (unknown,
+//! wrong arity) makes EXEC abort. WATCHed keys are marked modified by any
+//! command that changed the dataset (`Node::touch_command_keys`), and EXEC
+//! then replies a null array. Blocking commands inside EXEC don't block.
+//! Clients blocked on keys the transaction filled are served after EXEC.
+
+use crate::command::Handler;
+use crate::node::Ctx;
+
+/// This module's commands, by lowercase name.
+pub fn handler(name: &str) -> Option<Handler> {
+    Some(match name {
+        "multi" => multi,
+        "exec" => exec,
+        "discard" => discard,
+        "watch" => watch,
+        "unwatch" => unwatch,
+        _ => return None,
+    })
+}
+
+/// MULTI
+pub fn multi(cx: &mut Ctx) {
+    if cx.client.multi.is_some() {
+        return cx.error("ERR MULTI calls can not be nested");
+    }
+    cx.client.multi = Some(Vec::new());
+    cx.client.multi_error = false;
+    cx.out().ok();
+}
+
+/// DISCARD
+pub fn discard(cx: &mut Ctx) {
+    if cx.client.multi.take().is_none() {
+        return cx.error("ERR DISCARD without MULTI");
+    }
+    cx.client.multi_error = false;
+    cx.node.unwatch_all(cx.client);
+    cx.out().ok();
+}
+
+/// EXEC: runs the queue and replies with an array of the replies.
+pub fn exec(cx: &mut Ctx) {
+    let Some(queue) = cx.client.multi.take() else {
+        return cx.error("ERR EXEC without MULTI");
+    };
+    if std::mem::take(&mut cx.client.multi_error) {
+        cx.node.unwatch_all(cx.client);
+        return cx.error("EXECABORT Transaction discarded because of previous errors.");
+    }
+    let aborted = cx.client.dirty_cas || cx.node.watched_key_expired(cx.client);
+    cx.node.unwatch_all(cx.client);
+    if aborted {
+        return cx.out().null_array();
+    }
+    cx.out().array(queue.len());
+    cx.client.in_exec = true;
+    for argv in &queue {
+        cx.node.execute(cx.client, argv);
+    }
+    cx.client.in_exec = false;
+}
+
+/// WATCH key [key ...]
+pub fn watch(cx: &mut Ctx) {
+    if cx.client.multi.is_some() {
+        return cx.error("ERR WATCH inside MULTI is not allowed");
+    }
+    for i in 1..cx.argv.len() {
+        let key = cx.argv[i].clone();
+        cx.node.watch(cx.client, &key);
+    }
+    cx.out().ok();
+}
+
+/// UNWATCH
+pub fn unwatch(cx: &mut Ctx) {
+    cx.node.unwatch_all(cx.client);
+    cx.out().ok();
+}
