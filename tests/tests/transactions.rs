@@ -44,13 +44,13 @@ fn blocked_clients_are_served_after_exec() {
         let mut b = s.connect();
         a.send(&[b"BLPOP", b"q", b"0"]);
         std::thread::sleep(Duration::from_millis(30));
-        let mut out = vec![];
-        out.push(show(&b.cmd_str(&["MULTI"])));
-        out.push(show(&b.cmd_str(&["RPUSH", "q", "x", "y"])));
-        out.push(show(&b.cmd_str(&["LPOP", "q"])));
-        out.push(show(&b.cmd_str(&["EXEC"])));
-        out.push(show(&a.read_reply().unwrap_or_default()));
-        out.push(show(&b.cmd_str(&["LRANGE", "q", "0", "-1"])));
-        out
+        vec![
+            show(&b.cmd_str(&["MULTI"])),
+            show(&b.cmd_str(&["RPUSH", "q", "x", "y"])),
+            show(&b.cmd_str(&["LPOP", "q"])),
+            show(&b.cmd_str(&["EXEC"])),
+            show(&a.read_reply().unwrap_or_default()),
+            show(&b.cmd_str(&["LRANGE", "q", "0", "-1"])),
+        ]
     });
 }
