@@ -45,6 +45,8 @@ pub struct Config {
     pub set_max_intset_entries: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    /// Sparse HyperLogLogs are promoted to dense beyond this size.
+    pub hll_sparse_max_bytes: i64,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }
@@ -327,6 +330,7 @@ static PARAMS: &[Param] = &[
         i64::MAX,
         Yes
     ),
+    p_mem!("hll-sparse-max-bytes", hll_sparse_max_bytes, 0, i64::MAX),
 ];
 
 /// Old names Redis 7.0 still accepts (ziplist became listpack).

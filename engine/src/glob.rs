@@ -76,10 +76,9 @@ fn match_impl(
                     }
                     p = &p[1..];
                 }
-                // Redis: an unterminated class keeps the last char as pattern end.
-                if p.is_empty() {
-                    return false;
-                }
+                // An unterminated class ends with the pattern (Redis backs up
+                // one char, then the pattern is finished).
+                let unterminated = p.is_empty();
                 if not {
                     matched = !matched;
                 }
@@ -87,6 +86,9 @@ fn match_impl(
                     return false;
                 }
                 s = &s[1..];
+                if unterminated {
+                    return s.is_empty();
+                }
             }
             b'\\' if p.len() >= 2 => {
                 p = &p[1..];
@@ -131,6 +133,11 @@ mod tests {
         // SCAN special-case "*" instead.
         assert!(!matches(b"*", b"", false));
         assert!(matches(b"HELLO", b"hello", true));
+        // Unterminated classes, as Redis treats them.
+        assert!(matches(b"k[1-", b"k1", false));
+        assert!(matches(b"[^", b"a", false));
+        assert!(matches(b"k[1-]", b"k3", false));
+        assert!(!matches(b"k[1-", b"k1x", false));
         // Pathological pattern finishes quickly.
         let p = b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
         assert!(!matches(p, &[b'a'; 64], false));

@@ -612,7 +612,8 @@ impl Node {
                 };
                 if cmd.is_none() {
                     let mut msg = b"ERR unknown subcommand '".to_vec();
-                    msg.extend_from_slice(&argv[1][..argv[1].len().min(128)]);
+                    let sub = crate::resp::c_str(&argv[1]);
+                    msg.extend_from_slice(&sub[..sub.len().min(128)]);
                     msg.extend_from_slice(
                         format!("'. Try {} HELP.", container.name.to_uppercase()).as_bytes(),
                     );
@@ -633,12 +634,14 @@ impl Node {
                     break;
                 }
                 let room = 128 - args.len();
+                let a = crate::resp::c_str(a);
                 args.push(b'\'');
                 args.extend_from_slice(&a[..a.len().min(room)]);
                 args.extend_from_slice(b"' ");
             }
+            let name = crate::resp::c_str(&argv[0]);
             let mut msg = b"ERR unknown command '".to_vec();
-            msg.extend_from_slice(&argv[0][..argv[0].len().min(128)]);
+            msg.extend_from_slice(&name[..name.len().min(128)]);
             msg.extend_from_slice(b"', with args beginning with: ");
             msg.extend_from_slice(&args);
             self.count_error("ERR");

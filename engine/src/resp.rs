@@ -296,6 +296,17 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     }
 }
 
+/// The part of `b` before its first NUL byte: what C's `%s` prints when
+/// Redis formats a client argument into an error message.
+pub fn c_str(b: &[u8]) -> &[u8] {
+    b.iter().position(|&c| c == 0).map_or(b, |i| &b[..i])
+}
+
+/// [`c_str`] as text, for `format!` (invalid UTF-8 becomes U+FFFD).
+pub fn c_str_lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(c_str(b))
+}
+
 /// Redis's `string2ll`: an optional '-', digits, no leading zeros (except
 /// "0"), no spaces, fits in i64.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {

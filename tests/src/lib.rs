@@ -260,12 +260,13 @@ impl Conn {
 /// Length of the first complete RESP2/RESP3 reply in `buf`, if complete.
 pub fn reply_len(buf: &[u8]) -> Option<usize> {
     let eol = buf.windows(2).position(|w| w == b"\r\n")?;
-    let head = std::str::from_utf8(&buf[1..eol]).ok()?;
+    // Only lengths are parsed; other lines (errors) may hold any bytes.
+    let head = || std::str::from_utf8(&buf[1..eol]).ok();
     let next = eol + 2;
     match buf.first()? {
         b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(next),
         b'$' | b'=' | b'!' => {
-            let n: i64 = head.parse().ok()?;
+            let n: i64 = head()?.parse().ok()?;
             if n < 0 {
                 return Some(next);
             }
@@ -273,7 +274,7 @@ pub fn reply_len(buf: &[u8]) -> Option<usize> {
             (buf.len() >= end).then_some(end)
         }
         t @ (b'*' | b'~' | b'%' | b'>' | b'|') => {
-            let mut n: i64 = head.parse().ok()?;
+            let mut n: i64 = head()?.parse().ok()?;
             if n < 0 {
                 return Some(next);
             }

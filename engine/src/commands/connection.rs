@@ -103,7 +103,7 @@ pub fn hello(cx: &mut Ctx) {
         } else {
             let msg = format!(
                 "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(&cx.argv[j])
+                crate::resp::c_str_lossy(&cx.argv[j])
             );
             return cx.error(&msg);
         }
@@ -230,7 +230,7 @@ pub fn client_list(cx: &mut Ctx) {
             ) {
                 let msg = format!(
                     "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(&cx.argv[j + 1])
+                    crate::resp::c_str_lossy(&cx.argv[j + 1])
                 );
                 return cx.error(&msg);
             }
@@ -312,7 +312,7 @@ pub fn client_kill(cx: &mut Ctx) {
                 }
             } else if cx.arg_is(j, "USER") {
                 if !val.eq_ignore_ascii_case(b"default") {
-                    let msg = format!("ERR No such user '{}'", String::from_utf8_lossy(&val));
+                    let msg = format!("ERR No such user '{}'", crate::resp::c_str_lossy(&val));
                     return cx.error(&msg);
                 }
             } else if cx.arg_is(j, "TYPE") {
@@ -323,7 +323,7 @@ pub fn client_kill(cx: &mut Ctx) {
                 ) {
                     let msg = format!(
                         "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(&val)
+                        crate::resp::c_str_lossy(&val)
                     );
                     return cx.error(&msg);
                 }

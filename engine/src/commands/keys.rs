@@ -247,7 +247,7 @@ fn expire_generic(cx: &mut Ctx, base_ms: i64, seconds: bool) {
             _ => {
                 let msg = format!(
                     "ERR Unsupported option {}",
-                    String::from_utf8_lossy(&cx.argv[j])
+                    crate::resp::c_str_lossy(&cx.argv[j])
                 );
                 return cx.error(&msg);
             }
@@ -324,7 +324,12 @@ fn ttl_generic(cx: &mut Ctx, ms: bool, absolute: bool) {
     } else {
         (at - cx.now_ms()).max(0)
     };
-    let v = if ms { t } else { (t + 500) / 1000 };
+    // Rounded in 128 bits: Redis's result for expiries near i64::MAX.
+    let v = if ms {
+        t
+    } else {
+        ((t as i128 + 500) / 1000) as i64
+    };
     cx.out().int(v);
 }
 

@@ -336,7 +336,7 @@ pub fn config_set(cx: &mut Ctx) {
             Err(SetError::Unknown) => {
                 let msg = format!(
                     "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-                    String::from_utf8_lossy(&cx.argv[i])
+                    crate::resp::c_str_lossy(&cx.argv[i])
                 );
                 return cx.error(&msg);
             }
@@ -414,7 +414,7 @@ pub fn debug(cx: &mut Ctx) {
     }
     let msg = format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-        String::from_utf8_lossy(&cx.argv[1])
+        crate::resp::c_str_lossy(&cx.argv[1])
     );
     cx.error(&msg);
 }

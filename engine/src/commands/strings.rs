@@ -224,6 +224,14 @@ pub fn getex(cx: &mut Ctx) {
     let Some(o) = parse_set_opts(cx, 2, SetCmd::GetEx) else {
         return;
     };
+    // Redis 7.0 looks the key up before it validates the expire value.
+    let key = cx.argv[1].clone();
+    let mut scratch = itoa::Buffer::new();
+    let value = match cx.read_str(&key) {
+        Lookup::Missing => return cx.out().null(),
+        Lookup::WrongType => return cx.wrongtype(),
+        Lookup::Found(s) => s.as_bytes(&mut scratch).to_vec(),
+    };
     let mut expire_ms = None;
     if let Some((kind, arg)) = o.expire {
         match expire_at_ms(cx, kind, arg) {
@@ -231,16 +239,7 @@ pub fn getex(cx: &mut Ctx) {
             None => return,
         }
     }
-    let key = cx.argv[1].clone();
-    let mut scratch = itoa::Buffer::new();
-    match cx.read_str(&key) {
-        Lookup::Missing => return cx.out().null(),
-        Lookup::WrongType => return cx.wrongtype(),
-        Lookup::Found(s) => {
-            let b = s.as_bytes(&mut scratch).to_vec();
-            cx.out().bulk(&b);
-        }
-    }
+    cx.out().bulk(&value);
     let now = cx.now_ms();
     if let Some(ms) = expire_ms {
         if ms <= now {
