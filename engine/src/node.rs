@@ -861,6 +861,20 @@ impl Node {
         }
     }
 
+    /// Signals every key of `db` that clients block on and that exists
+    /// (SWAPDB brings a whole keyspace in at once).
+    pub fn signal_blocked_keys_in_db(&mut self, db: usize) {
+        let keys: Vec<Bytes> = self
+            .blocking
+            .keys()
+            .filter(|(d, k)| *d == db && self.dbs[db].keys.contains_key(k))
+            .map(|(_, k)| k.clone())
+            .collect();
+        for k in keys {
+            self.signal_ready(db, &k);
+        }
+    }
+
     /// Serves clients blocked on ready keys, first blocked first, by running
     /// their command again. A command that still finds nothing stays blocked
     /// in its place. Serving may make more keys ready (BLMOVE), which are

@@ -196,3 +196,29 @@ fn disconnected_waiter_does_not_swallow_data() {
     let ours = Server::cinnabar(&[]);
     assert_eq!(check(&redis), check(&ours));
 }
+
+#[test]
+fn keys_arriving_by_rename_move_copy_and_swapdb_wake_waiters() {
+    compare(
+        5,
+        &[
+            Send(0, "BLPOP dst 0"),
+            Cmd(4, "RPUSH src a"),
+            Cmd(4, "RENAME src dst"),
+            Expect(0),
+            Send(1, "BLPOP c 0"),
+            Cmd(4, "RPUSH orig b"),
+            Cmd(4, "COPY orig c"),
+            Expect(1),
+            Send(2, "BZPOPMIN z 0"),
+            Cmd(4, "SELECT 1"),
+            Cmd(4, "ZADD z 1 m"),
+            Cmd(4, "MOVE z 0"),
+            Expect(2),
+            Send(3, "BLPOP s 0"),
+            Cmd(4, "RPUSH s x"),
+            Cmd(4, "SWAPDB 0 1"),
+            Expect(3),
+        ],
+    );
+}

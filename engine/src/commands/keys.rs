@@ -76,6 +76,8 @@ fn rename_generic(cx: &mut Ctx, nx: bool) {
     if let Some(at) = expire {
         db.set_expire(&dst, at);
     }
+    // A list or zset appearing under a new name can serve blocked clients.
+    cx.signal_ready(&dst);
     cx.dirty(1);
     if nx {
         cx.out().int(1);
@@ -411,6 +413,7 @@ pub fn copy(cx: &mut Ctx) {
     if let Some(at) = expire {
         target.set_expire(&dst, at);
     }
+    cx.node.signal_ready(dst_db, &dst);
     cx.dirty(1);
     cx.out().int(1);
 }
@@ -446,6 +449,7 @@ pub fn move_(cx: &mut Ctx) {
     if let Some(at) = expire {
         target.set_expire(&key, at);
     }
+    cx.node.signal_ready(dst_db, &key);
     cx.dirty(1);
     cx.out().int(1);
 }

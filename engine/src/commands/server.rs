@@ -71,6 +71,9 @@ pub fn swapdb(cx: &mut Ctx) {
     cx.node.touch_watched_in_db(cx.client, a as usize);
     cx.node.touch_watched_in_db(cx.client, b as usize);
     cx.node.dbs.swap(a as usize, b as usize);
+    // Clients blocked in either db may now find their keys.
+    cx.node.signal_blocked_keys_in_db(a as usize);
+    cx.node.signal_blocked_keys_in_db(b as usize);
     cx.dirty(1);
     cx.out().ok();
 }
