@@ -28,3 +28,9 @@ echo "== tests"
 # DIFF_CASES: random command sequences per differential property test.
 export DIFF_CASES="${DIFF_CASES:-2000}"
 cargo test --workspace --quiet
+
+echo "== a real client: redis-py against cinnabar-server"
+if ! python3 -c "import redis" >/dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check redis
+fi
+python3 tests/clients/redis_py_smoke.py "$CINNABAR_BIN"

@@ -52,7 +52,7 @@ def main():
             assert r.set("lock", "you", nx=True, px=10000) is None
             assert 0 < r.pttl("lock") <= 10000
             # Cache-aside with expiry.
-            r.setex("cache:1", 60, "v")
+            r.set("cache:1", "v", ex=60)
             assert r.ttl("cache:1") == 60
             assert r.hset("h", mapping={"a": 1, "b": 2}) == 2
             assert r.hgetall("h") == {b"a": b"1", b"b": b"2"}
