@@ -140,6 +140,10 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes, bool)>,
     /// A watched key was modified: EXEC will fail.
     pub dirty_cas: bool,
+    /// Pub/sub subscriptions, in subscription order.
+    pub channels: Vec<Bytes>,
+    pub patterns: Vec<Bytes>,
+    pub shard_channels: Vec<Bytes>,
 }
 
 /// What a client blocked in BLPOP & co. waits for.
@@ -190,7 +194,20 @@ impl Client {
             in_exec: false,
             watched: Vec::new(),
             dirty_cas: false,
+            channels: Vec::new(),
+            patterns: Vec::new(),
+            shard_channels: Vec::new(),
         }
+    }
+
+    /// Number of (pattern) channel subscriptions, as SUBSCRIBE replies count.
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// RESP2 clients with subscriptions may only run pub/sub commands.
+    pub fn in_pubsub_mode(&self) -> bool {
+        !self.reply.resp3 && (self.subscription_count() > 0 || !self.shard_channels.is_empty())
     }
 
     pub fn resp(&self) -> u8 {
@@ -260,6 +277,14 @@ pub struct Node {
     ready_keys: VecDeque<(usize, Bytes)>,
     /// Clients WATCHing each (db, key).
     watchers: BTreeMap<(usize, Bytes), Vec<ConnId>>,
+    /// Pub/sub: subscribers per channel, pattern and shard channel, in
+    /// subscription order.
+    pub pubsub_channels: BTreeMap<Bytes, Vec<ConnId>>,
+    pub pubsub_patterns: BTreeMap<Bytes, Vec<ConnId>>,
+    pub pubsub_shard_channels: BTreeMap<Bytes, Vec<ConnId>>,
+    /// Other clients whose output buffers got data (published messages)
+    /// and must be flushed after the current input.
+    pending_flush: Vec<ConnId>,
 }
 
 /// Per-command context handed to command implementations.
@@ -428,6 +453,10 @@ impl Node {
             blocking: BTreeMap::new(),
             ready_keys: VecDeque::new(),
             watchers: BTreeMap::new(),
+            pubsub_channels: BTreeMap::new(),
+            pubsub_patterns: BTreeMap::new(),
+            pubsub_shard_channels: BTreeMap::new(),
+            pending_flush: Vec::new(),
         }
     }
 
@@ -459,6 +488,7 @@ impl Node {
                 if let Some(mut c) = self.clients.remove(&conn) {
                     self.unblock(&mut c);
                     self.unwatch_all(&mut c);
+                    crate::commands::pubsub::unsubscribe_everything(self, &mut c);
                 }
             }
             Input::Tick => {
@@ -529,9 +559,27 @@ impl Node {
         let close = c.close_after_reply;
         self.flush(&mut c);
         if close {
+            crate::commands::pubsub::unsubscribe_everything(self, &mut c);
             self.outputs.push_back(Output::Close { conn });
         } else {
             self.clients.insert(conn, c);
+        }
+        self.flush_pending();
+    }
+
+    /// Notes that another client's output buffer got data.
+    pub fn mark_for_flush(&mut self, conn: ConnId) {
+        if !self.pending_flush.contains(&conn) {
+            self.pending_flush.push(conn);
+        }
+    }
+
+    fn flush_pending(&mut self) {
+        for conn in std::mem::take(&mut self.pending_flush) {
+            if let Some(mut c) = self.clients.remove(&conn) {
+                self.flush(&mut c);
+                self.clients.insert(conn, c);
+            }
         }
     }
 
@@ -658,6 +706,24 @@ impl Node {
         }
         if !c.authenticated && !cmd.has(flags::NO_AUTH) {
             self.reject(c, "NOAUTH Authentication required.");
+            return;
+        }
+        if c.in_pubsub_mode()
+            && !matches!(
+                cmd.name.as_str(),
+                "ping"
+                    | "subscribe"
+                    | "ssubscribe"
+                    | "unsubscribe"
+                    | "sunsubscribe"
+                    | "psubscribe"
+                    | "punsubscribe"
+                    | "quit"
+                    | "reset"
+            )
+        {
+            let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name);
+            self.reject(c, &msg);
             return;
         }
         let Some(handler) = cmd.handler else { return };

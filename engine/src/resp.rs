@@ -434,6 +434,12 @@ impl ReplyBuf {
         self.put_len(b'*', n as i64);
     }
 
+    /// An out-of-band push (pub/sub messages): `>n` in RESP3, an array in
+    /// RESP2.
+    pub fn push(&mut self, n: usize) {
+        self.put_len(if self.resp3 { b'>' } else { b'*' }, n as i64);
+    }
+
     /// A map of `n` pairs: `%n` in RESP3, a flat array of 2n in RESP2.
     pub fn map(&mut self, n: usize) {
         if self.resp3 {

@@ -9,6 +9,8 @@
 //! - `~type CMD...`: compare only the reply's type byte (random results).
 //! - `~skip CMD...`: run on both, compare nothing (e.g. TIME).
 //! - `~approx N CMD...`: integer replies within N of each other (clocks).
+//! - `~replies N CMD...`: the command answers with N replies (SUBSCRIBE a b);
+//!   all are compared.
 //!
 //! Each file starts from FLUSHALL on fresh connections.
 
@@ -39,11 +41,21 @@ fn run_file(name: &str, text: &str, redis: &Server, ours: &Server, failures: &mu
         } else {
             (0, rest)
         };
+        let (replies, rest) = if directive == Some("replies") {
+            let (n, rest) = rest.split_once(' ').expect("~replies N CMD");
+            (n.parse::<usize>().expect("~replies N"), rest)
+        } else {
+            (1, rest)
+        };
         let args = split_line(rest);
         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        let (rr, cr) = (exchange(&mut r, &argv), exchange(&mut c, &argv));
+        let (mut rr, mut cr) = (exchange(&mut r, &argv), exchange(&mut c, &argv));
+        for _ in 1..replies {
+            rr.extend(r.read_reply().unwrap_or_else(|| b"<closed>".to_vec()));
+            cr.extend(c.read_reply().unwrap_or_else(|| b"<closed>".to_vec()));
+        }
         let equal = match directive {
-            None => rr == cr,
+            None | Some("replies") => rr == cr,
             Some("skip") => true,
             Some("sort") => parse(&rr).sorted() == parse(&cr).sorted(),
             Some("type") => rr.first() == cr.first(),

@@ -12,6 +12,14 @@ pub fn ping(cx: &mut Ctx) {
         );
         return cx.error(&msg);
     }
+    // A RESP2 client in subscribe mode gets PING's reply as a message.
+    if cx.client.in_pubsub_mode() {
+        let m = cx.argv.get(1).cloned().unwrap_or_default();
+        let out = cx.out();
+        out.array(2);
+        out.bulk(b"pong");
+        return out.bulk(&m);
+    }
     match cx.argv.get(1).cloned() {
         Some(m) => cx.out().bulk(&m),
         None => cx.out().simple("PONG"),
@@ -150,6 +158,7 @@ pub fn select(cx: &mut Ctx) {
 /// RESET: back to a fresh connection's state (db 0, RESP2, no name, and
 /// unauthenticated if a password is required).
 pub fn reset(cx: &mut Ctx) {
+    crate::commands::pubsub::unsubscribe_everything(cx.node, cx.client);
     cx.client.multi = None;
     cx.client.multi_error = false;
     cx.node.unwatch_all(cx.client);
@@ -196,7 +205,7 @@ fn client_line(c: &Client, now_s: u64, out: &mut String) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.peer,
         c.local,
@@ -204,7 +213,12 @@ fn client_line(c: &Client, now_s: u64, out: &mut String) {
         c.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
         now_s.saturating_sub(c.created.as_secs()),
         now_s.saturating_sub(c.last_interaction.as_secs()),
+        client_flags(c),
         c.db,
+        c.channels.len(),
+        c.patterns.len(),
+        c.shard_channels.len(),
+        c.multi.as_ref().map_or(-1, |q| q.len() as i64),
         c.querybuf.len(),
         c.querybuf.capacity() - c.querybuf.len(),
         c.argv.iter().map(|a| a.len()).sum::<usize>(),
@@ -215,6 +229,28 @@ fn client_line(c: &Client, now_s: u64, out: &mut String) {
         c.last_cmd,
         c.resp(),
     );
+}
+
+/// CLIENT LIST's flags: N (none), P (pub/sub), b (blocked), x (in MULTI),
+/// d (watched key modified).
+fn client_flags(c: &Client) -> String {
+    let mut f = String::new();
+    if c.subscription_count() > 0 || !c.shard_channels.is_empty() {
+        f.push('P');
+    }
+    if c.blocked.is_some() {
+        f.push('b');
+    }
+    if c.dirty_cas {
+        f.push('d');
+    }
+    if c.multi.is_some() {
+        f.push('x');
+    }
+    if f.is_empty() {
+        f.push('N');
+    }
+    f
 }
 
 /// CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id [id ...]]

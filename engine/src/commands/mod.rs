@@ -12,6 +12,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -133,6 +134,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| zsets::handler(name))
                 .or_else(|| hyperloglog::handler(name))
                 .or_else(|| transactions::handler(name))
+                .or_else(|| pubsub::handler(name))
         }
     })
 }

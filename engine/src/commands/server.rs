@@ -233,8 +233,9 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "evicted_keys", 0);
         field!(out, "keyspace_hits", s.keyspace_hits);
         field!(out, "keyspace_misses", s.keyspace_misses);
-        field!(out, "pubsub_channels", 0);
-        field!(out, "pubsub_patterns", 0);
+        field!(out, "pubsub_channels", n.pubsub_channels.len());
+        field!(out, "pubsub_patterns", n.pubsub_patterns.len());
+        field!(out, "pubsubshard_channels", n.pubsub_shard_channels.len());
         field!(out, "latest_fork_usec", 0);
         field!(out, "total_forks", 0);
         field!(out, "unexpected_error_replies", s.unexpected_error_replies);
