@@ -140,6 +140,48 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Polls `CLIENT LIST ID id` until `ready` accepts the client's line
+    /// (`None` once it has disconnected), instead of sleeping and hoping:
+    /// loaded CI machines make fixed sleeps flaky.
+    pub fn wait_client(&self, id: &str, ready: impl Fn(Option<&str>) -> bool) {
+        let mut probe = self.connect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let r = probe.cmd_str(&["CLIENT", "LIST", "ID", id]);
+            let text = String::from_utf8_lossy(&r).into_owned();
+            let line = text.lines().find(|l| l.starts_with("id="));
+            if ready(line) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!(
+            "{}: client {id} never reached the expected state",
+            self.name
+        );
+    }
+
+    /// Waits until client `id` is blocked in a blocking command.
+    pub fn wait_blocked(&self, id: &str) {
+        self.wait_client(id, |l| l.is_some_and(|l| l.contains(" flags=b ")));
+    }
+
+    /// Waits until client `id` has gone.
+    pub fn wait_gone(&self, id: &str) {
+        self.wait_client(id, |l| l.is_none());
+    }
+}
+
+impl Conn {
+    /// This connection's CLIENT ID, as text.
+    pub fn id(&mut self) -> String {
+        let r = self.cmd_str(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&r)
+            .trim_start_matches(':')
+            .trim()
+            .to_string()
+    }
 }
 
 impl Drop for Server {

@@ -23,6 +23,7 @@ use Step::*;
 
 fn run(server: &Server, clients: usize, steps: &[Step]) -> Vec<String> {
     let mut conns: Vec<Conn> = (0..clients).map(|_| server.connect()).collect();
+    let ids: Vec<String> = conns.iter_mut().map(|c| c.id()).collect();
     conns[0].cmd_str(&["FLUSHALL"]);
     let mut log = vec![];
     for s in steps {
@@ -31,9 +32,9 @@ fn run(server: &Server, clients: usize, steps: &[Step]) -> Vec<String> {
                 let args: Vec<&str> = line.split(' ').collect();
                 let v: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
                 conns[*i].send(&v);
-                // Let the server register the client as blocked before the
+                // The server must register the client as blocked before the
                 // next client acts, so arrival order is the script's order.
-                std::thread::sleep(Duration::from_millis(30));
+                server.wait_blocked(&ids[*i]);
             }
             Cmd(i, line) => {
                 let args: Vec<&str> = line.split(' ').collect();
@@ -116,9 +117,10 @@ fn timeouts_and_unblock() {
     compare(
         3,
         &[
-            Send(0, "BLPOP k 0.2"),
+            // Long enough that a slow machine cannot see the timeout early.
+            Send(0, "BLPOP k 1"),
             Expect(0),
-            Sleep(200),
+            Sleep(1000),
             Expect(0),
             Send(1, "BRPOP k 0"),
             Cmd(2, "CLIENT UNBLOCK 999 TIMEOUT"),
@@ -133,17 +135,14 @@ fn client_unblock_timeout_and_error() {
     let check = |server: &Server| -> Vec<String> {
         let mut a = server.connect();
         let mut b = server.connect();
-        let id = String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "ID"]))
-            .trim_start_matches(':')
-            .trim()
-            .to_string();
+        let id = a.id();
         let mut out = vec![];
         a.send(&[b"BLPOP", b"k", b"0"]);
-        std::thread::sleep(Duration::from_millis(30));
+        server.wait_blocked(&id);
         out.push(show(&b.cmd_str(&["CLIENT", "UNBLOCK", &id, "ERROR"])));
         out.push(show(&a.read_reply().unwrap_or_default()));
         a.send(&[b"BLMOVE", b"k", b"d", b"LEFT", b"LEFT", b"0"]);
-        std::thread::sleep(Duration::from_millis(30));
+        server.wait_blocked(&id);
         out.push(show(&b.cmd_str(&["CLIENT", "UNBLOCK", &id, "TIMEOUT"])));
         out.push(show(&a.read_reply().unwrap_or_default()));
         out.push(show(&b.cmd_str(&["CLIENT", "UNBLOCK", &id])));
@@ -182,11 +181,13 @@ fn disconnected_waiter_does_not_swallow_data() {
         let mut a = server.connect();
         let mut b = server.connect();
         let mut c = server.connect();
+        let (ida, idb) = (a.id(), b.id());
         a.send(&[b"BLPOP", b"k", b"0"]);
+        server.wait_blocked(&ida);
         b.send(&[b"BLPOP", b"k", b"0"]);
-        std::thread::sleep(Duration::from_millis(30));
+        server.wait_blocked(&idb);
         drop(a);
-        std::thread::sleep(Duration::from_millis(50));
+        server.wait_gone(&ida);
         let mut out = vec![show(&c.cmd_str(&["RPUSH", "k", "v1", "v2"]))];
         out.push(show(&b.read_reply().unwrap_or_default()));
         out.push(show(&c.cmd_str(&["LRANGE", "k", "0", "-1"])));

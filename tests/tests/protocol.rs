@@ -112,7 +112,7 @@ fn random_bytes_match_redis() {
                 }
             })
             .collect();
-        let quiet = Duration::from_millis(60);
+        let quiet = Duration::from_millis(150);
         let r = transcript(redis.port, &input, quiet);
         let c = transcript(ours.port, &input, quiet);
         assert_eq!(r, c, "input {:?}", show(&input));

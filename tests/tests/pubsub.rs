@@ -11,10 +11,11 @@ fn both(check: impl Fn(&Server) -> Vec<String>) {
     assert_eq!(check(&redis), check(&ours));
 }
 
-/// Everything a connection has received within a short wait.
+/// Everything a connection has received until it has been quiet for a
+/// while (generous, so a loaded machine does not cut a transcript short).
 fn drain(c: &mut Conn) -> String {
     let mut out = String::new();
-    while let Some(r) = c.try_reply(Duration::from_millis(80)) {
+    while let Some(r) = c.try_reply(Duration::from_millis(250)) {
         out.push_str(&show(&r));
     }
     out
@@ -42,8 +43,17 @@ fn messages_reach_channel_and_pattern_subscribers() {
         out.extend([drain(&mut sub), drain(&mut psub), drain(&mut sub3)]);
         // A RESP3 subscriber can still run ordinary commands.
         out.push(show(&sub3.cmd_str(&["SET", "k", "v"])));
+        let sub_id = {
+            let mut probe = s.connect();
+            let list = String::from_utf8_lossy(&probe.cmd_str(&["CLIENT", "LIST"])).into_owned();
+            list.lines()
+                .find(|l| l.contains(" sub=2 "))
+                .and_then(|l| l.split(' ').next())
+                .map(|f| f.trim_start_matches("id=").to_string())
+                .unwrap_or_default()
+        };
         drop(sub);
-        std::thread::sleep(Duration::from_millis(50));
+        s.wait_gone(&sub_id);
         out.push(show(&publisher.cmd_str(&["PUBLISH", "news", "again"])));
         out.extend([drain(&mut psub), drain(&mut sub3)]);
         out

@@ -1,7 +1,6 @@
 //! MULTI/EXEC/WATCH with several clients, against genuine Redis 7.0.
 
 use cinnabar_tests::{show, Server};
-use std::time::Duration;
 
 fn both(check: impl Fn(&Server) -> Vec<String>) {
     let redis = Server::redis(&[]);
@@ -42,8 +41,9 @@ fn blocked_clients_are_served_after_exec() {
     both(|s| {
         let mut a = s.connect();
         let mut b = s.connect();
+        let id = a.id();
         a.send(&[b"BLPOP", b"q", b"0"]);
-        std::thread::sleep(Duration::from_millis(30));
+        s.wait_blocked(&id);
         vec![
             show(&b.cmd_str(&["MULTI"])),
             show(&b.cmd_str(&["RPUSH", "q", "x", "y"])),
