@@ -129,9 +129,15 @@ fn sigterm_stops_the_process_cleanly() {
 #[test]
 fn maxclients_is_enforced() {
     let s = Server::cinnabar(&["--maxclients", "2"]);
-    // Let the server notice that the start-up probe connection closed.
-    std::thread::sleep(Duration::from_millis(200));
     let mut a = s.connect();
+    // Wait until the server has noticed that the start-up probe closed.
+    for _ in 0..1000 {
+        let info = String::from_utf8_lossy(&a.cmd_str(&["INFO", "clients"])).into_owned();
+        if info.contains("connected_clients:1\r\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let mut b = s.connect();
     assert_eq!(a.cmd_str(&["PING"]), b"+PONG\r\n");
     assert_eq!(b.cmd_str(&["PING"]), b"+PONG\r\n");
