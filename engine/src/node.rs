@@ -200,6 +200,22 @@ impl Client {
         }
     }
 
+    /// The client a script's `redis.call` runs as: the caller's db and
+    /// authentication, RESP2, and blocking commands that never block.
+    pub fn script_client(caller: &Client) -> Client {
+        let mut c = Client::new(
+            caller.conn,
+            caller.id,
+            String::new(),
+            String::new(),
+            caller.created,
+            true,
+        );
+        c.db = caller.db;
+        c.in_exec = true;
+        c
+    }
+
     /// Number of (pattern) channel subscriptions, as SUBSCRIBE replies count.
     pub fn subscription_count(&self) -> usize {
         self.channels.len() + self.patterns.len()
@@ -285,6 +301,8 @@ pub struct Node {
     /// Other clients whose output buffers got data (published messages)
     /// and must be flushed after the current input.
     pending_flush: Vec<ConnId>,
+    /// The Lua state and script cache, created on first use.
+    pub scripting: Option<Box<crate::commands::scripting::Scripting>>,
 }
 
 /// Per-command context handed to command implementations.
@@ -457,6 +475,7 @@ impl Node {
             pubsub_patterns: BTreeMap::new(),
             pubsub_shard_channels: BTreeMap::new(),
             pending_flush: Vec::new(),
+            scripting: None,
         }
     }
 

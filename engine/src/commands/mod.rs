@@ -13,6 +13,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -135,6 +136,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| hyperloglog::handler(name))
                 .or_else(|| transactions::handler(name))
                 .or_else(|| pubsub::handler(name))
+                .or_else(|| scripting::handler(name))
         }
     })
 }
