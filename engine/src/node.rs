@@ -203,6 +203,7 @@ impl Client {
     /// The client a script's `redis.call` runs as: the caller's db and
     /// authentication, RESP2, and blocking commands that never block.
     pub fn script_client(caller: &Client) -> Client {
+        // An empty address marks the script client: MONITOR shows "lua".
         let mut c = Client::new(
             caller.conn,
             caller.id,
@@ -303,6 +304,8 @@ pub struct Node {
     pending_flush: Vec<ConnId>,
     /// The Lua state and script cache, created on first use.
     pub scripting: Option<Box<crate::commands::scripting::Scripting>>,
+    /// Clients in MONITOR mode.
+    pub monitors: Vec<ConnId>,
 }
 
 /// Per-command context handed to command implementations.
@@ -476,6 +479,7 @@ impl Node {
             pubsub_shard_channels: BTreeMap::new(),
             pending_flush: Vec::new(),
             scripting: None,
+            monitors: Vec::new(),
         }
     }
 
@@ -504,6 +508,7 @@ impl Node {
             Input::Accepted { conn, peer, local } => self.accept(conn, peer, local),
             Input::Received { conn, data } => self.receive(conn, data),
             Input::Closed { conn } => {
+                self.monitors.retain(|&m| m != conn);
                 if let Some(mut c) = self.clients.remove(&conn) {
                     self.unblock(&mut c);
                     self.unwatch_all(&mut c);
@@ -578,6 +583,7 @@ impl Node {
         let close = c.close_after_reply;
         self.flush(&mut c);
         if close {
+            self.monitors.retain(|&m| m != conn);
             crate::commands::pubsub::unsubscribe_everything(self, &mut c);
             self.outputs.push_back(Output::Close { conn });
         } else {
@@ -776,6 +782,60 @@ impl Node {
         self.count_call(cmd, failed);
         if self.dirty != dirty_before && !self.watchers.is_empty() {
             self.touch_command_keys(c, cmd, argv);
+        }
+        if !self.monitors.is_empty() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
+            self.feed_monitors(c, cmd, argv);
+        }
+    }
+
+    /// MONITOR's line: `+<unix secs>.<micros> [<db> <addr>] "arg" ...`,
+    /// arguments quoted like Redis's `sdscatrepr`, AUTH secrets redacted.
+    pub(crate) fn feed_monitors(&mut self, c: &mut Client, cmd: &Command, argv: &[Bytes]) {
+        use std::fmt::Write;
+        let us = self.now.as_micros();
+        let addr = if c.peer.is_empty() { "lua" } else { &c.peer };
+        let mut line = format!(
+            "+{}.{:06} [{} {}]",
+            us / 1_000_000,
+            us % 1_000_000,
+            c.db,
+            addr
+        );
+        for (i, a) in argv.iter().enumerate() {
+            let redact = (cmd.name == "auth" && i > 0)
+                || (cmd.name == "hello" && i > 1 && argv[i - 1].eq_ignore_ascii_case(b"auth"))
+                || (cmd.name == "hello" && i > 2 && argv[i - 2].eq_ignore_ascii_case(b"auth"));
+            line.push(' ');
+            if redact {
+                line.push_str("\"(redacted)\"");
+                continue;
+            }
+            line.push('"');
+            for &b in a.iter() {
+                match b {
+                    b'\\' => line.push_str("\\\\"),
+                    b'"' => line.push_str("\\\""),
+                    b'\n' => line.push_str("\\n"),
+                    b'\r' => line.push_str("\\r"),
+                    b'\t' => line.push_str("\\t"),
+                    7 => line.push_str("\\a"),
+                    8 => line.push_str("\\b"),
+                    0x20..=0x7e => line.push(b as char),
+                    _ => {
+                        let _ = write!(line, "\\x{b:02x}");
+                    }
+                }
+            }
+            line.push('"');
+        }
+        line.push_str("\r\n");
+        for conn in self.monitors.clone() {
+            if conn == c.conn && !c.peer.is_empty() {
+                c.reply.buf.extend_from_slice(line.as_bytes());
+            } else if let Some(m) = self.clients.get_mut(&conn) {
+                m.reply.buf.extend_from_slice(line.as_bytes());
+                self.mark_for_flush(conn);
+            }
         }
     }
 

@@ -69,6 +69,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
         "command|getkeys" => s::command_getkeys,
         "command|help" => s::command_help,
         "lolwut" => s::lolwut,
+        "monitor" => s::monitor,
         // keys
         "del" => k::del,
         "unlink" => k::del,

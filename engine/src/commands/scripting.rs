@@ -119,6 +119,11 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
             }
         }
     };
+    // EVAL skips the usual after-the-fact MONITOR feed: like Redis, it is
+    // shown before the commands it runs.
+    if !cx.node.monitors.is_empty() {
+        cx.node.feed_monitors(cx.client, cx.cmd, cx.argv);
+    }
     let keys: Vec<Bytes> = cx.argv[3..3 + numkeys].to_vec();
     let args: Vec<Bytes> = cx.argv[3 + numkeys..].to_vec();
     // The state leaves the node while the script runs, so `redis.call` can

@@ -588,3 +588,13 @@ pub fn lolwut(cx: &mut Ctx) {
     );
     cx.client.reply.verbatim(text.as_bytes(), "txt");
 }
+
+/// MONITOR: from now on, every command the server runs is shown to this
+/// client as one status line.
+pub fn monitor(cx: &mut Ctx) {
+    let conn = cx.client.conn;
+    if !cx.node.monitors.contains(&conn) {
+        cx.node.monitors.push(conn);
+    }
+    cx.out().ok();
+}
