@@ -19,10 +19,31 @@ use bytes::Bytes;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table as LuaTable, Value as LuaValue};
 use std::collections::BTreeMap;
 
-/// The Lua state and the script cache (sha1 hex -> body).
+/// The Lua state, the EVAL script cache (sha1 hex -> body) and the
+/// FUNCTION libraries.
 pub struct Scripting {
     lua: Lua,
     cache: BTreeMap<String, Bytes>,
+    libraries: BTreeMap<String, Library>,
+}
+
+/// A library loaded with FUNCTION LOAD.
+struct Library {
+    code: Bytes,
+    functions: Vec<Function>,
+}
+
+/// A function a library registered.
+struct Function {
+    name: String,
+    flags: Vec<String>,
+    callback: mlua::RegistryKey,
+}
+
+/// What a script run executes: an EVAL body or a registered function.
+enum Runnable<'a> {
+    Body(&'a [u8]),
+    Function(&'a mlua::Function),
 }
 
 impl Scripting {
@@ -48,6 +69,7 @@ impl Scripting {
         Some(Scripting {
             lua,
             cache: BTreeMap::new(),
+            libraries: BTreeMap::new(),
         })
     }
 }
@@ -64,6 +86,15 @@ pub fn handler(name: &str) -> Option<Handler> {
         "script|flush" => script_flush,
         "script|kill" => script_kill,
         "script|help" => script_help,
+        "fcall" => fcall,
+        "fcall_ro" => fcall_ro,
+        "function|load" => function_load,
+        "function|delete" => function_delete,
+        "function|flush" => function_flush,
+        "function|list" => function_list,
+        "function|stats" => function_stats,
+        "function|kill" => script_kill,
+        "function|help" => function_help,
         _ => return None,
     })
 }
@@ -133,7 +164,16 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
         return cx.error("ERR Lua scripting is unavailable");
     };
     state.cache.insert(sha.clone(), body.clone());
-    let result = run(&state.lua, cx, &sha, &body, keys, args, read_only);
+    let result = run(
+        &state.lua,
+        cx,
+        &sha,
+        "user_script",
+        Runnable::Body(&body),
+        keys,
+        args,
+        read_only,
+    );
     cx.node.scripting = Some(state);
     match result {
         Ok(()) => {}
@@ -144,25 +184,39 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
 /// What a `redis.call` error carries: the message and the script line.
 struct CallError(String);
 
+/// Runs a script. `name` is what errors call it (the sha for EVAL, the
+/// function name for FCALL), `source` its chunk name (`user_script` or
+/// `user_function`).
+#[allow(clippy::too_many_arguments)]
 fn run(
     lua: &Lua,
     cx: &mut Ctx,
-    sha: &str,
-    body: &[u8],
+    name: &str,
+    source: &str,
+    what: Runnable,
     keys: Vec<Bytes>,
     args: Vec<Bytes>,
     read_only: bool,
 ) -> Result<(), String> {
-    let func = lua
-        .load(body)
-        .set_name("@user_script")
-        .into_function()
-        .map_err(|e| {
-            format!(
-                "ERR Error compiling script (new function): {}",
-                lua_message(&e)
-            )
-        })?;
+    let sha = name;
+    let compiled;
+    let func = match what {
+        Runnable::Body(body) => {
+            compiled = lua
+                .load(body)
+                .set_name("@user_script")
+                .into_function()
+                .map_err(|e| {
+                    format!(
+                        "ERR Error compiling script (new function): {}",
+                        lua_message(&e)
+                    )
+                })?;
+            &compiled
+        }
+        Runnable::Function(f) => f,
+    };
+    let is_function = matches!(what, Runnable::Function(_));
     let globals = lua.globals();
     let set_strings = |name: &str, items: &[Bytes]| -> mlua::Result<()> {
         let t = lua.create_table()?;
@@ -174,6 +228,8 @@ fn run(
     set_strings("KEYS", &keys).map_err(|e| e.to_string())?;
     lua.set_named_registry_value("__sha", sha)
         .map_err(|e| e.to_string())?;
+    lua.set_named_registry_value("__source", source)
+        .map_err(|e| e.to_string())?;
     set_strings("ARGV", &args).map_err(|e| e.to_string())?;
     // Like Redis 7.0, math.random differs from call to call; here it is
     // seeded from the node's RNG so a run is still reproducible.
@@ -182,17 +238,25 @@ fn run(
     let db_before = cx.client.db;
     let node = &mut *cx.node;
     let last_error: std::cell::RefCell<Option<CallError>> = std::cell::RefCell::new(None);
+    let shared = std::cell::RefCell::new((node, &mut script_client));
     let outcome = lua.scope(|scope| {
         let redis = lua.create_table()?;
-        let call = scope.create_function_mut(|lua, (raise, argv): (bool, MultiValue)| {
-            redis_call(lua, node, &mut script_client, raise, argv, read_only, &last_error)
+        // redis.call and redis.pcall are C functions to Lua (as in Redis), so
+        // the calling script's frame stays on the stack for error lines.
+        // They share the node through a RefCell: a script cannot re-enter
+        // EVAL, so the borrow is never contended.
+        let call = scope.create_function(|lua, argv: MultiValue| {
+            let mut g = shared.borrow_mut();
+            let (n, c) = &mut *g;
+            redis_call(lua, n, c, true, argv, read_only, &last_error)
         })?;
-        let wrapper: mlua::Function = lua
-            .load("local f = ... return function(...) return f(true, ...) end, function(...) return f(false, ...) end")
-            .into_function()?;
-        let (c, p): (mlua::Function, mlua::Function) = wrapper.call(call)?;
-        redis.set("call", c)?;
-        redis.set("pcall", p)?;
+        let pcall = scope.create_function(|lua, argv: MultiValue| {
+            let mut g = shared.borrow_mut();
+            let (n, c) = &mut *g;
+            redis_call(lua, n, c, false, argv, read_only, &last_error)
+        })?;
+        redis.set("call", call)?;
+        redis.set("pcall", pcall)?;
         redis.set(
             "error_reply",
             lua.create_function(|lua, msg: mlua::String| {
@@ -228,9 +292,19 @@ fn run(
             "random",
             scope.create_function_mut(|_, a: MultiValue| rand.random(&a))?,
         )?;
-        math.set("randomseed", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-        func.call::<LuaValue>(())
+        math.set(
+            "randomseed",
+            lua.create_function(|_, _: MultiValue| Ok(()))?,
+        )?;
+        if is_function {
+            let k: LuaTable = globals.raw_get("KEYS")?;
+            let a: LuaTable = globals.raw_get("ARGV")?;
+            func.call::<LuaValue>((k, a))
+        } else {
+            func.call::<LuaValue>(())
+        }
     });
+    drop(shared);
     cx.client.db = script_client.db;
     let _ = db_before;
     match outcome {
@@ -245,11 +319,11 @@ fn run(
                 None => {
                     let msg = lua_message(&e);
                     let line = msg
-                        .strip_prefix("user_script:")
+                        .strip_prefix(&format!("{source}:"))
                         .and_then(|r| r.split(':').next())
                         .unwrap_or("?")
                         .to_string();
-                    format!("ERR {msg} script: {sha}, on @user_script:{line}.")
+                    format!("ERR {msg} script: {sha}, on @{source}:{line}.")
                 }
             })
         }
@@ -280,12 +354,24 @@ fn redis_call(
     read_only: bool,
     last_error: &std::cell::RefCell<Option<CallError>>,
 ) -> mlua::Result<LuaValue> {
-    let line = lua.inspect_stack(1).map_or(0, |d| d.curr_line());
+    // The innermost frame of the user's code (not our wrappers).
+    let line = (0..16)
+        .filter_map(|level| lua.inspect_stack(level))
+        .find(|d| {
+            let src = d.source();
+            [src.source, src.short_src].iter().any(|s| {
+                s.as_deref()
+                    .is_some_and(|s| s.contains("user_script") || s.contains("user_function"))
+            })
+        })
+        .map_or(0, |d| d.curr_line());
     let fail = |msg: &str| -> mlua::Result<LuaValue> {
         if raise {
             *last_error.borrow_mut() = Some(CallError(format!(
-                "{msg} script: {}, on @user_script:{line}.",
-                client_script_sha(lua)
+                "{msg} script: {}, on @{}:{line}.",
+                client_script_sha(lua),
+                lua.named_registry_value::<String>("__source")
+                    .unwrap_or_default()
             )));
             Err(mlua::Error::RuntimeError(msg.to_string()))
         } else {
@@ -554,7 +640,9 @@ pub fn script_flush(cx: &mut Ctx) {
         3 if cx.arg_is(2, "sync") || cx.arg_is(2, "async") => {}
         _ => return cx.error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
     }
-    cx.node.scripting = None;
+    if let Some(s) = cx.node.scripting.as_deref_mut() {
+        s.cache.clear();
+    }
     cx.out().ok();
 }
 
@@ -565,4 +653,333 @@ pub fn script_kill(cx: &mut Ctx) {
 
 pub fn script_help(cx: &mut Ctx) {
     cx.reply_help("script");
+}
+
+/// Parses `#!lua name=<library>` from a library's first line.
+fn library_name(code: &[u8]) -> Result<String, String> {
+    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let Some(rest) = first.strip_prefix("#!") else {
+        return Err("ERR Missing library metadata".into());
+    };
+    let mut parts = rest.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or_default();
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(format!("ERR Engine '{engine}' not found"));
+    }
+    let mut name = None;
+    for p in parts {
+        match p.split_once('=') {
+            Some(("name", v)) => name = Some(v.to_string()),
+            _ => return Err(format!("ERR Invalid metadata value given: {p}")),
+        }
+    }
+    let name = name.ok_or_else(|| "ERR Library name was not given".to_string())?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long".into());
+    }
+    Ok(name)
+}
+
+/// FUNCTION LOAD [REPLACE] code
+pub fn function_load(cx: &mut Ctx) {
+    let (replace, code) = match cx.argv.len() {
+        3 => (false, cx.argv[2].clone()),
+        4 if cx.arg_is(2, "replace") => (true, cx.argv[3].clone()),
+        4 => {
+            let msg = format!(
+                "ERR Unknown option given: {}",
+                crate::resp::c_str_lossy(&cx.argv[2])
+            );
+            return cx.error(&msg);
+        }
+        _ => return cx.syntax_error(),
+    };
+    let name = match library_name(&code) {
+        Ok(n) => n,
+        Err(e) => return cx.error(&e),
+    };
+    let Some(state) = scripting(cx.node) else {
+        return cx.error("ERR Lua scripting is unavailable");
+    };
+    if state.libraries.contains_key(&name) && !replace {
+        let msg = format!("ERR Library '{name}' already exists");
+        return cx.error(&msg);
+    }
+    match load_library(state, &name, &code) {
+        Ok(functions) => {
+            state
+                .libraries
+                .insert(name.clone(), Library { code, functions });
+            cx.out().bulk(name.as_bytes());
+        }
+        Err(e) => cx.error(&e),
+    }
+}
+
+/// A function registered while a library loads.
+type Registered = (String, Vec<String>, mlua::Function);
+
+/// Runs a library's code with only `redis.register_function` and
+/// `redis.log` reachable, collecting the functions it registers.
+fn load_library(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<Function>, String> {
+    let lua = &state.lua;
+    let registered: std::cell::RefCell<Vec<Registered>> = std::cell::RefCell::new(Vec::new());
+    let result = lua.scope(|scope| {
+        let env = lua.create_table()?;
+        let redis = lua.create_table()?;
+        let register = scope.create_function(|_, args: MultiValue| {
+            let (fname, callback, flags) = match (args.front(), args.get(1)) {
+                (Some(LuaValue::String(n)), Some(LuaValue::Function(f))) => {
+                    (n.to_str()?.to_string(), f.clone(), vec![])
+                }
+                (Some(LuaValue::Table(t)), None) => {
+                    let n: String = t.get("function_name")?;
+                    let f: mlua::Function = t.get("callback")?;
+                    let flags: Vec<String> = match t.get::<LuaValue>("flags")? {
+                        LuaValue::Table(ft) => ft
+                            .sequence_values::<String>()
+                            .collect::<mlua::Result<_>>()?,
+                        _ => vec![],
+                    };
+                    (n, f, flags)
+                }
+                _ => {
+                    return Err(mlua::Error::RuntimeError(
+                        "wrong number of arguments to redis.register_function".into(),
+                    ))
+                }
+            };
+            registered.borrow_mut().push((fname, flags, callback));
+            Ok(())
+        })?;
+        redis.set("register_function", register)?;
+        redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        // Anything else, in the environment or in `redis`, is an error
+        // raised from Lua so it carries the caller's position.
+        let guard: LuaTable = lua
+            .load(
+                r#"return { __index = function(_, k)
+                    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+                end }"#,
+            )
+            .eval()?;
+        redis.set_metatable(Some(guard.clone()));
+        env.set("redis", redis)?;
+        env.set_metatable(Some(guard));
+        // Lua's loader would choke on the shebang; blank it but keep the
+        // newline so error line numbers match Redis's.
+        let body_start = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+        let mut body = Vec::with_capacity(code.len());
+        body.extend_from_slice(&code[body_start..]);
+        lua.load(body)
+            .set_name("@user_function")
+            .set_environment(env)
+            .exec()
+    });
+    if let Err(e) = result {
+        let msg = lua_message(&e);
+        return Err(format!("ERR Error registering functions: ERR {msg}"));
+    }
+    let registered = registered.into_inner();
+    if registered.is_empty() {
+        return Err("ERR No functions registered".into());
+    }
+    let mut out: Vec<Function> = Vec::new();
+    for (fname, flags, f) in registered {
+        let taken_elsewhere = state
+            .libraries
+            .iter()
+            .any(|(lib, l)| lib != name && l.functions.iter().any(|x| x.name == fname));
+        if taken_elsewhere || out.iter().any(|x| x.name == fname) {
+            return Err(format!("ERR Function {fname} already exists"));
+        }
+        // Registered in the restricted load environment, the function runs
+        // in the scripting globals (redis.call, error, ...).
+        f.set_environment(lua.globals())
+            .map_err(|e| e.to_string())?;
+        let callback = lua.create_registry_value(f).map_err(|e| e.to_string())?;
+        out.push(Function {
+            name: fname,
+            flags,
+            callback,
+        });
+    }
+    Ok(out)
+}
+
+pub fn fcall(cx: &mut Ctx) {
+    fcall_generic(cx, false);
+}
+
+pub fn fcall_ro(cx: &mut Ctx) {
+    fcall_generic(cx, true);
+}
+
+/// FCALL function numkeys [key ...] [arg ...]
+fn fcall_generic(cx: &mut Ctx, ro_command: bool) {
+    let Some(numkeys) = cx.parse_int(2) else {
+        return;
+    };
+    if numkeys > (cx.argv.len() - 3) as i64 {
+        return cx.error("ERR Number of keys can't be greater than number of args");
+    }
+    if numkeys < 0 {
+        return cx.error("ERR Number of keys can't be negative");
+    }
+    let numkeys = numkeys as usize;
+    let fname = String::from_utf8_lossy(&cx.argv[1]).into_owned();
+    let _ = scripting(cx.node);
+    let Some(state) = cx.node.scripting.take() else {
+        return cx.error("ERR Lua scripting is unavailable");
+    };
+    let found = state
+        .libraries
+        .values()
+        .flat_map(|l| l.functions.iter())
+        .find(|f| f.name == fname);
+    let outcome = match found {
+        None => Err("ERR Function not found".to_string()),
+        Some(f) => {
+            let no_writes = f.flags.iter().any(|x| x == "no-writes");
+            if ro_command && !no_writes {
+                Err("ERR Can not execute a script with write flag using *_ro command.".into())
+            } else {
+                match state.lua.registry_value::<mlua::Function>(&f.callback) {
+                    Ok(func) => {
+                        let keys: Vec<Bytes> = cx.argv[3..3 + numkeys].to_vec();
+                        let args: Vec<Bytes> = cx.argv[3 + numkeys..].to_vec();
+                        run(
+                            &state.lua,
+                            cx,
+                            &fname,
+                            "user_function",
+                            Runnable::Function(&func),
+                            keys,
+                            args,
+                            no_writes,
+                        )
+                    }
+                    Err(e) => Err(format!("ERR {e}")),
+                }
+            }
+        }
+    };
+    cx.node.scripting = Some(state);
+    if let Err(msg) = outcome {
+        cx.error(&msg);
+    }
+}
+
+/// FUNCTION DELETE library-name
+pub fn function_delete(cx: &mut Ctx) {
+    let name = String::from_utf8_lossy(&cx.argv[2]).into_owned();
+    let removed = scripting(cx.node).and_then(|s| s.libraries.remove(&name));
+    match removed {
+        Some(_) => cx.out().ok(),
+        None => cx.error("ERR Library not found"),
+    }
+}
+
+/// FUNCTION FLUSH [ASYNC|SYNC]
+pub fn function_flush(cx: &mut Ctx) {
+    match cx.argv.len() {
+        2 => {}
+        3 if cx.arg_is(2, "sync") || cx.arg_is(2, "async") => {}
+        _ => return cx.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+    }
+    if let Some(s) = scripting(cx.node) {
+        s.libraries.clear();
+    }
+    cx.out().ok();
+}
+
+/// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]
+pub fn function_list(cx: &mut Ctx) {
+    let mut with_code = false;
+    let mut pattern: Option<Bytes> = None;
+    let mut j = 2;
+    while j < cx.argv.len() {
+        if cx.arg_is(j, "withcode") && !with_code {
+            with_code = true;
+        } else if cx.arg_is(j, "libraryname") && pattern.is_none() {
+            if j + 1 >= cx.argv.len() {
+                return cx.error("ERR library name argument was not given");
+            }
+            pattern = Some(cx.argv[j + 1].clone());
+            j += 1;
+        } else {
+            let msg = format!(
+                "ERR Unknown argument {}",
+                crate::resp::c_str_lossy(&cx.argv[j])
+            );
+            return cx.error(&msg);
+        }
+        j += 1;
+    }
+    let Some(state) = scripting(cx.node) else {
+        return cx.out().array(0);
+    };
+    let libs: Vec<(&String, &Library)> = state
+        .libraries
+        .iter()
+        .filter(|(n, _)| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| crate::glob::matches(p, n.as_bytes(), false))
+        })
+        .collect();
+    let out = &mut cx.client.reply;
+    out.array(libs.len());
+    for (name, lib) in libs {
+        out.map(if with_code { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(lib.functions.len());
+        for f in &lib.functions {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(f.name.as_bytes());
+            out.bulk(b"description");
+            out.null();
+            out.bulk(b"flags");
+            out.set(f.flags.len());
+            for fl in &f.flags {
+                out.simple(fl);
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(&lib.code);
+        }
+    }
+}
+
+/// FUNCTION STATS: nothing is ever running between commands.
+pub fn function_stats(cx: &mut Ctx) {
+    let (libs, funcs) = scripting(cx.node).map_or((0, 0), |s| {
+        (
+            s.libraries.len(),
+            s.libraries.values().map(|l| l.functions.len()).sum(),
+        )
+    });
+    let out = &mut cx.client.reply;
+    out.map(2);
+    out.bulk(b"running_script");
+    out.null();
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(libs as i64);
+    out.bulk(b"functions_count");
+    out.int(funcs as i64);
+}
+
+pub fn function_help(cx: &mut Ctx) {
+    cx.reply_help("function");
 }
