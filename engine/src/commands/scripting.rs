@@ -304,7 +304,6 @@ fn run(
             func.call::<LuaValue>(())
         }
     });
-    drop(shared);
     cx.client.db = script_client.db;
     let _ = db_before;
     match outcome {
