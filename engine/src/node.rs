@@ -726,11 +726,11 @@ impl Node {
         };
         if !cmd.arity_ok(argv.len()) || cmd.handler.is_none() {
             let msg = format!("ERR wrong number of arguments for '{}' command", cmd.name);
-            self.reject(c, &msg);
+            self.reject_command(c, cmd, &msg);
             return;
         }
         if !c.authenticated && !cmd.has(flags::NO_AUTH) {
-            self.reject(c, "NOAUTH Authentication required.");
+            self.reject_command(c, cmd, "NOAUTH Authentication required.");
             return;
         }
         if c.in_pubsub_mode()
@@ -766,6 +766,19 @@ impl Node {
         }
         self.stats.commands_processed += 1;
         let dirty_before = self.dirty;
+        // For WATCH: which of the command's keys exist before it runs (a key
+        // absent before and after was not modified).
+        let existed: Vec<(Bytes, bool)> = if self.watchers.is_empty() {
+            Vec::new()
+        } else {
+            self.command_keys(cmd, argv)
+                .into_iter()
+                .map(|k| {
+                    let e = self.dbs[c.db].keys.contains_key(&k);
+                    (k, e)
+                })
+                .collect()
+        };
         c.last_cmd.clear();
         c.last_cmd.push_str(&cmd.name);
         let errors_before = self.stats.total_error_replies;
@@ -781,7 +794,11 @@ impl Node {
         let failed = (self.stats.total_error_replies > errors_before) as u64;
         self.count_call(cmd, failed);
         if self.dirty != dirty_before && !self.watchers.is_empty() {
-            self.touch_command_keys(c, cmd, argv);
+            for (k, before) in existed {
+                if before || self.dbs[c.db].keys.contains_key(&k) {
+                    self.touch_key(c, c.db, &k);
+                }
+            }
         }
         if !self.monitors.is_empty() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
             self.feed_monitors(c, cmd, argv);
@@ -839,19 +856,21 @@ impl Node {
         }
     }
 
-    /// Marks the keys a write command touched as modified for WATCH. The
-    /// command table's key positions name them; for commands whose keys
-    /// move (LMPOP, Z*STORE) every argument is treated as a possible key,
-    /// which can only make EXEC fail more eagerly, never less.
-    fn touch_command_keys(&mut self, c: &mut Client, cmd: &Command, argv: &[Bytes]) {
+    /// The keys a command may modify, for WATCH: the command table's key
+    /// positions; for commands whose keys move (LMPOP, Z*STORE) every
+    /// argument, which can only make EXEC fail more eagerly, never less.
+    /// Only watched keys are returned.
+    fn command_keys(&self, cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
         let positions: Vec<usize> = if cmd.has(flags::MOVABLE_KEYS) {
             (1..argv.len()).collect()
         } else {
             cmd.key_positions(argv.len())
         };
-        for i in positions {
-            self.touch_key(c, c.db, &argv[i]);
-        }
+        positions
+            .into_iter()
+            .filter(|&i| self.watchers.keys().any(|(_, k)| *k == argv[i]))
+            .map(|i| argv[i].clone())
+            .collect()
     }
 
     /// Marks every client watching (db, key) as dirty, the current client
@@ -932,6 +951,22 @@ impl Node {
                     .insert(cmd.name.clone(), (1, 0, failed));
             }
         }
+    }
+
+    /// Redis's `rejectCommand`: a refused EXEC also discards the
+    /// transaction, with EXECABORT naming the reason.
+    fn reject_command(&mut self, c: &mut Client, cmd: &Command, msg: &str) {
+        if cmd.name == "exec" {
+            let reason = msg.strip_prefix("ERR ").unwrap_or(msg);
+            c.multi = None;
+            c.multi_error = false;
+            self.unwatch_all(c);
+            let text = format!("EXECABORT Transaction discarded because of: {reason}");
+            self.count_error(&text);
+            c.reply.error(&text);
+            return;
+        }
+        self.reject(c, msg);
     }
 
     fn reject(&mut self, c: &mut Client, msg: &str) {
