@@ -392,14 +392,12 @@ impl Ctx<'_> {
             self.error("ERR timeout is not a float or out of range");
             return None;
         };
-        // Redis truncates to whole milliseconds before checking the sign.
+        // Redis truncates to whole milliseconds in a long long before
+        // checking the sign; on x86 an out-of-range value (inf, 1e100)
+        // becomes LLONG_MIN, so it too is "negative".
         let ms = (secs * 1000.0).trunc();
-        if ms < 0.0 {
+        if ms < 0.0 || !ms.is_finite() || ms >= i64::MAX as f64 {
             self.error("ERR timeout is negative");
-            return None;
-        }
-        if !ms.is_finite() || ms > (i64::MAX / 1000) as f64 {
-            self.error("ERR timeout is out of range");
             return None;
         }
         if ms == 0.0 {

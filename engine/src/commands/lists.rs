@@ -703,9 +703,6 @@ pub fn lpos(cx: &mut Ctx) {
             if r == 0 {
                 return cx.error("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
             }
-            if r == i64::MIN {
-                return cx.error("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807");
-            }
             rank = r;
         } else if cx.arg_is(j, "COUNT") && more {
             j += 1;
@@ -725,7 +722,15 @@ pub fn lpos(cx: &mut Ctx) {
         j += 1;
     }
     let from_tail = rank < 0;
-    let rank = rank.unsigned_abs();
+    // Redis negates the rank in a long long: RANK -2^63 stays negative, so
+    // every match qualifies and COUNT never stops the scan (its
+    // `matches - rank + 1` wraps negative).
+    let rank_overflow = rank == i64::MIN;
+    let rank = if rank_overflow {
+        1
+    } else {
+        rank.unsigned_abs()
+    };
     let (key, target) = (cx.argv[1].clone(), cx.argv[2].clone());
     let list = match list_for_read(cx, &key) {
         Err(()) => return,
@@ -750,7 +755,9 @@ pub fn lpos(cx: &mut Ctx) {
             matches += 1;
             if matches >= rank {
                 found.push(pos as i64);
-                if count == -1 || (count != 0 && matches - rank + 1 >= count as u64) {
+                if count == -1
+                    || (count != 0 && !rank_overflow && matches - rank + 1 >= count as u64)
+                {
                     break;
                 }
             }
@@ -964,9 +971,13 @@ pub fn brpoplpush(cx: &mut Ctx) {
 
 fn blmove_generic(cx: &mut Ctx, from: End, to: End, deadline: Option<crate::node::Time>) {
     let src = cx.argv[1].clone();
+    let in_exec = cx.client.in_exec;
     match list_for_write(cx, &src) {
         Err(()) => {}
         Ok(Some(l)) if !l.is_empty() => lmove_generic(cx, from, to),
+        // Inside MULTI (or a script) BLMOVE can't block: a nil bulk, while a
+        // real timeout replies a nil array.
+        Ok(_) if in_exec => cx.out().null(),
         Ok(_) => cx.block(vec![src], deadline, TimeoutReply::NullArray),
     }
 }
