@@ -128,17 +128,24 @@ fn scripting(node: &mut Node) -> Option<&mut Scripting> {
     node.scripting.as_deref_mut()
 }
 
-fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
-    let Some(numkeys) = cx.parse_int(2) else {
-        return;
-    };
+/// The numkeys argument of EVAL and FCALL (argv[2]), with Redis's errors.
+fn parse_numkeys(cx: &mut Ctx) -> Option<usize> {
+    let numkeys = cx.parse_int(2)?;
     if numkeys > (cx.argv.len() - 3) as i64 {
-        return cx.error("ERR Number of keys can't be greater than number of args");
+        cx.error("ERR Number of keys can't be greater than number of args");
+        return None;
     }
     if numkeys < 0 {
-        return cx.error("ERR Number of keys can't be negative");
+        cx.error("ERR Number of keys can't be negative");
+        return None;
     }
-    let numkeys = numkeys as usize;
+    Some(numkeys as usize)
+}
+
+fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
+    let Some(numkeys) = parse_numkeys(cx) else {
+        return;
+    };
     let (sha, body) = match body {
         Some(b) => (sha1_hex(&b), b),
         None => {
@@ -817,16 +824,9 @@ pub fn fcall_ro(cx: &mut Ctx) {
 
 /// FCALL function numkeys [key ...] [arg ...]
 fn fcall_generic(cx: &mut Ctx, ro_command: bool) {
-    let Some(numkeys) = cx.parse_int(2) else {
+    let Some(numkeys) = parse_numkeys(cx) else {
         return;
     };
-    if numkeys > (cx.argv.len() - 3) as i64 {
-        return cx.error("ERR Number of keys can't be greater than number of args");
-    }
-    if numkeys < 0 {
-        return cx.error("ERR Number of keys can't be negative");
-    }
-    let numkeys = numkeys as usize;
     let fname = String::from_utf8_lossy(&cx.argv[1]).into_owned();
     let _ = scripting(cx.node);
     let Some(state) = cx.node.scripting.take() else {
