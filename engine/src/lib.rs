@@ -19,10 +19,12 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod dict;
+pub mod disk;
 pub mod expire;
 pub mod glob;
 pub mod node;
 pub mod numeric;
+pub mod persist;
 pub mod resp;
 
 pub use config::Config;

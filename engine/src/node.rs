@@ -76,6 +76,15 @@ pub enum Input<'a> {
     MemoryUsage { used_bytes: u64, rss_bytes: u64 },
     /// Facts about the host process that INFO reports (pid, OS, CPU time).
     Host(HostInfo),
+    /// A file operation asked for by [`Output::Disk`] finished. Completions
+    /// arrive in the order the operations were issued.
+    DiskDone {
+        id: crate::disk::DiskOpId,
+        result: crate::disk::DiskResult,
+    },
+    /// The process was asked to stop (SIGTERM, SIGINT): Redis saves first
+    /// when save points are configured, then stops.
+    ShutdownSignal,
 }
 
 /// What the driver knows about the process, for INFO server and cpu.
@@ -103,6 +112,12 @@ pub enum Output {
     Sleep { micros: u64 },
     /// Stop the server (SHUTDOWN). Connections are closed by the driver.
     Shutdown,
+    /// Perform a file operation and report it with [`Input::DiskDone`].
+    /// See [`crate::disk`] for the ordering and durability contract.
+    Disk {
+        id: crate::disk::DiskOpId,
+        op: crate::disk::DiskOp,
+    },
 }
 
 /// Per-connection state.
@@ -306,6 +321,8 @@ pub struct Node {
     pub scripting: Option<Box<crate::commands::scripting::Scripting>>,
     /// Clients in MONITOR mode.
     pub monitors: Vec<ConnId>,
+    /// Id of the next disk operation.
+    pub(crate) next_disk_op: u64,
 }
 
 /// Per-command context handed to command implementations.
@@ -478,6 +495,7 @@ impl Node {
             pending_flush: Vec::new(),
             scripting: None,
             monitors: Vec::new(),
+            next_disk_op: 1,
         }
     }
 
@@ -529,6 +547,8 @@ impl Node {
                 self.used_memory_peak = self.used_memory_peak.max(used_bytes);
             }
             Input::Host(info) => self.host = info,
+            Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
+            Input::ShutdownSignal => crate::persist::shutdown_signal(self),
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod alloc;
 mod args;
+mod disk;
 
 use bytes::Bytes;
 use cinnabar_engine::{Config, ConnId, HostInfo, Input, Node, Output, Time};
@@ -49,6 +50,7 @@ struct Shared {
     node: RefCell<Node>,
     routes: RefCell<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
     shutdown: Notify,
+    disk: disk::DiskWorker,
 }
 
 /// What a drain left for the connection that triggered it.
@@ -77,6 +79,7 @@ impl Shared {
                     std::thread::sleep(std::time::Duration::from_micros(micros))
                 }
                 Output::Shutdown => self.shutdown.notify_one(),
+                Output::Disk { id, op } => self.disk.submit(id, op),
             }
         }
         mine
@@ -261,14 +264,28 @@ async fn run(config: Config, config_file: String) -> i32 {
     let binds = config.bind.clone();
     // Hash seeds are random in production (HashDoS), fixed in simulation.
     let seed = alloc::random_seed();
-    let mut node = Node::new(config, seed);
-    node.start(now());
-    node.handle(now(), Input::Host(host_info(&config_file)));
+    let (disk, mut disk_done) = match disk::DiskWorker::start() {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!("cannot start the disk thread: {e}");
+            return 1;
+        }
+    };
     let shared = Rc::new(Shared {
-        node: RefCell::new(node),
+        node: RefCell::new(Node::new(config, seed)),
         routes: RefCell::new(HashMap::new()),
         shutdown: Notify::new(),
+        disk,
     });
+    // Disk completions go back to the node in order.
+    let shared_disk = shared.clone();
+    tokio::task::spawn_local(async move {
+        while let Some((id, result)) = disk_done.recv().await {
+            shared_disk.feed(Input::DiskDone { id, result }, None);
+        }
+    });
+    shared.node.borrow_mut().start(now());
+    shared.feed(Input::Host(host_info(&config_file)), None);
     let next_conn = Rc::new(RefCell::new(0u64));
     let mut listening = 0;
     for b in &binds {
@@ -307,10 +324,20 @@ async fn run(config: Config, config_file: String) -> i32 {
             return 1;
         }
     };
-    tokio::select! {
-        _ = shared.shutdown.notified() => tracing::info!("Shutdown requested by client."),
-        _ = sigterm.recv() => tracing::info!("Received SIGTERM scheduling shutdown..."),
-        _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT scheduling shutdown..."),
+    // A signal asks the node to stop; it may save first and then says
+    // Shutdown, as a SHUTDOWN command does.
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.notified() => break,
+            _ = sigterm.recv() => {
+                tracing::info!("Received SIGTERM scheduling shutdown...");
+                shared.feed(Input::ShutdownSignal, None);
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("Received SIGINT scheduling shutdown...");
+                shared.feed(Input::ShutdownSignal, None);
+            }
+        }
     }
     tracing::info!("Cinnabar is now ready to exit, bye bye...");
     0

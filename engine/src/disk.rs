@@ -1,0 +1,129 @@
+//! The disk boundary: file operations the node asks for ([`DiskOp`], via
+//! [`Output::Disk`](crate::Output::Disk)) and their results
+//! ([`DiskResult`], via [`Input::DiskDone`](crate::Input::DiskDone)).
+//!
+//! The node never touches a file. The real server performs these operations
+//! on a background thread (as Redis's bio threads do fsync); the simulator
+//! performs them on a simulated disk that can lose unsynced data on a crash,
+//! tear writes, fail with EIO or ENOSPC and flip bits. Everything the node
+//! promises about durability is therefore something the simulator can break.
+//!
+//! # Contract
+//!
+//! - Paths are complete (the node joins `dir` with file names itself), UTF-8,
+//!   `/`-separated.
+//! - The driver performs operations **in the order issued** and reports
+//!   completions **in that order**, one `DiskDone` per `Disk` output. This
+//!   keeps the node's persistence logic a simple queue, like Redis's single
+//!   bio thread per job type.
+//! - A write is not durable until a later `Fsync` of the same path has
+//!   completed with `Ok`; a rename or a new file is not durable until
+//!   `FsyncDir` of its directory completed. A crash may lose anything else
+//!   (the simulator does).
+
+use bytes::Bytes;
+
+/// Names an issued operation; completions carry it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DiskOpId(pub u64);
+
+/// A file operation for the driver to perform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskOp {
+    /// Reads a whole file: [`DiskReply::Data`].
+    Read { path: String },
+    /// Creates or truncates `path` and writes `data`: [`DiskReply::Written`].
+    Write { path: String, data: Bytes },
+    /// Appends to `path`, creating it if needed: [`DiskReply::Written`]
+    /// (possibly fewer bytes than given: a short write).
+    Append { path: String, data: Bytes },
+    /// Cuts `path` to `len` bytes (repairing a torn AOF tail).
+    Truncate { path: String, len: u64 },
+    /// fsync(2) of a file.
+    Fsync { path: String },
+    /// rename(2), replacing `to` atomically.
+    Rename { from: String, to: String },
+    /// unlink(2). A missing file is [`DiskError::NotFound`].
+    Remove { path: String },
+    /// mkdir(2); an existing directory is not an error.
+    CreateDir { path: String },
+    /// fsync(2) of a directory, making renames and new names durable.
+    FsyncDir { path: String },
+    /// The names in a directory: [`DiskReply::Names`], sorted.
+    ListDir { path: String },
+}
+
+impl DiskOp {
+    /// The path the operation is about (the source, for a rename).
+    pub fn path(&self) -> &str {
+        match self {
+            DiskOp::Read { path }
+            | DiskOp::Write { path, .. }
+            | DiskOp::Append { path, .. }
+            | DiskOp::Truncate { path, .. }
+            | DiskOp::Fsync { path }
+            | DiskOp::Remove { path }
+            | DiskOp::CreateDir { path }
+            | DiskOp::FsyncDir { path }
+            | DiskOp::ListDir { path } => path,
+            DiskOp::Rename { from, .. } => from,
+        }
+    }
+}
+
+/// A successful operation's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskReply {
+    Done,
+    Data(Bytes),
+    Written(u64),
+    Names(Vec<String>),
+}
+
+/// Why an operation failed. The messages are strerror's, which Redis logs
+/// and puts in error replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskError {
+    /// ENOENT.
+    NotFound,
+    /// EIO: the device failed (or, for fsync, data may be lost).
+    Io,
+    /// ENOSPC.
+    NoSpace,
+    /// Anything else, with the OS's message.
+    Other(String),
+}
+
+impl std::fmt::Display for DiskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiskError::NotFound => f.write_str("No such file or directory"),
+            DiskError::Io => f.write_str("Input/output error"),
+            DiskError::NoSpace => f.write_str("No space left on device"),
+            DiskError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+pub type DiskResult = Result<DiskReply, DiskError>;
+
+/// `dir` joined with a file name, as Redis's chdir(dir) + relative name
+/// would resolve it.
+pub fn join(dir: &str, name: &str) -> String {
+    if name.starts_with('/') || dir.is_empty() || dir == "." {
+        name.to_string()
+    } else if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The directory part of a path ("." when there is none), for FsyncDir.
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
