@@ -26,6 +26,7 @@ pub mod node;
 pub mod numeric;
 pub mod persist;
 pub mod resp;
+pub mod rdb;
 
 pub use config::Config;
 

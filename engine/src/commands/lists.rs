@@ -168,6 +168,12 @@ impl List {
         None
     }
 
+    /// A list of `items`, head first, packed for `fill`
+    /// (`list-max-listpack-size`): how RDB loading and RESTORE build lists.
+    pub fn from_elements<'a>(items: impl Iterator<Item = &'a [u8]>, fill: i64) -> List {
+        List::from_items(items, fill)
+    }
+
     /// Builds a list from elements, packing chunks to the fill limit.
     fn from_items<'a>(items: impl Iterator<Item = &'a [u8]>, fill: i64) -> List {
         let mut l = List::default();

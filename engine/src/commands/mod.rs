@@ -8,6 +8,7 @@
 
 pub mod bitops;
 pub mod connection;
+pub mod dump;
 pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
@@ -138,6 +139,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| transactions::handler(name))
                 .or_else(|| pubsub::handler(name))
                 .or_else(|| scripting::handler(name))
+                .or_else(|| dump::handler(name))
         }
     })
 }

@@ -1,0 +1,161 @@
+//! `cinnabar-sim`: runs seeds of the deterministic simulator.
+//!
+//! ```text
+//! cargo run -p cinnabar-sim --release -- --seed 42 --trace
+//! cargo run -p cinnabar-sim --release -- --seeds 0..1000 --scenario crash-disk
+//! ```
+//!
+//! Options: `--seed N`, `--seeds A..B`, `--scenario quiet|net|crash-disk|swarm`
+//! (default swarm), `--duration S` (virtual seconds of the safety phase),
+//! `--clients N`, `--trace` (print every event), `--emulate-known-bugs`
+//! (the model imitates the engine bugs listed in `KNOWN_ENGINE_BUGS`, to
+//! look past them). A failure prints the seed
+//! and the command that replays it; the exit status is 1 if any seed failed.
+
+use cinnabar_sim::swarm::{self, Scenario};
+use cinnabar_sim::{run, World};
+use std::process::ExitCode;
+use std::time::Instant;
+
+struct Args {
+    seeds: std::ops::Range<u64>,
+    scenario: Scenario,
+    duration_s: Option<u64>,
+    clients: Option<usize>,
+    trace: bool,
+    /// Emulate the engine's known bugs in the model, to look past them.
+    emulate_known_bugs: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: cinnabar-sim [--seed N | --seeds A..B] [--scenario quiet|net|crash-disk|swarm] \
+         [--duration SECONDS] [--clients N] [--trace] [--emulate-known-bugs]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        seeds: 0..1,
+        scenario: Scenario::Swarm,
+        duration_s: None,
+        clients: None,
+        trace: false,
+        emulate_known_bugs: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        match arg.as_str() {
+            "--seed" => {
+                let s: u64 = val().parse().unwrap_or_else(|_| usage());
+                a.seeds = s..s + 1;
+            }
+            "--seeds" => {
+                let v = val();
+                let (lo, hi) = v.split_once("..").unwrap_or_else(|| usage());
+                a.seeds =
+                    lo.parse().unwrap_or_else(|_| usage())..hi.parse().unwrap_or_else(|_| usage());
+            }
+            "--scenario" => a.scenario = Scenario::parse(&val()).unwrap_or_else(|| usage()),
+            "--duration" => a.duration_s = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--clients" => a.clients = Some(val().parse().unwrap_or_else(|_| usage())),
+            "--trace" => a.trace = true,
+            "--emulate-known-bugs" => a.emulate_known_bugs = true,
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    a
+}
+
+fn replay_command(seed: u64, a: &Args) -> String {
+    let mut s = format!(
+        "cargo run -p cinnabar-sim --release -- --seed {seed} --scenario {}",
+        a.scenario.name()
+    );
+    if let Some(d) = a.duration_s {
+        s.push_str(&format!(" --duration {d}"));
+    }
+    if let Some(c) = a.clients {
+        s.push_str(&format!(" --clients {c}"));
+    }
+    if a.emulate_known_bugs {
+        s.push_str(" --emulate-known-bugs");
+    }
+    s.push_str(" --trace");
+    s
+}
+
+fn main() -> ExitCode {
+    let args = parse_args();
+    if args.trace {
+        tracing_subscriber::fmt()
+            .with_target(false)
+            .without_time()
+            .with_level(false)
+            .init();
+    }
+    let started = Instant::now();
+    let (mut failed, mut ran, mut sim_us, mut ops) = (0u64, 0u64, 0u64, 0u64);
+    for seed in args.seeds.clone() {
+        let mut cfg = swarm::config(seed, args.scenario);
+        if let Some(d) = args.duration_s {
+            cfg.safety_us = d * 1_000_000;
+        }
+        if let Some(c) = args.clients {
+            cfg.clients = c;
+        }
+        if args.emulate_known_bugs {
+            cfg.emulate = cinnabar_sim::model::KnownBug::ALL.to_vec();
+        }
+        let report = if args.trace {
+            let mut w = World::new(cfg);
+            w.set_verbose(true);
+            w.run()
+        } else {
+            run(cfg)
+        };
+        ran += 1;
+        sim_us += report.sim_us;
+        ops += report.ops_completed;
+        if let Some(f) = &report.failure {
+            failed += 1;
+            println!(
+                "seed {seed} FAILED at {}us ({}): {}",
+                f.at_us, f.kind, f.message
+            );
+            println!("  replay: {}", replay_command(seed, &args));
+        } else if args.seeds.end - args.seeds.start == 1 {
+            println!(
+                "seed {seed} ok: trace {:016x} ({} lines), {} ops ({} checked), {} crashes, {} restarts, {} resets, {} partitions, {} pauses, {} clock jumps, {} disk faults, {} durability checks",
+                report.trace_hash,
+                report.trace_lines,
+                report.ops_completed,
+                report.ops_checked,
+                report.crashes,
+                report.restarts,
+                report.resets,
+                report.partitions,
+                report.pauses,
+                report.clock_jumps,
+                report.disk_faults,
+                report.durability_checks,
+            );
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let sim = sim_us as f64 / 1e6;
+    println!(
+        "{ran} seeds, {failed} failed; {sim:.0} simulated s in {wall:.2} wall s: {:.0}x real time, {:.0} seeds/hour, {:.0} ops/wall s",
+        sim / wall,
+        ran as f64 * 3600.0 / wall,
+        ops as f64 / wall
+    );
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

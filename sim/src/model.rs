@@ -1,0 +1,1527 @@
+//! A reference model of Redis semantics for the commands the workload
+//! generates: a `BTreeMap` keyspace with absolute expiry times, stepped in
+//! the order the node executes commands, predicting each reply exactly.
+//!
+//! It is deliberately naive (no encodings, no hash tables): its only job is
+//! to be obviously right. Expiry follows Redis 7.0: a key is logically gone
+//! once `now_ms > expire_ms` (`keyIsExpired`), and a relative TTL that lands
+//! at or before now deletes the key at once (`checkAlreadyExpired`).
+
+use crate::resp::Value;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+
+/// A value in the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MVal {
+    Str(Vec<u8>),
+    List(VecDeque<Vec<u8>>),
+    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
+    Set(BTreeSet<Vec<u8>>),
+    /// member -> score. Scores are finite.
+    ZSet(BTreeMap<Vec<u8>, f64>),
+}
+
+impl MVal {
+    fn type_name(&self) -> &'static str {
+        match self {
+            MVal::Str(_) => "string",
+            MVal::List(_) => "list",
+            MVal::Hash(_) => "hash",
+            MVal::Set(_) => "set",
+            MVal::ZSet(_) => "zset",
+        }
+    }
+
+    fn is_empty_collection(&self) -> bool {
+        match self {
+            MVal::Str(_) => false,
+            MVal::List(l) => l.is_empty(),
+            MVal::Hash(h) => h.is_empty(),
+            MVal::Set(s) => s.is_empty(),
+            MVal::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+/// A key's value and absolute expiry (unix ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MEntry {
+    pub value: MVal,
+    pub expire_ms: Option<i64>,
+}
+
+/// The reply a command must produce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expect {
+    /// `+OK`
+    Ok,
+    /// A status reply other than OK (TYPE).
+    Status(&'static str),
+    Int(i64),
+    /// A bulk string, or nil.
+    Bulk(Option<Vec<u8>>),
+    /// An ordered array of bulk strings or nils (MGET, LRANGE).
+    Array(Vec<Option<Vec<u8>>>),
+    /// Nil array (RESP2 `*-1`, RESP3 `_`): LPOP key count on a missing key.
+    NilArray,
+    /// Members in any order (SMEMBERS): RESP2 array, RESP3 set.
+    Unordered(Vec<Vec<u8>>),
+    /// Field/value pairs in any order (HGETALL): RESP2 flat array, RESP3 map.
+    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A score or nil: RESP2 bulk string, RESP3 double.
+    Score(Option<f64>),
+    /// ZRANGE WITHSCORES: RESP2 flat [m, s, ...], RESP3 [[m, s], ...].
+    WithScores(Vec<(Vec<u8>, f64)>),
+    /// An exact error message.
+    Error(String),
+    /// Anything but a protocol violation (HELLO's server map).
+    Any,
+    /// SAVE: `+OK`, or an error if the disk failed it.
+    Saved,
+}
+
+/// A command the workload issues. Each variant is modelled exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    Hello3,
+    Ping,
+    /// SAVE: a durability point for the snapshot checker.
+    Save,
+    // strings
+    Get(Vec<u8>),
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        /// EX seconds / PX ms (positive).
+        ttl: Option<Ttl>,
+        cond: Option<Cond>,
+        keepttl: bool,
+        get: bool,
+    },
+    SetNx(Vec<u8>, Vec<u8>),
+    Append(Vec<u8>, Vec<u8>),
+    Strlen(Vec<u8>),
+    IncrBy(Vec<u8>, i64, IncrForm),
+    MGet(Vec<Vec<u8>>),
+    MSet(Vec<(Vec<u8>, Vec<u8>)>),
+    GetDel(Vec<u8>),
+    // keys
+    Del(Vec<Vec<u8>>),
+    Exists(Vec<Vec<u8>>),
+    Type(Vec<u8>),
+    Expire {
+        key: Vec<u8>,
+        amount: i64,
+        unit: ExpireUnit,
+        flag: Option<ExpireFlag>,
+    },
+    Ttl(Vec<u8>),
+    PTtl(Vec<u8>),
+    Persist(Vec<u8>),
+    Rename(Vec<u8>, Vec<u8>),
+    // lists
+    Push {
+        key: Vec<u8>,
+        left: bool,
+        items: Vec<Vec<u8>>,
+    },
+    Pop {
+        key: Vec<u8>,
+        left: bool,
+        count: Option<i64>,
+    },
+    LLen(Vec<u8>),
+    LRange(Vec<u8>, i64, i64),
+    LIndex(Vec<u8>, i64),
+    LSet(Vec<u8>, i64, Vec<u8>),
+    // hashes
+    HSet(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>),
+    HGet(Vec<u8>, Vec<u8>),
+    HDel(Vec<u8>, Vec<Vec<u8>>),
+    HLen(Vec<u8>),
+    HGetAll(Vec<u8>),
+    HExists(Vec<u8>, Vec<u8>),
+    HIncrBy(Vec<u8>, Vec<u8>, i64),
+    // sets
+    SAdd(Vec<u8>, Vec<Vec<u8>>),
+    SRem(Vec<u8>, Vec<Vec<u8>>),
+    SIsMember(Vec<u8>, Vec<u8>),
+    SCard(Vec<u8>),
+    SMembers(Vec<u8>),
+    // sorted sets
+    ZAdd(Vec<u8>, Vec<(f64, Vec<u8>)>),
+    ZRem(Vec<u8>, Vec<Vec<u8>>),
+    ZScore(Vec<u8>, Vec<u8>),
+    ZCard(Vec<u8>),
+    ZIncrBy(Vec<u8>, f64, Vec<u8>),
+    ZRange(Vec<u8>, i64, i64, bool),
+    ZRank(Vec<u8>, Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    Ex(i64),
+    Px(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    Nx,
+    Xx,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncrForm {
+    Incr,
+    Decr,
+    IncrBy,
+    DecrBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireUnit {
+    /// EXPIRE: relative seconds.
+    Seconds,
+    /// PEXPIRE: relative ms.
+    Millis,
+    /// EXPIREAT: absolute unix seconds.
+    AtSeconds,
+    /// PEXPIREAT: absolute unix ms.
+    AtMillis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireFlag {
+    Nx,
+    Xx,
+    Gt,
+    Lt,
+}
+
+/// Formats a score as Redis's `%.17g` would for the values we generate
+/// (integers and halves), which is also how we send them.
+pub fn fmt_score(s: f64) -> Vec<u8> {
+    if s == s.trunc() && s.abs() < 1e15 {
+        format!("{}", s as i64).into_bytes()
+    } else {
+        format!("{s}").into_bytes()
+    }
+}
+
+impl Cmd {
+    /// The request's arguments.
+    pub fn argv(&self) -> Vec<Vec<u8>> {
+        let mut a: Vec<Vec<u8>> = Vec::new();
+        let w = |a: &mut Vec<Vec<u8>>, s: &str| a.push(s.as_bytes().to_vec());
+        let num = |a: &mut Vec<Vec<u8>>, n: i64| a.push(n.to_string().into_bytes());
+        match self {
+            Cmd::Hello3 => {
+                w(&mut a, "HELLO");
+                w(&mut a, "3");
+            }
+            Cmd::Ping => w(&mut a, "PING"),
+            Cmd::Save => w(&mut a, "SAVE"),
+            Cmd::Get(k) => {
+                w(&mut a, "GET");
+                a.push(k.clone());
+            }
+            Cmd::Set {
+                key,
+                value,
+                ttl,
+                cond,
+                keepttl,
+                get,
+            } => {
+                w(&mut a, "SET");
+                a.push(key.clone());
+                a.push(value.clone());
+                match cond {
+                    Some(Cond::Nx) => w(&mut a, "NX"),
+                    Some(Cond::Xx) => w(&mut a, "XX"),
+                    None => {}
+                }
+                if *get {
+                    w(&mut a, "GET");
+                }
+                match ttl {
+                    Some(Ttl::Ex(s)) => {
+                        w(&mut a, "EX");
+                        num(&mut a, *s);
+                    }
+                    Some(Ttl::Px(ms)) => {
+                        w(&mut a, "PX");
+                        num(&mut a, *ms);
+                    }
+                    None => {}
+                }
+                if *keepttl {
+                    w(&mut a, "KEEPTTL");
+                }
+            }
+            Cmd::SetNx(k, v) => {
+                w(&mut a, "SETNX");
+                a.push(k.clone());
+                a.push(v.clone());
+            }
+            Cmd::Append(k, v) => {
+                w(&mut a, "APPEND");
+                a.push(k.clone());
+                a.push(v.clone());
+            }
+            Cmd::Strlen(k) => {
+                w(&mut a, "STRLEN");
+                a.push(k.clone());
+            }
+            Cmd::IncrBy(k, n, form) => match form {
+                IncrForm::Incr => {
+                    w(&mut a, "INCR");
+                    a.push(k.clone());
+                }
+                IncrForm::Decr => {
+                    w(&mut a, "DECR");
+                    a.push(k.clone());
+                }
+                IncrForm::IncrBy => {
+                    w(&mut a, "INCRBY");
+                    a.push(k.clone());
+                    num(&mut a, *n);
+                }
+                IncrForm::DecrBy => {
+                    w(&mut a, "DECRBY");
+                    a.push(k.clone());
+                    num(&mut a, -*n);
+                }
+            },
+            Cmd::MGet(ks) => {
+                w(&mut a, "MGET");
+                a.extend(ks.iter().cloned());
+            }
+            Cmd::MSet(kv) => {
+                w(&mut a, "MSET");
+                for (k, v) in kv {
+                    a.push(k.clone());
+                    a.push(v.clone());
+                }
+            }
+            Cmd::GetDel(k) => {
+                w(&mut a, "GETDEL");
+                a.push(k.clone());
+            }
+            Cmd::Del(ks) => {
+                w(&mut a, "DEL");
+                a.extend(ks.iter().cloned());
+            }
+            Cmd::Exists(ks) => {
+                w(&mut a, "EXISTS");
+                a.extend(ks.iter().cloned());
+            }
+            Cmd::Type(k) => {
+                w(&mut a, "TYPE");
+                a.push(k.clone());
+            }
+            Cmd::Expire {
+                key,
+                amount,
+                unit,
+                flag,
+            } => {
+                w(
+                    &mut a,
+                    match unit {
+                        ExpireUnit::Seconds => "EXPIRE",
+                        ExpireUnit::Millis => "PEXPIRE",
+                        ExpireUnit::AtSeconds => "EXPIREAT",
+                        ExpireUnit::AtMillis => "PEXPIREAT",
+                    },
+                );
+                a.push(key.clone());
+                num(&mut a, *amount);
+                match flag {
+                    Some(ExpireFlag::Nx) => w(&mut a, "NX"),
+                    Some(ExpireFlag::Xx) => w(&mut a, "XX"),
+                    Some(ExpireFlag::Gt) => w(&mut a, "GT"),
+                    Some(ExpireFlag::Lt) => w(&mut a, "LT"),
+                    None => {}
+                }
+            }
+            Cmd::Ttl(k) => {
+                w(&mut a, "TTL");
+                a.push(k.clone());
+            }
+            Cmd::PTtl(k) => {
+                w(&mut a, "PTTL");
+                a.push(k.clone());
+            }
+            Cmd::Persist(k) => {
+                w(&mut a, "PERSIST");
+                a.push(k.clone());
+            }
+            Cmd::Rename(s, d) => {
+                w(&mut a, "RENAME");
+                a.push(s.clone());
+                a.push(d.clone());
+            }
+            Cmd::Push { key, left, items } => {
+                w(&mut a, if *left { "LPUSH" } else { "RPUSH" });
+                a.push(key.clone());
+                a.extend(items.iter().cloned());
+            }
+            Cmd::Pop { key, left, count } => {
+                w(&mut a, if *left { "LPOP" } else { "RPOP" });
+                a.push(key.clone());
+                if let Some(c) = count {
+                    num(&mut a, *c);
+                }
+            }
+            Cmd::LLen(k) => {
+                w(&mut a, "LLEN");
+                a.push(k.clone());
+            }
+            Cmd::LRange(k, s, e) => {
+                w(&mut a, "LRANGE");
+                a.push(k.clone());
+                num(&mut a, *s);
+                num(&mut a, *e);
+            }
+            Cmd::LIndex(k, i) => {
+                w(&mut a, "LINDEX");
+                a.push(k.clone());
+                num(&mut a, *i);
+            }
+            Cmd::LSet(k, i, v) => {
+                w(&mut a, "LSET");
+                a.push(k.clone());
+                num(&mut a, *i);
+                a.push(v.clone());
+            }
+            Cmd::HSet(k, fv) => {
+                w(&mut a, "HSET");
+                a.push(k.clone());
+                for (f, v) in fv {
+                    a.push(f.clone());
+                    a.push(v.clone());
+                }
+            }
+            Cmd::HGet(k, f) => {
+                w(&mut a, "HGET");
+                a.push(k.clone());
+                a.push(f.clone());
+            }
+            Cmd::HDel(k, fs) => {
+                w(&mut a, "HDEL");
+                a.push(k.clone());
+                a.extend(fs.iter().cloned());
+            }
+            Cmd::HLen(k) => {
+                w(&mut a, "HLEN");
+                a.push(k.clone());
+            }
+            Cmd::HGetAll(k) => {
+                w(&mut a, "HGETALL");
+                a.push(k.clone());
+            }
+            Cmd::HExists(k, f) => {
+                w(&mut a, "HEXISTS");
+                a.push(k.clone());
+                a.push(f.clone());
+            }
+            Cmd::HIncrBy(k, f, n) => {
+                w(&mut a, "HINCRBY");
+                a.push(k.clone());
+                a.push(f.clone());
+                num(&mut a, *n);
+            }
+            Cmd::SAdd(k, ms) => {
+                w(&mut a, "SADD");
+                a.push(k.clone());
+                a.extend(ms.iter().cloned());
+            }
+            Cmd::SRem(k, ms) => {
+                w(&mut a, "SREM");
+                a.push(k.clone());
+                a.extend(ms.iter().cloned());
+            }
+            Cmd::SIsMember(k, m) => {
+                w(&mut a, "SISMEMBER");
+                a.push(k.clone());
+                a.push(m.clone());
+            }
+            Cmd::SCard(k) => {
+                w(&mut a, "SCARD");
+                a.push(k.clone());
+            }
+            Cmd::SMembers(k) => {
+                w(&mut a, "SMEMBERS");
+                a.push(k.clone());
+            }
+            Cmd::ZAdd(k, sm) => {
+                w(&mut a, "ZADD");
+                a.push(k.clone());
+                for (s, m) in sm {
+                    a.push(fmt_score(*s));
+                    a.push(m.clone());
+                }
+            }
+            Cmd::ZRem(k, ms) => {
+                w(&mut a, "ZREM");
+                a.push(k.clone());
+                a.extend(ms.iter().cloned());
+            }
+            Cmd::ZScore(k, m) => {
+                w(&mut a, "ZSCORE");
+                a.push(k.clone());
+                a.push(m.clone());
+            }
+            Cmd::ZCard(k) => {
+                w(&mut a, "ZCARD");
+                a.push(k.clone());
+            }
+            Cmd::ZIncrBy(k, by, m) => {
+                w(&mut a, "ZINCRBY");
+                a.push(k.clone());
+                a.push(fmt_score(*by));
+                a.push(m.clone());
+            }
+            Cmd::ZRange(k, s, e, withscores) => {
+                w(&mut a, "ZRANGE");
+                a.push(k.clone());
+                num(&mut a, *s);
+                num(&mut a, *e);
+                if *withscores {
+                    w(&mut a, "WITHSCORES");
+                }
+            }
+            Cmd::ZRank(k, m) => {
+                w(&mut a, "ZRANK");
+                a.push(k.clone());
+                a.push(m.clone());
+            }
+        }
+        a
+    }
+
+    /// True if the command may change the dataset (for the durability
+    /// checker).
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Cmd::Hello3
+                | Cmd::Ping
+                | Cmd::Get(_)
+                | Cmd::Strlen(_)
+                | Cmd::MGet(_)
+                | Cmd::Exists(_)
+                | Cmd::Type(_)
+                | Cmd::Ttl(_)
+                | Cmd::PTtl(_)
+                | Cmd::LLen(_)
+                | Cmd::LRange(..)
+                | Cmd::LIndex(..)
+                | Cmd::HGet(..)
+                | Cmd::HLen(_)
+                | Cmd::HGetAll(_)
+                | Cmd::HExists(..)
+                | Cmd::SIsMember(..)
+                | Cmd::SCard(_)
+                | Cmd::SMembers(_)
+                | Cmd::ZScore(..)
+                | Cmd::ZCard(_)
+                | Cmd::ZRange(..)
+                | Cmd::ZRank(..)
+        )
+    }
+
+    /// The request as one readable line, for traces and reports.
+    pub fn line(&self) -> String {
+        let argv = self.argv();
+        let mut s = String::new();
+        for (i, a) in argv.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let t = String::from_utf8_lossy(a);
+            if t.is_empty() || t.contains(|c: char| c.is_whitespace() || c == '"') {
+                s.push_str(&format!("{t:?}"));
+            } else {
+                s.push_str(&t);
+            }
+        }
+        s
+    }
+}
+
+/// Parses a string as Redis's `string2ll`: optional `-`, no leading zeros,
+/// no `+`, no spaces, within i64.
+pub fn redis_int(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.first().is_none_or(|d| !(b'1'..=b'9').contains(d)) {
+        return None;
+    }
+    crate::resp::parse_i64(b)
+}
+
+/// Normalizes a Redis range (start, stop) over a length to a half-open
+/// index range, as LRANGE/ZRANGE do.
+fn range_of(len: usize, start: i64, stop: i64) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut s = if start < 0 { len + start } else { start };
+    let mut e = if stop < 0 { len + stop } else { stop };
+    if s < 0 {
+        s = 0;
+    }
+    if s > e || s >= len {
+        return None;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    Some((s as usize, e as usize + 1))
+}
+
+/// The reference keyspace (db 0).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    pub keys: BTreeMap<Vec<u8>, MEntry>,
+    /// Emulate the engine's known bug [`KnownBug::ExpireAtDeadline`]
+    /// (off: Redis's semantics). Only for looking past that bug.
+    pub expire_at_deadline: bool,
+}
+
+/// Engine bugs the model can emulate so a run can look past them. Each is
+/// listed with its seeds in [`crate::KNOWN_ENGINE_BUGS`]; by default the
+/// model is strict Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownBug {
+    /// The engine treats a key as expired when `now_ms >= expire_ms`; Redis
+    /// only when `now_ms > expire_ms` (db.c `keyIsExpired`), so for the
+    /// last millisecond of its TTL a key is missing (GET nil, TTL -2,
+    /// EXISTS 0) where Redis still shows it (TTL 0).
+    ExpireAtDeadline,
+}
+
+impl KnownBug {
+    pub const ALL: &'static [KnownBug] = &[KnownBug::ExpireAtDeadline];
+}
+
+enum Found<'a> {
+    Missing,
+    Present(&'a mut MEntry),
+}
+
+impl Model {
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// True if a key expiring at `at` is gone at `now_ms` (Redis:
+    /// `now > when`).
+    pub fn is_expired(&self, at: i64, now_ms: i64) -> bool {
+        now_ms > at || (self.expire_at_deadline && now_ms == at)
+    }
+
+    /// Drops `key` if its TTL passed.
+    fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) {
+        if let Some(e) = self.keys.get(key) {
+            if e.expire_ms.is_some_and(|at| self.is_expired(at, now_ms)) {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    fn lookup(&mut self, key: &[u8], now_ms: i64) -> Found<'_> {
+        self.expire_if_needed(key, now_ms);
+        match self.keys.get_mut(key) {
+            Some(e) => Found::Present(e),
+            None => Found::Missing,
+        }
+    }
+
+    /// The live value of `key`, if any (read-only view for the checkers).
+    pub fn get(&self, key: &[u8], now_ms: i64) -> Option<&MEntry> {
+        self.keys
+            .get(key)
+            .filter(|e| !e.expire_ms.is_some_and(|at| self.is_expired(at, now_ms)))
+    }
+
+    /// Removes a collection key left empty by a removal.
+    fn drop_if_empty(&mut self, key: &[u8]) {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_collection())
+        {
+            self.keys.remove(key);
+        }
+    }
+
+    /// Applies `cmd` at `now_ms` and returns the reply Redis would give.
+    pub fn apply(&mut self, cmd: &Cmd, now_ms: i64) -> Expect {
+        match cmd {
+            Cmd::Hello3 => Expect::Any,
+            Cmd::Ping => Expect::Status("PONG"),
+            Cmd::Save => Expect::Saved,
+            Cmd::Get(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Bulk(None),
+                Found::Present(e) => match &e.value {
+                    MVal::Str(s) => Expect::Bulk(Some(s.clone())),
+                    _ => Expect::Error(WRONGTYPE.into()),
+                },
+            },
+            Cmd::Set {
+                key,
+                value,
+                ttl,
+                cond,
+                keepttl,
+                get,
+            } => {
+                let old = match self.lookup(key, now_ms) {
+                    Found::Missing => None,
+                    Found::Present(e) => Some(e.clone()),
+                };
+                let old_str = match &old {
+                    Some(MEntry {
+                        value: MVal::Str(s),
+                        ..
+                    }) => Some(s.clone()),
+                    Some(_) if *get => return Expect::Error(WRONGTYPE.into()),
+                    _ => None,
+                };
+                let go = match cond {
+                    Some(Cond::Nx) => old.is_none(),
+                    Some(Cond::Xx) => old.is_some(),
+                    None => true,
+                };
+                if go {
+                    let expire_ms = match ttl {
+                        Some(Ttl::Ex(s)) => Some(now_ms + s * 1000),
+                        Some(Ttl::Px(ms)) => Some(now_ms + ms),
+                        None if *keepttl => old.as_ref().and_then(|e| e.expire_ms),
+                        None => None,
+                    };
+                    self.keys.insert(
+                        key.clone(),
+                        MEntry {
+                            value: MVal::Str(value.clone()),
+                            expire_ms,
+                        },
+                    );
+                }
+                if *get {
+                    Expect::Bulk(old_str)
+                } else if go {
+                    Expect::Ok
+                } else {
+                    Expect::Bulk(None)
+                }
+            }
+            Cmd::SetNx(k, v) => match self.lookup(k, now_ms) {
+                Found::Present(_) => Expect::Int(0),
+                Found::Missing => {
+                    self.keys.insert(
+                        k.clone(),
+                        MEntry {
+                            value: MVal::Str(v.clone()),
+                            expire_ms: None,
+                        },
+                    );
+                    Expect::Int(1)
+                }
+            },
+            Cmd::Append(k, v) => match self.lookup(k, now_ms) {
+                Found::Missing => {
+                    self.keys.insert(
+                        k.clone(),
+                        MEntry {
+                            value: MVal::Str(v.clone()),
+                            expire_ms: None,
+                        },
+                    );
+                    Expect::Int(v.len() as i64)
+                }
+                Found::Present(e) => match &mut e.value {
+                    MVal::Str(s) => {
+                        s.extend_from_slice(v);
+                        Expect::Int(s.len() as i64)
+                    }
+                    _ => Expect::Error(WRONGTYPE.into()),
+                },
+            },
+            Cmd::Strlen(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(e) => match &e.value {
+                    MVal::Str(s) => Expect::Int(s.len() as i64),
+                    _ => Expect::Error(WRONGTYPE.into()),
+                },
+            },
+            Cmd::IncrBy(k, by, _) => {
+                let cur = match self.lookup(k, now_ms) {
+                    Found::Missing => None,
+                    Found::Present(e) => match &e.value {
+                        MVal::Str(s) => match redis_int(s) {
+                            Some(n) => Some((n, e.expire_ms)),
+                            None => return Expect::Error(NOT_INTEGER.into()),
+                        },
+                        _ => return Expect::Error(WRONGTYPE.into()),
+                    },
+                };
+                let (n, expire_ms) = cur.unwrap_or((0, None));
+                let Some(v) = n.checked_add(*by) else {
+                    return Expect::Error(OVERFLOW.into());
+                };
+                self.keys.insert(
+                    k.clone(),
+                    MEntry {
+                        value: MVal::Str(v.to_string().into_bytes()),
+                        expire_ms,
+                    },
+                );
+                Expect::Int(v)
+            }
+            Cmd::MGet(ks) => {
+                let mut out = Vec::new();
+                for k in ks {
+                    out.push(match self.lookup(k, now_ms) {
+                        Found::Present(MEntry {
+                            value: MVal::Str(s),
+                            ..
+                        }) => Some(s.clone()),
+                        _ => None,
+                    });
+                }
+                Expect::Array(out)
+            }
+            Cmd::MSet(kv) => {
+                for (k, v) in kv {
+                    self.keys.insert(
+                        k.clone(),
+                        MEntry {
+                            value: MVal::Str(v.clone()),
+                            expire_ms: None,
+                        },
+                    );
+                }
+                Expect::Ok
+            }
+            Cmd::GetDel(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Bulk(None),
+                Found::Present(e) => match &e.value {
+                    MVal::Str(s) => {
+                        let s = s.clone();
+                        self.keys.remove(k);
+                        Expect::Bulk(Some(s))
+                    }
+                    _ => Expect::Error(WRONGTYPE.into()),
+                },
+            },
+            Cmd::Del(ks) => {
+                let mut n = 0;
+                for k in ks {
+                    self.expire_if_needed(k, now_ms);
+                    if self.keys.remove(k).is_some() {
+                        n += 1;
+                    }
+                }
+                Expect::Int(n)
+            }
+            Cmd::Exists(ks) => {
+                let mut n = 0;
+                for k in ks {
+                    if let Found::Present(_) = self.lookup(k, now_ms) {
+                        n += 1;
+                    }
+                }
+                Expect::Int(n)
+            }
+            Cmd::Type(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Status("none"),
+                Found::Present(e) => Expect::Status(e.value.type_name()),
+            },
+            Cmd::Expire {
+                key,
+                amount,
+                unit,
+                flag,
+            } => {
+                let when = match unit {
+                    ExpireUnit::Seconds => now_ms + amount * 1000,
+                    ExpireUnit::Millis => now_ms + amount,
+                    ExpireUnit::AtSeconds => amount * 1000,
+                    ExpireUnit::AtMillis => *amount,
+                };
+                let Found::Present(e) = self.lookup(key, now_ms) else {
+                    return Expect::Int(0);
+                };
+                let current = e.expire_ms;
+                let refused = match flag {
+                    Some(ExpireFlag::Nx) => current.is_some(),
+                    Some(ExpireFlag::Xx) => current.is_none(),
+                    Some(ExpireFlag::Gt) => current.is_none_or(|c| when <= c),
+                    Some(ExpireFlag::Lt) => current.is_some_and(|c| when >= c),
+                    None => false,
+                };
+                if refused {
+                    return Expect::Int(0);
+                }
+                if when <= now_ms {
+                    self.keys.remove(key);
+                } else {
+                    e.expire_ms = Some(when);
+                }
+                Expect::Int(1)
+            }
+            Cmd::Ttl(k) | Cmd::PTtl(k) => {
+                let ms = matches!(cmd, Cmd::PTtl(_));
+                match self.lookup(k, now_ms) {
+                    Found::Missing => Expect::Int(-2),
+                    Found::Present(MEntry {
+                        expire_ms: None, ..
+                    }) => Expect::Int(-1),
+                    Found::Present(MEntry {
+                        expire_ms: Some(at),
+                        ..
+                    }) => {
+                        let ttl = (*at - now_ms).max(0);
+                        Expect::Int(if ms { ttl } else { (ttl + 500) / 1000 })
+                    }
+                }
+            }
+            Cmd::Persist(k) => match self.lookup(k, now_ms) {
+                Found::Present(e) if e.expire_ms.is_some() => {
+                    e.expire_ms = None;
+                    Expect::Int(1)
+                }
+                _ => Expect::Int(0),
+            },
+            Cmd::Rename(s, d) => {
+                let Found::Present(e) = self.lookup(s, now_ms) else {
+                    return Expect::Error("ERR no such key".into());
+                };
+                let e = e.clone();
+                if s != d {
+                    self.keys.remove(s);
+                    self.keys.insert(d.clone(), e);
+                }
+                Expect::Ok
+            }
+            Cmd::Push { key, left, items } => {
+                let entry = match self.lookup(key, now_ms) {
+                    Found::Missing => {
+                        self.keys.insert(
+                            key.clone(),
+                            MEntry {
+                                value: MVal::List(VecDeque::new()),
+                                expire_ms: None,
+                            },
+                        );
+                        self.keys.get_mut(key).expect("just inserted")
+                    }
+                    Found::Present(e) => e,
+                };
+                let MVal::List(l) = &mut entry.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                for it in items {
+                    if *left {
+                        l.push_front(it.clone());
+                    } else {
+                        l.push_back(it.clone());
+                    }
+                }
+                Expect::Int(l.len() as i64)
+            }
+            Cmd::Pop { key, left, count } => {
+                let Found::Present(e) = self.lookup(key, now_ms) else {
+                    return if count.is_some() {
+                        Expect::NilArray
+                    } else {
+                        Expect::Bulk(None)
+                    };
+                };
+                let MVal::List(l) = &mut e.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                let reply = match count {
+                    None => Expect::Bulk(if *left { l.pop_front() } else { l.pop_back() }),
+                    Some(c) => {
+                        let mut out = Vec::new();
+                        for _ in 0..*c {
+                            match if *left { l.pop_front() } else { l.pop_back() } {
+                                Some(v) => out.push(Some(v)),
+                                None => break,
+                            }
+                        }
+                        Expect::Array(out)
+                    }
+                };
+                self.drop_if_empty(key);
+                reply
+            }
+            Cmd::LLen(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(MEntry {
+                    value: MVal::List(l),
+                    ..
+                }) => Expect::Int(l.len() as i64),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::LRange(k, s, e) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Array(vec![]),
+                Found::Present(MEntry {
+                    value: MVal::List(l),
+                    ..
+                }) => match range_of(l.len(), *s, *e) {
+                    None => Expect::Array(vec![]),
+                    Some((a, b)) => Expect::Array(l.range(a..b).map(|v| Some(v.clone())).collect()),
+                },
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::LIndex(k, i) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Bulk(None),
+                Found::Present(MEntry {
+                    value: MVal::List(l),
+                    ..
+                }) => {
+                    let idx = if *i < 0 { l.len() as i64 + i } else { *i };
+                    Expect::Bulk(if idx < 0 {
+                        None
+                    } else {
+                        l.get(idx as usize).cloned()
+                    })
+                }
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::LSet(k, i, v) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Error("ERR no such key".into()),
+                Found::Present(MEntry {
+                    value: MVal::List(l),
+                    ..
+                }) => {
+                    let idx = if *i < 0 { l.len() as i64 + i } else { *i };
+                    match (idx >= 0).then(|| l.get_mut(idx as usize)).flatten() {
+                        Some(slot) => {
+                            *slot = v.clone();
+                            Expect::Ok
+                        }
+                        None => Expect::Error("ERR index out of range".into()),
+                    }
+                }
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::HSet(k, fv) => {
+                let entry = match self.lookup(k, now_ms) {
+                    Found::Missing => {
+                        self.keys.insert(
+                            k.clone(),
+                            MEntry {
+                                value: MVal::Hash(BTreeMap::new()),
+                                expire_ms: None,
+                            },
+                        );
+                        self.keys.get_mut(k).expect("just inserted")
+                    }
+                    Found::Present(e) => e,
+                };
+                let MVal::Hash(h) = &mut entry.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                let mut added = 0;
+                for (f, v) in fv {
+                    if h.insert(f.clone(), v.clone()).is_none() {
+                        added += 1;
+                    }
+                }
+                Expect::Int(added)
+            }
+            Cmd::HGet(k, f) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Bulk(None),
+                Found::Present(MEntry {
+                    value: MVal::Hash(h),
+                    ..
+                }) => Expect::Bulk(h.get(f).cloned()),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::HDel(k, fs) => {
+                let n = match self.lookup(k, now_ms) {
+                    Found::Missing => return Expect::Int(0),
+                    Found::Present(MEntry {
+                        value: MVal::Hash(h),
+                        ..
+                    }) => fs.iter().filter(|f| h.remove(*f).is_some()).count(),
+                    Found::Present(_) => return Expect::Error(WRONGTYPE.into()),
+                };
+                self.drop_if_empty(k);
+                Expect::Int(n as i64)
+            }
+            Cmd::HLen(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(MEntry {
+                    value: MVal::Hash(h),
+                    ..
+                }) => Expect::Int(h.len() as i64),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::HGetAll(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Pairs(vec![]),
+                Found::Present(MEntry {
+                    value: MVal::Hash(h),
+                    ..
+                }) => Expect::Pairs(h.iter().map(|(f, v)| (f.clone(), v.clone())).collect()),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::HExists(k, f) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(MEntry {
+                    value: MVal::Hash(h),
+                    ..
+                }) => Expect::Int(h.contains_key(f) as i64),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::HIncrBy(k, f, by) => {
+                let entry = match self.lookup(k, now_ms) {
+                    Found::Missing => {
+                        self.keys.insert(
+                            k.clone(),
+                            MEntry {
+                                value: MVal::Hash(BTreeMap::new()),
+                                expire_ms: None,
+                            },
+                        );
+                        self.keys.get_mut(k).expect("just inserted")
+                    }
+                    Found::Present(e) => e,
+                };
+                let MVal::Hash(h) = &mut entry.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                let cur = match h.get(f) {
+                    None => 0,
+                    Some(v) => match redis_int(v) {
+                        Some(n) => n,
+                        None => return Expect::Error("ERR hash value is not an integer".into()),
+                    },
+                };
+                match cur.checked_add(*by) {
+                    Some(n) => {
+                        h.insert(f.clone(), n.to_string().into_bytes());
+                        Expect::Int(n)
+                    }
+                    None => {
+                        self.drop_if_empty(k);
+                        Expect::Error(OVERFLOW.into())
+                    }
+                }
+            }
+            Cmd::SAdd(k, ms) => {
+                let entry = match self.lookup(k, now_ms) {
+                    Found::Missing => {
+                        self.keys.insert(
+                            k.clone(),
+                            MEntry {
+                                value: MVal::Set(BTreeSet::new()),
+                                expire_ms: None,
+                            },
+                        );
+                        self.keys.get_mut(k).expect("just inserted")
+                    }
+                    Found::Present(e) => e,
+                };
+                let MVal::Set(s) = &mut entry.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                Expect::Int(ms.iter().filter(|m| s.insert((*m).clone())).count() as i64)
+            }
+            Cmd::SRem(k, ms) => {
+                let n = match self.lookup(k, now_ms) {
+                    Found::Missing => return Expect::Int(0),
+                    Found::Present(MEntry {
+                        value: MVal::Set(s),
+                        ..
+                    }) => ms.iter().filter(|m| s.remove(*m)).count(),
+                    Found::Present(_) => return Expect::Error(WRONGTYPE.into()),
+                };
+                self.drop_if_empty(k);
+                Expect::Int(n as i64)
+            }
+            Cmd::SIsMember(k, m) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(MEntry {
+                    value: MVal::Set(s),
+                    ..
+                }) => Expect::Int(s.contains(m) as i64),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::SCard(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(MEntry {
+                    value: MVal::Set(s),
+                    ..
+                }) => Expect::Int(s.len() as i64),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::SMembers(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Unordered(vec![]),
+                Found::Present(MEntry {
+                    value: MVal::Set(s),
+                    ..
+                }) => Expect::Unordered(s.iter().cloned().collect()),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::ZAdd(k, sm) => {
+                let entry = match self.lookup(k, now_ms) {
+                    Found::Missing => {
+                        self.keys.insert(
+                            k.clone(),
+                            MEntry {
+                                value: MVal::ZSet(BTreeMap::new()),
+                                expire_ms: None,
+                            },
+                        );
+                        self.keys.get_mut(k).expect("just inserted")
+                    }
+                    Found::Present(e) => e,
+                };
+                let MVal::ZSet(z) = &mut entry.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                let mut added = 0;
+                for (s, m) in sm {
+                    if z.insert(m.clone(), *s).is_none() {
+                        added += 1;
+                    }
+                }
+                Expect::Int(added)
+            }
+            Cmd::ZRem(k, ms) => {
+                let n = match self.lookup(k, now_ms) {
+                    Found::Missing => return Expect::Int(0),
+                    Found::Present(MEntry {
+                        value: MVal::ZSet(z),
+                        ..
+                    }) => ms.iter().filter(|m| z.remove(*m).is_some()).count(),
+                    Found::Present(_) => return Expect::Error(WRONGTYPE.into()),
+                };
+                self.drop_if_empty(k);
+                Expect::Int(n as i64)
+            }
+            Cmd::ZScore(k, m) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Score(None),
+                Found::Present(MEntry {
+                    value: MVal::ZSet(z),
+                    ..
+                }) => Expect::Score(z.get(m).copied()),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::ZCard(k) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Int(0),
+                Found::Present(MEntry {
+                    value: MVal::ZSet(z),
+                    ..
+                }) => Expect::Int(z.len() as i64),
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::ZIncrBy(k, by, m) => {
+                let entry = match self.lookup(k, now_ms) {
+                    Found::Missing => {
+                        self.keys.insert(
+                            k.clone(),
+                            MEntry {
+                                value: MVal::ZSet(BTreeMap::new()),
+                                expire_ms: None,
+                            },
+                        );
+                        self.keys.get_mut(k).expect("just inserted")
+                    }
+                    Found::Present(e) => e,
+                };
+                let MVal::ZSet(z) = &mut entry.value else {
+                    return Expect::Error(WRONGTYPE.into());
+                };
+                let s = z.get(m).copied().unwrap_or(0.0) + by;
+                z.insert(m.clone(), s);
+                Expect::Score(Some(s))
+            }
+            Cmd::ZRange(k, s, e, withscores) => match self.lookup(k, now_ms) {
+                Found::Missing => {
+                    if *withscores {
+                        Expect::WithScores(vec![])
+                    } else {
+                        Expect::Array(vec![])
+                    }
+                }
+                Found::Present(MEntry {
+                    value: MVal::ZSet(z),
+                    ..
+                }) => {
+                    let sorted = zsorted(z);
+                    let items = match range_of(sorted.len(), *s, *e) {
+                        None => vec![],
+                        Some((a, b)) => sorted[a..b].to_vec(),
+                    };
+                    if *withscores {
+                        Expect::WithScores(items)
+                    } else {
+                        Expect::Array(items.into_iter().map(|(m, _)| Some(m)).collect())
+                    }
+                }
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+            Cmd::ZRank(k, m) => match self.lookup(k, now_ms) {
+                Found::Missing => Expect::Bulk(None),
+                Found::Present(MEntry {
+                    value: MVal::ZSet(z),
+                    ..
+                }) => match zsorted(z).iter().position(|(x, _)| x == m) {
+                    Some(i) => Expect::Int(i as i64),
+                    None => Expect::Bulk(None),
+                },
+                Found::Present(_) => Expect::Error(WRONGTYPE.into()),
+            },
+        }
+    }
+}
+
+/// Members ordered by (score, member), as Redis orders a sorted set.
+fn zsorted(z: &BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+    let mut v: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.clone(), *s)).collect();
+    v.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+fn bulk_of(v: &Value) -> Option<Option<&[u8]>> {
+    match v {
+        Value::Bulk(b) => Some(Some(b)),
+        Value::Nil => Some(None),
+        _ => None,
+    }
+}
+
+fn score_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Bulk(b) | Value::Double(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Checks a reply against the model's prediction. `Err` explains the
+/// mismatch.
+pub fn check(expect: &Expect, got: &Value) -> Result<(), String> {
+    let ok = match (expect, got) {
+        (Expect::Any, Value::Error(_)) => false,
+        (Expect::Any, _) => true,
+        (Expect::Saved, Value::Simple(s)) => s == b"OK",
+        (Expect::Saved, Value::Error(_)) => true,
+        (Expect::Ok, Value::Simple(s)) => s == b"OK",
+        (Expect::Status(t), Value::Simple(s)) => s == t.as_bytes(),
+        (Expect::Int(n), Value::Int(m)) => n == m,
+        (Expect::Bulk(b), v) => bulk_of(v).is_some_and(|x| x == b.as_deref()),
+        (Expect::NilArray, Value::Nil) => true,
+        (Expect::Array(items), Value::Array(vs)) => {
+            items.len() == vs.len()
+                && items
+                    .iter()
+                    .zip(vs)
+                    .all(|(i, v)| bulk_of(v).is_some_and(|x| x == i.as_deref()))
+        }
+        (Expect::Unordered(items), Value::Array(vs) | Value::Set(vs)) => {
+            let mut got: Vec<&[u8]> = Vec::new();
+            for v in vs {
+                match v {
+                    Value::Bulk(b) => got.push(b),
+                    _ => return Err(format!("expected members, got {}", v.short())),
+                }
+            }
+            got.sort();
+            let mut want: Vec<&[u8]> = items.iter().map(|v| v.as_slice()).collect();
+            want.sort();
+            got == want
+        }
+        (Expect::Pairs(pairs), v) => {
+            let mut got: Vec<(&[u8], &[u8])> = Vec::new();
+            match v {
+                Value::Map(kv) => {
+                    for (k, v) in kv {
+                        match (k, v) {
+                            (Value::Bulk(k), Value::Bulk(v)) => got.push((k, v)),
+                            _ => return Err(format!("bad map entry in {}", got.len())),
+                        }
+                    }
+                }
+                Value::Array(vs) if vs.len() % 2 == 0 => {
+                    for kv in vs.chunks(2) {
+                        match (&kv[0], &kv[1]) {
+                            (Value::Bulk(k), Value::Bulk(v)) => got.push((k, v)),
+                            _ => return Err("bad pair in array".into()),
+                        }
+                    }
+                }
+                _ => return Err(format!("expected pairs, got {}", v.short())),
+            }
+            got.sort();
+            let mut want: Vec<(&[u8], &[u8])> = pairs
+                .iter()
+                .map(|(a, b)| (a.as_slice(), b.as_slice()))
+                .collect();
+            want.sort();
+            got == want
+        }
+        (Expect::Score(None), Value::Nil) => true,
+        (Expect::Score(Some(s)), v) => score_of(v) == Some(*s),
+        (Expect::WithScores(items), Value::Array(vs)) => {
+            let mut got: Vec<(&[u8], f64)> = Vec::new();
+            if vs.iter().all(|v| matches!(v, Value::Array(_))) && !vs.is_empty() {
+                for v in vs {
+                    let Value::Array(pair) = v else {
+                        unreachable!()
+                    };
+                    match pair.as_slice() {
+                        [Value::Bulk(m), s] => got.push((m, score_of(s).unwrap_or(f64::NAN))),
+                        _ => return Err("bad [member, score] pair".into()),
+                    }
+                }
+            } else if vs.len() % 2 == 0 {
+                for kv in vs.chunks(2) {
+                    match &kv[0] {
+                        Value::Bulk(m) => got.push((m, score_of(&kv[1]).unwrap_or(f64::NAN))),
+                        _ => return Err("bad member".into()),
+                    }
+                }
+            } else {
+                return Err("odd WITHSCORES array".into());
+            }
+            got.len() == items.len()
+                && got
+                    .iter()
+                    .zip(items)
+                    .all(|(g, w)| g.0 == w.0.as_slice() && g.1 == w.1)
+        }
+        (Expect::Error(msg), Value::Error(e)) => e == msg.as_bytes(),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected {}, got {}",
+            expect_short(expect),
+            got.short()
+        ))
+    }
+}
+
+/// The expectation as text.
+pub fn expect_short(e: &Expect) -> String {
+    let b = |x: &Option<Vec<u8>>| match x {
+        Some(v) => format!("{:?}", String::from_utf8_lossy(v)),
+        None => "nil".into(),
+    };
+    match e {
+        Expect::Ok => "+OK".into(),
+        Expect::Status(s) => format!("+{s}"),
+        Expect::Int(n) => format!(":{n}"),
+        Expect::Bulk(x) => b(x),
+        Expect::Array(xs) => format!("[{}]", xs.iter().map(b).collect::<Vec<_>>().join(" ")),
+        Expect::NilArray => "nil-array".into(),
+        Expect::Unordered(xs) => format!(
+            "unordered{{{}}}",
+            xs.iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Expect::Pairs(xs) => format!(
+            "pairs{{{}}}",
+            xs.iter()
+                .map(|(f, v)| format!(
+                    "{}={}",
+                    String::from_utf8_lossy(f),
+                    String::from_utf8_lossy(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Expect::Score(s) => format!("score {s:?}"),
+        Expect::WithScores(xs) => format!(
+            "[{}]",
+            xs.iter()
+                .map(|(m, s)| format!("{}:{s}", String::from_utf8_lossy(m)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Expect::Error(m) => format!("-{m}"),
+        Expect::Any => "any".into(),
+        Expect::Saved => "+OK or a save error".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn redis_int_is_strict() {
+        assert_eq!(redis_int(b"0"), Some(0));
+        assert_eq!(redis_int(b"-5"), Some(-5));
+        assert_eq!(redis_int(b"01"), None);
+        assert_eq!(redis_int(b"-0"), None);
+        assert_eq!(redis_int(b"+1"), None);
+        assert_eq!(redis_int(b""), None);
+        assert_eq!(redis_int(b" 1"), None);
+    }
+
+    #[test]
+    fn expiry_is_strictly_after_the_deadline() {
+        let mut m = Model::new();
+        m.apply(
+            &Cmd::Set {
+                key: k("a"),
+                value: k("1"),
+                ttl: Some(Ttl::Px(10)),
+                cond: None,
+                keepttl: false,
+                get: false,
+            },
+            1000,
+        );
+        assert_eq!(m.apply(&Cmd::PTtl(k("a")), 1010), Expect::Int(0));
+        assert_eq!(m.apply(&Cmd::PTtl(k("a")), 1011), Expect::Int(-2));
+    }
+
+    #[test]
+    fn expire_in_the_past_deletes() {
+        let mut m = Model::new();
+        m.apply(&Cmd::SetNx(k("a"), k("1")), 0);
+        let e = Cmd::Expire {
+            key: k("a"),
+            amount: 0,
+            unit: ExpireUnit::Seconds,
+            flag: None,
+        };
+        assert_eq!(m.apply(&e, 5), Expect::Int(1));
+        assert_eq!(m.apply(&Cmd::Exists(vec![k("a")]), 5), Expect::Int(0));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range_of(5, 0, -1), Some((0, 5)));
+        assert_eq!(range_of(5, -2, 100), Some((3, 5)));
+        assert_eq!(range_of(5, 3, 1), None);
+        assert_eq!(range_of(0, 0, -1), None);
+        assert_eq!(range_of(5, -100, 0), Some((0, 1)));
+    }
+}

@@ -1,0 +1,221 @@
+//! Random operations over a small key space, mixing every modelled type so
+//! that keys change type, collide, expire and come back.
+
+use crate::model::{Cmd, Cond, ExpireFlag, ExpireUnit, IncrForm, Ttl};
+use crate::rng::SimRng;
+
+/// What a run's clients generate.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Number of distinct keys (small: collisions are the point).
+    pub keys: u64,
+    /// Distinct members/fields per collection.
+    pub members: u64,
+    /// Weight of writes among operations, in percent.
+    pub write_pct: u64,
+}
+
+impl Workload {
+    pub fn random(rng: &mut SimRng) -> Workload {
+        Workload {
+            keys: rng.range(1, 12),
+            members: rng.range(2, 8),
+            write_pct: rng.range(30, 90),
+        }
+    }
+
+    fn key(&self, rng: &mut SimRng) -> Vec<u8> {
+        format!("k{}", rng.below(self.keys)).into_bytes()
+    }
+
+    fn keys(&self, rng: &mut SimRng, max: u64) -> Vec<Vec<u8>> {
+        (0..rng.range(1, max)).map(|_| self.key(rng)).collect()
+    }
+
+    fn member(&self, rng: &mut SimRng) -> Vec<u8> {
+        format!("m{}", rng.below(self.members)).into_bytes()
+    }
+
+    fn members(&self, rng: &mut SimRng) -> Vec<Vec<u8>> {
+        (0..rng.range(1, 3)).map(|_| self.member(rng)).collect()
+    }
+
+    /// A string value: often an integer (so INCR works), sometimes not.
+    fn value(&self, rng: &mut SimRng) -> Vec<u8> {
+        match rng.below(10) {
+            0..=4 => rng.range_i64(-20, 100).to_string().into_bytes(),
+            5 => b"".to_vec(),
+            6 => b"007".to_vec(),
+            7 => vec![b'x'; rng.range(1, 60) as usize],
+            _ => format!("v{}", rng.below(1000)).into_bytes(),
+        }
+    }
+
+    fn score(&self, rng: &mut SimRng) -> f64 {
+        // Integers and halves: exact in binary and in text.
+        rng.range_i64(-10, 10) as f64 / if rng.chance(0.3) { 2.0 } else { 1.0 }
+    }
+
+    /// A relative TTL in ms: mostly short, so expiry happens during runs.
+    fn ttl_ms(&self, rng: &mut SimRng) -> i64 {
+        match rng.below(4) {
+            0 => rng.range_i64(1, 50),
+            1 => rng.range_i64(50, 2_000),
+            2 => rng.range_i64(2_000, 20_000),
+            _ => rng.range_i64(20_000, 600_000),
+        }
+    }
+
+    /// The next operation. `now_ms` lets absolute expiry times land near the
+    /// present.
+    pub fn next_cmd(&self, rng: &mut SimRng, now_ms: i64) -> Cmd {
+        if rng.below(100) < self.write_pct {
+            self.write(rng, now_ms)
+        } else {
+            self.read(rng)
+        }
+    }
+
+    fn read(&self, rng: &mut SimRng) -> Cmd {
+        let k = self.key(rng);
+        match rng.below(22) {
+            0 => Cmd::Get(k),
+            1 => Cmd::Strlen(k),
+            2 => Cmd::MGet(self.keys(rng, 4)),
+            3 => Cmd::Exists(self.keys(rng, 3)),
+            4 => Cmd::Type(k),
+            5 => Cmd::Ttl(k),
+            6 => Cmd::PTtl(k),
+            7 => Cmd::LLen(k),
+            8 => Cmd::LRange(k, rng.range_i64(-5, 3), rng.range_i64(-3, 8)),
+            9 => Cmd::LIndex(k, rng.range_i64(-4, 4)),
+            10 => Cmd::HGet(k, self.member(rng)),
+            11 => Cmd::HLen(k),
+            12 => Cmd::HGetAll(k),
+            13 => Cmd::HExists(k, self.member(rng)),
+            14 => Cmd::SIsMember(k, self.member(rng)),
+            15 => Cmd::SCard(k),
+            16 => Cmd::SMembers(k),
+            17 => Cmd::ZScore(k, self.member(rng)),
+            18 => Cmd::ZCard(k),
+            19 => Cmd::ZRange(
+                k,
+                rng.range_i64(-4, 2),
+                rng.range_i64(-2, 6),
+                rng.chance(0.5),
+            ),
+            20 => Cmd::ZRank(k, self.member(rng)),
+            _ => Cmd::Ping,
+        }
+    }
+
+    fn write(&self, rng: &mut SimRng, now_ms: i64) -> Cmd {
+        let k = self.key(rng);
+        match rng.below(27) {
+            0..=2 => {
+                let keepttl = rng.chance(0.15);
+                Cmd::Set {
+                    key: k,
+                    value: self.value(rng),
+                    ttl: match rng.below(6) {
+                        _ if keepttl => None,
+                        0 => Some(Ttl::Ex(rng.range_i64(1, 30))),
+                        1 => Some(Ttl::Px(self.ttl_ms(rng))),
+                        _ => None,
+                    },
+                    cond: match rng.below(6) {
+                        0 => Some(Cond::Nx),
+                        1 => Some(Cond::Xx),
+                        _ => None,
+                    },
+                    keepttl,
+                    get: rng.chance(0.2),
+                }
+            }
+            3 => Cmd::SetNx(k, self.value(rng)),
+            4 => Cmd::Append(k, self.value(rng)),
+            5 | 6 => {
+                let (form, by) = match rng.below(4) {
+                    0 => (IncrForm::Incr, 1),
+                    1 => (IncrForm::Decr, -1),
+                    2 => (IncrForm::IncrBy, rng.range_i64(-100, 100)),
+                    _ => (IncrForm::DecrBy, -rng.range_i64(-100, 100)),
+                };
+                Cmd::IncrBy(k, by, form)
+            }
+            7 => Cmd::MSet(
+                (0..rng.range(1, 3))
+                    .map(|_| (self.key(rng), self.value(rng)))
+                    .collect(),
+            ),
+            8 => Cmd::GetDel(k),
+            9 => Cmd::Del(self.keys(rng, 3)),
+            10 | 11 => {
+                let unit = *rng.pick(&[
+                    ExpireUnit::Seconds,
+                    ExpireUnit::Millis,
+                    ExpireUnit::AtSeconds,
+                    ExpireUnit::AtMillis,
+                ]);
+                let rel_ms = if rng.chance(0.1) {
+                    -rng.range_i64(0, 5_000)
+                } else {
+                    self.ttl_ms(rng)
+                };
+                let amount = match unit {
+                    ExpireUnit::Seconds => rel_ms / 1000,
+                    ExpireUnit::Millis => rel_ms,
+                    ExpireUnit::AtSeconds => (now_ms + rel_ms) / 1000,
+                    ExpireUnit::AtMillis => now_ms + rel_ms,
+                };
+                Cmd::Expire {
+                    key: k,
+                    amount,
+                    unit,
+                    flag: match rng.below(8) {
+                        0 => Some(ExpireFlag::Nx),
+                        1 => Some(ExpireFlag::Xx),
+                        2 => Some(ExpireFlag::Gt),
+                        3 => Some(ExpireFlag::Lt),
+                        _ => None,
+                    },
+                }
+            }
+            12 => Cmd::Persist(k),
+            13 => Cmd::Rename(k, self.key(rng)),
+            14 | 15 => Cmd::Push {
+                key: k,
+                left: rng.chance(0.5),
+                items: (0..rng.range(1, 3)).map(|_| self.value(rng)).collect(),
+            },
+            16 => Cmd::Pop {
+                key: k,
+                left: rng.chance(0.5),
+                count: if rng.chance(0.3) {
+                    Some(rng.range_i64(1, 3))
+                } else {
+                    None
+                },
+            },
+            17 => Cmd::LSet(k, rng.range_i64(-3, 3), self.value(rng)),
+            18 => Cmd::HSet(
+                k,
+                (0..rng.range(1, 3))
+                    .map(|_| (self.member(rng), self.value(rng)))
+                    .collect(),
+            ),
+            19 => Cmd::HDel(k, self.members(rng)),
+            20 => Cmd::HIncrBy(k, self.member(rng), rng.range_i64(-10, 10)),
+            21 => Cmd::SAdd(k, self.members(rng)),
+            22 => Cmd::SRem(k, self.members(rng)),
+            23 | 24 => Cmd::ZAdd(
+                k,
+                (0..rng.range(1, 3))
+                    .map(|_| (self.score(rng), self.member(rng)))
+                    .collect(),
+            ),
+            25 => Cmd::ZRem(k, self.members(rng)),
+            _ => Cmd::ZIncrBy(k, self.score(rng), self.member(rng)),
+        }
+    }
+}

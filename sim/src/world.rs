@@ -1,0 +1,1620 @@
+//! The simulated world: nodes, their disks, clients, the network between
+//! them, one virtual clock and one event queue, all driven by one RNG.
+//!
+//! # How a run goes
+//!
+//! [`World::new`] builds everything from a [`SimConfig`]; [`World::run`] pops
+//! events in (time, sequence) order until the end of the run or the first
+//! failure. The run has two phases, as TigerBeetle's VOPR does:
+//!
+//! 1. **safety** (`safety_us`): the nemesis injects the faults the config
+//!    enables, and every reply is checked against the reference model;
+//! 2. **liveness** (`liveness_us`): every fault is healed (partitions
+//!    removed, paused nodes resumed, crashed nodes restarted, disks made
+//!    well-behaved), client time-outs are switched off, and every request
+//!    must complete within `liveness_bound_us`.
+//!
+//! # What the simulator knows that clients don't
+//!
+//! The node executes a request at the moment its last byte is handed to it
+//! (the workload never blocks), so the world applies the request to the
+//! reference model right after that `handle` call: the model sees commands in
+//! exactly the node's execution order, whatever the network did. A request
+//! whose connection broke is therefore still exact: either it was executed
+//! (the model knows its effect) or it never reached the node.
+//!
+//! Determinism: no wall clock, no threads, no hash-map iteration; every
+//! random choice comes from `rng` in event order. Every event writes one line
+//! to the trace, whose hash names the run.
+
+use crate::disk::{DiskFaults, SimDisk};
+use crate::durability::{Durability, Persistence};
+use crate::model::{check, expect_short, Cmd, Expect, KnownBug, Model};
+use crate::resp::{encode_request, Decoder, Value};
+use crate::rng::SimRng;
+use crate::trace::Trace;
+use crate::workload::Workload;
+use bytes::Bytes;
+use cinnabar_engine::disk::{DiskOp, DiskOpId};
+use cinnabar_engine::{Config, ConnId, Input, Node, Output, Time};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::fmt::Write as _;
+
+/// Virtual time at which every run starts: 2023-11-14, so EXPIREAT and
+/// friends see a plausible wall clock.
+pub const START_US: u64 = 1_700_000_000_000_000;
+
+/// Network behaviour and faults.
+#[derive(Debug, Clone)]
+pub struct NetFaults {
+    pub latency_us_min: u64,
+    pub latency_us_max: u64,
+    /// Probability that a send is split into several segments at random
+    /// byte boundaries.
+    pub split_p: f64,
+    /// Nemesis weights (0 disables the fault).
+    pub reset_w: u64,
+    pub partition_w: u64,
+    pub spike_w: u64,
+    /// How long a partition or a spike lasts at most.
+    pub fault_us_max: u64,
+    pub spike_us_extra_max: u64,
+}
+
+/// Process faults.
+#[derive(Debug, Clone)]
+pub struct ProcFaults {
+    /// Machine crash: the node is gone and its disk loses what was not
+    /// durable.
+    pub power_loss_w: u64,
+    /// kill -9: the node is gone, the page cache survives.
+    pub kill_w: u64,
+    pub pause_w: u64,
+    pub clock_jump_w: u64,
+    pub restart_us_max: u64,
+    pub pause_us_max: u64,
+    pub clock_jump_us_max: u64,
+}
+
+/// Everything that defines a run besides the seed.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    pub clients: usize,
+    pub safety_us: u64,
+    pub liveness_us: u64,
+    /// In the liveness phase every request must complete within this.
+    pub liveness_bound_us: u64,
+    pub net: NetFaults,
+    pub proc: ProcFaults,
+    pub disk: DiskFaults,
+    pub workload: Workload,
+    /// Mean pause between a client's batches.
+    pub think_us_mean: u64,
+    /// Requests per batch (pipelining), at most.
+    pub pipeline_max: u64,
+    /// Share of clients that speak RESP3 (HELLO 3).
+    pub resp3_p: f64,
+    /// A client gives up on a request after this (safety phase only) and
+    /// reconnects, as client libraries do.
+    pub client_timeout_us: u64,
+    /// Mean time between nemesis actions.
+    pub fault_interval_us_mean: u64,
+    /// Engine parameters set by name, as a config file would.
+    pub engine_params: Vec<(String, String)>,
+    /// How the engine is configured to persist, for the durability checker.
+    pub persistence: Persistence,
+    /// Known engine bugs the model emulates (none by default).
+    pub emulate: Vec<KnownBug>,
+}
+
+impl SimConfig {
+    /// A quiet world: one node, a few clients, no faults.
+    pub fn quiet(seed: u64) -> SimConfig {
+        SimConfig {
+            seed,
+            nodes: 1,
+            clients: 4,
+            safety_us: 10_000_000,
+            liveness_us: 5_000_000,
+            liveness_bound_us: 3_000_000,
+            net: NetFaults {
+                latency_us_min: 20,
+                latency_us_max: 500,
+                split_p: 0.3,
+                reset_w: 0,
+                partition_w: 0,
+                spike_w: 0,
+                fault_us_max: 3_000_000,
+                spike_us_extra_max: 200_000,
+            },
+            proc: ProcFaults {
+                power_loss_w: 0,
+                kill_w: 0,
+                pause_w: 0,
+                clock_jump_w: 0,
+                restart_us_max: 1_000_000,
+                pause_us_max: 2_000_000,
+                clock_jump_us_max: 60_000_000,
+            },
+            disk: DiskFaults::none(),
+            workload: Workload {
+                keys: 6,
+                members: 4,
+                write_pct: 60,
+            },
+            think_us_mean: 20_000,
+            pipeline_max: 3,
+            resp3_p: 0.3,
+            client_timeout_us: 2_000_000,
+            fault_interval_us_mean: 500_000,
+            engine_params: vec![("save".into(), "".into())],
+            persistence: Persistence::None,
+            emulate: Vec::new(),
+        }
+    }
+
+    pub fn emulates(&self, bug: KnownBug) -> bool {
+        self.emulate.contains(&bug)
+    }
+
+    /// An empty model with the emulated bugs switched on.
+    pub fn new_model(&self) -> Model {
+        Model {
+            expire_at_deadline: self.emulates(KnownBug::ExpireAtDeadline),
+            ..Model::default()
+        }
+    }
+
+    /// True if any fault can happen in the safety phase.
+    pub fn any_faults(&self) -> bool {
+        self.net.reset_w
+            + self.net.partition_w
+            + self.net.spike_w
+            + self.proc.power_loss_w
+            + self.proc.kill_w
+            + self.proc.pause_w
+            + self.proc.clock_jump_w
+            > 0
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub at_us: u64,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub trace_lines: u64,
+    pub events: u64,
+    pub sim_us: u64,
+    pub ops_invoked: u64,
+    pub ops_completed: u64,
+    pub ops_checked: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub resets: u64,
+    pub partitions: u64,
+    pub pauses: u64,
+    pub clock_jumps: u64,
+    pub disk_faults: u64,
+    pub durability_checks: u64,
+    pub failure: Option<Failure>,
+}
+
+/// One end of a network link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Endpoint {
+    Node(usize),
+    Client(usize),
+}
+
+/// A network partition: traffic from `from` to `to` is held (TCP keeps
+/// retransmitting) until it heals; with `two_way` also back.
+#[derive(Debug, Clone)]
+pub struct Partition {
+    pub from: BTreeSet<Endpoint>,
+    pub to: BTreeSet<Endpoint>,
+    pub two_way: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    ClientWake { client: usize },
+    ConnectArrive { conn: u64 },
+    ConnectAnswer { conn: u64, ok: bool },
+    Deliver { conn: u64, to_node: bool },
+    NodeClosed { conn: u64 },
+    NodeTimer { node: usize, inc: u64 },
+    DiskDone { node: usize, inc: u64 },
+    Nemesis,
+    Restart { node: usize },
+    Resume { node: usize, pause: u64 },
+    Heal { partition: u64 },
+    SpikeEnd { spike: u64 },
+    Liveness,
+    End,
+}
+
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: BinaryHeap is a max-heap, we want the earliest first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+enum Seg {
+    Data(Bytes),
+    Fin,
+}
+
+/// One direction of a connection: segments in flight, in order.
+#[derive(Default)]
+struct Stream {
+    segs: VecDeque<(u64, Seg)>,
+    last_ready: u64,
+    /// When the pending Deliver event for this stream fires.
+    kick: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    Connecting,
+    Open,
+    Closed,
+}
+
+struct Conn {
+    client: usize,
+    node: usize,
+    node_inc: u64,
+    state: ConnState,
+    /// The node has accepted it and not seen it closed.
+    node_open: bool,
+    to_node: Stream,
+    to_client: Stream,
+    /// Bytes sent towards the node and bytes handed to it.
+    sent: u64,
+    delivered: u64,
+    /// Requests sent whose last byte has not reached the node:
+    /// (end offset, history index).
+    unexecuted: VecDeque<(u64, usize)>,
+}
+
+enum ClientState {
+    Disconnected { retry_at: u64 },
+    Connecting { conn: u64, since: u64 },
+    Open { conn: u64 },
+}
+
+struct SimClient {
+    node: usize,
+    resp3: bool,
+    state: ClientState,
+    decoder: Decoder,
+    /// History indices awaiting replies, in order.
+    inflight: VecDeque<usize>,
+    /// Earliest time to send the next batch.
+    next_batch_at: u64,
+    wake_at: Option<u64>,
+}
+
+struct SimNode {
+    engine: Option<Box<Node>>,
+    /// Incarnation: bumped at each crash so stale events are ignored.
+    inc: u64,
+    paused: Option<u64>,
+    deferred: Vec<Event>,
+    clock_offset_us: u64,
+    timer_at: Option<u64>,
+    disk: SimDisk,
+    disk_queue: VecDeque<(DiskOpId, DiskOp, u64)>,
+    config: Config,
+    /// The reference model of its dataset; `None` while unknown (a restart
+    /// that has not served a command yet).
+    model: Option<Model>,
+    /// The model is valid only for replies to commands executed in this
+    /// incarnation.
+    model_inc: u64,
+    down_since: Option<u64>,
+    /// Set when the node stopped by itself (Output::Shutdown).
+    stopped: bool,
+    /// The node exited because its disk failed it: it may stay down, and
+    /// its clients are exempt from the liveness check.
+    excused: bool,
+}
+
+/// What the history knows of one request.
+pub struct Op {
+    pub client: usize,
+    pub node: usize,
+    pub cmd: Cmd,
+    pub invoked_us: u64,
+    /// Set when the node executed it: the model's prediction (if the model
+    /// was valid) and the node incarnation.
+    pub executed: Option<(Option<Expect>, u64)>,
+    pub completed_us: Option<u64>,
+    pub reply: Option<Value>,
+    /// The connection broke before a reply.
+    pub lost: bool,
+}
+
+pub struct World {
+    pub cfg: SimConfig,
+    pub now: u64,
+    rng: SimRng,
+    queue: BinaryHeap<Scheduled>,
+    seq: u64,
+    nodes: Vec<SimNode>,
+    clients: Vec<SimClient>,
+    conns: BTreeMap<u64, Conn>,
+    next_conn: u64,
+    partitions: BTreeMap<u64, Partition>,
+    next_partition: u64,
+    spikes: BTreeMap<u64, u64>,
+    next_spike: u64,
+    next_pause: u64,
+    pub history: Vec<Op>,
+    pub trace: Trace,
+    liveness: bool,
+    liveness_start: u64,
+    durability: Durability,
+    report: Report,
+    failure: Option<Failure>,
+    line: String,
+}
+
+/// Errors the node gives when it refuses a command for a reason outside the
+/// command's semantics (loading, a failed save, a failed fsync): the command
+/// did not run, so the model is re-synchronised from the node.
+fn is_refusal(v: &Value) -> bool {
+    match v {
+        Value::Error(e) => ["LOADING", "MISCONF", "BUSY", "OOM", "READONLY", "IOERR"]
+            .iter()
+            .any(|p| e.starts_with(p.as_bytes())),
+        _ => false,
+    }
+}
+
+impl World {
+    pub fn new(cfg: SimConfig) -> World {
+        let mut rng = SimRng::new(cfg.seed);
+        let mut engine_config = Config::default();
+        for (k, v) in &cfg.engine_params {
+            if let Err(e) = engine_config.set(k, v, true) {
+                panic!("engine parameter {k} {v:?}: {e:?}");
+            }
+        }
+        let nodes = (0..cfg.nodes)
+            .map(|_| SimNode {
+                engine: None,
+                inc: 0,
+                paused: None,
+                deferred: Vec::new(),
+                clock_offset_us: 0,
+                timer_at: None,
+                disk: SimDisk::new(cfg.disk.clone()),
+                disk_queue: VecDeque::new(),
+                config: engine_config.clone(),
+                model: Some(cfg.new_model()),
+                model_inc: 1,
+                down_since: None,
+                stopped: false,
+                excused: false,
+            })
+            .collect();
+        let clients = (0..cfg.clients)
+            .map(|i| SimClient {
+                node: i % cfg.nodes.max(1),
+                resp3: rng.chance(cfg.resp3_p),
+                state: ClientState::Disconnected { retry_at: START_US },
+                decoder: Decoder::new(),
+                inflight: VecDeque::new(),
+                next_batch_at: START_US,
+                wake_at: None,
+            })
+            .collect();
+        let durability = Durability::new(cfg.persistence, cfg.nodes);
+        let mut w = World {
+            now: START_US,
+            rng,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            nodes,
+            clients,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            partitions: BTreeMap::new(),
+            next_partition: 1,
+            spikes: BTreeMap::new(),
+            next_spike: 1,
+            next_pause: 1,
+            history: Vec::new(),
+            trace: Trace::new(false),
+            liveness: false,
+            liveness_start: u64::MAX,
+            durability,
+            report: Report {
+                seed: cfg.seed,
+                ..Report::default()
+            },
+            failure: None,
+            line: String::new(),
+            cfg,
+        };
+        w.report.seed = w.cfg.seed;
+        w
+    }
+
+    /// Prints every trace line as it happens.
+    pub fn set_verbose(&mut self, verbose: bool) {
+        self.trace = Trace::new(verbose);
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        let at = at.max(self.now);
+        self.seq += 1;
+        self.queue.push(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        });
+    }
+
+    fn log(&mut self, args: std::fmt::Arguments<'_>) {
+        self.line.clear();
+        let _ = write!(self.line, "{} ", self.now - START_US);
+        let _ = self.line.write_fmt(args);
+        self.trace.line(&self.line);
+    }
+
+    fn fail(&mut self, kind: &'static str, message: String) {
+        if self.failure.is_none() {
+            self.log(format_args!("FAIL {kind}: {message}"));
+            self.failure = Some(Failure {
+                at_us: self.now - START_US,
+                kind,
+                message,
+            });
+        }
+    }
+
+    /// Runs to the end (or the first failure) and reports.
+    pub fn run(mut self) -> Report {
+        let start = self.now;
+        for n in 0..self.nodes.len() {
+            self.start_node(n);
+        }
+        for c in 0..self.clients.len() {
+            let at = start + self.rng.range(0, 10_000);
+            self.wake_client_at(c, at);
+        }
+        if self.cfg.any_faults() {
+            let d = self.rng.exp_us(self.cfg.fault_interval_us_mean);
+            self.schedule(start + d, Event::Nemesis);
+        }
+        self.schedule(start + self.cfg.safety_us, Event::Liveness);
+        self.schedule(
+            start + self.cfg.safety_us + self.cfg.liveness_us,
+            Event::End,
+        );
+        while let Some(s) = self.queue.pop() {
+            self.now = s.at;
+            self.report.events += 1;
+            if matches!(s.event, Event::End) {
+                self.finish();
+                break;
+            }
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.handle(s.event);
+            }));
+            if let Err(p) = step {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "non-string panic".into());
+                self.fail("panic", msg);
+            }
+            if self.failure.is_some() {
+                break;
+            }
+        }
+        self.report.sim_us = self.now - start;
+        self.report.trace_hash = self.trace.hash();
+        self.report.trace_lines = self.trace.lines();
+        self.report.ops_invoked = self.history.len() as u64;
+        self.report.ops_completed = self
+            .history
+            .iter()
+            .filter(|o| o.completed_us.is_some())
+            .count() as u64;
+        self.report.durability_checks = self.durability.checks;
+        self.report.disk_faults = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let s = &n.disk.stats;
+                s.fsync_eio + s.enospc + s.short_writes + s.corruptions + s.read_eio + s.misdirected
+            })
+            .sum();
+        self.report.failure = self.failure.take();
+        self.report
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::ClientWake { client } => {
+                if self.clients[client].wake_at == Some(self.now) {
+                    self.clients[client].wake_at = None;
+                    self.client_poll(client);
+                }
+            }
+            Event::ConnectArrive { conn } => self.connect_arrive(conn),
+            Event::ConnectAnswer { conn, ok } => self.connect_answer(conn, ok),
+            Event::Deliver { conn, to_node } => self.deliver(conn, to_node),
+            Event::NodeClosed { conn } => self.node_closed(conn),
+            Event::NodeTimer { node, inc } => {
+                let n = &self.nodes[node];
+                if n.inc != inc || n.engine.is_none() || n.timer_at != Some(self.now) {
+                    return;
+                }
+                if n.paused.is_some() {
+                    self.nodes[node].deferred.push(event);
+                    return;
+                }
+                self.nodes[node].timer_at = None;
+                self.node_input(node, Input::Tick);
+            }
+            Event::DiskDone { node, inc } => {
+                if self.nodes[node].inc != inc || self.nodes[node].engine.is_none() {
+                    return;
+                }
+                if self.nodes[node].paused.is_some() {
+                    self.nodes[node].deferred.push(event);
+                    return;
+                }
+                self.disk_done(node);
+            }
+            Event::Nemesis => {
+                if !self.liveness {
+                    self.nemesis();
+                    let d = self.rng.exp_us(self.cfg.fault_interval_us_mean);
+                    self.schedule(self.now + d, Event::Nemesis);
+                }
+            }
+            Event::Restart { node } => {
+                if self.nodes[node].engine.is_none() {
+                    self.start_node(node);
+                }
+            }
+            Event::Resume { node, pause } => {
+                if self.nodes[node].paused == Some(pause) {
+                    self.resume(node);
+                }
+            }
+            Event::Heal { partition } => {
+                if self.partitions.remove(&partition).is_some() {
+                    self.log(format_args!("heal partition p{partition}"));
+                    self.kick_all();
+                }
+            }
+            Event::SpikeEnd { spike } => {
+                self.spikes.remove(&spike);
+            }
+            Event::Liveness => self.start_liveness(),
+            Event::End => {}
+        }
+    }
+
+    // ----- nodes -----
+
+    fn node_now(&self, n: usize) -> Time {
+        Time(self.now + self.nodes[n].clock_offset_us)
+    }
+
+    fn start_node(&mut self, n: usize) {
+        let seed = self.rng.next_u64();
+        let node = &mut self.nodes[n];
+        node.inc += 1;
+        node.down_since = None;
+        node.stopped = false;
+        node.paused = None;
+        node.deferred.clear();
+        node.timer_at = None;
+        node.disk_queue.clear();
+        let mut engine = Box::new(Node::new(node.config.clone(), seed));
+        let now = Time(self.now + node.clock_offset_us);
+        engine.start(now);
+        node.engine = Some(engine);
+        let inc = node.inc;
+        if inc > 1 {
+            self.report.restarts += 1;
+            // What it loads is learnt when it serves its first command.
+            self.nodes[n].model = None;
+        }
+        self.log(format_args!("n{n} start inc={inc} seed={seed}"));
+        self.drain_node(n);
+    }
+
+    /// Feeds one input to a node and processes what it asks for.
+    fn node_input(&mut self, n: usize, input: Input<'_>) {
+        let now = self.node_now(n);
+        let Some(engine) = self.nodes[n].engine.as_mut() else {
+            return;
+        };
+        engine.handle(now, input);
+        self.drain_node(n);
+    }
+
+    fn drain_node(&mut self, n: usize) {
+        loop {
+            let Some(engine) = self.nodes[n].engine.as_mut() else {
+                return;
+            };
+            let Some(out) = engine.poll_output() else {
+                break;
+            };
+            match out {
+                Output::Send { conn, data } => {
+                    let Some(c) = self.conns.get(&conn.0) else {
+                        continue;
+                    };
+                    if c.node != n || c.node_inc != self.nodes[n].inc || !c.node_open {
+                        continue;
+                    }
+                    self.send(conn.0, false, data);
+                }
+                Output::Close { conn } => {
+                    if let Some(c) = self.conns.get_mut(&conn.0) {
+                        if c.node == n && c.node_open {
+                            c.node_open = false;
+                            self.push_seg(conn.0, false, Seg::Fin);
+                        }
+                    }
+                    self.log(format_args!("n{n} close conn{}", conn.0));
+                }
+                Output::Sleep { micros } => {
+                    self.log(format_args!("n{n} sleep {micros}us"));
+                    self.pause(n, micros);
+                }
+                Output::Shutdown => {
+                    self.log(format_args!("n{n} shutdown"));
+                    self.nodes[n].stopped = true;
+                    self.take_down(n, false);
+                    return;
+                }
+                Output::Fatal { message } => {
+                    self.log(format_args!("n{n} fatal: {message}"));
+                    self.node_fatal(n, message);
+                    return;
+                }
+                Output::Disk { id, op } => self.disk_issue(n, id, op),
+            }
+        }
+        // The next tick.
+        let Some(engine) = self.nodes[n].engine.as_ref() else {
+            return;
+        };
+        if let Some(t) = engine.poll_timeout() {
+            let at =
+                t.0.saturating_sub(self.nodes[n].clock_offset_us)
+                    .max(self.now);
+            if self.nodes[n].timer_at != Some(at) {
+                self.nodes[n].timer_at = Some(at);
+                let inc = self.nodes[n].inc;
+                self.schedule(at, Event::NodeTimer { node: n, inc });
+            }
+        }
+    }
+
+    fn disk_issue(&mut self, n: usize, id: DiskOpId, op: DiskOp) {
+        let lat = self.nodes[n].disk.latency_us(&op, &mut self.rng);
+        let tail = self.nodes[n].disk_queue.back().map_or(0, |e| e.2);
+        let done_at = tail.max(self.now + lat);
+        self.log(format_args!("n{n} disk issue #{} {}", id.0, op_short(&op)));
+        let was_empty = self.nodes[n].disk_queue.is_empty();
+        self.nodes[n].disk_queue.push_back((id, op, done_at));
+        if was_empty {
+            let inc = self.nodes[n].inc;
+            self.schedule(done_at, Event::DiskDone { node: n, inc });
+        }
+    }
+
+    fn disk_done(&mut self, n: usize) {
+        let Some((id, op, _)) = self.nodes[n].disk_queue.pop_front() else {
+            return;
+        };
+        let node = &mut self.nodes[n];
+        let result = node.disk.perform(&op, &mut self.rng);
+        self.log(format_args!(
+            "n{n} disk done #{} {} -> {}",
+            id.0,
+            op_short(&op),
+            result_short(&result)
+        ));
+        self.durability
+            .disk_done(n, &op, &result, &self.nodes[n].disk);
+        if let Some(&(_, _, at)) = self.nodes[n].disk_queue.front() {
+            let inc = self.nodes[n].inc;
+            self.schedule(at, Event::DiskDone { node: n, inc });
+        }
+        self.node_input(n, Input::DiskDone { id, result });
+    }
+
+    /// The node process is gone (crash or its own shutdown): its
+    /// connections reset, its timers and disk queue vanish.
+    fn take_down(&mut self, n: usize, power_loss: bool) {
+        let node = &mut self.nodes[n];
+        node.engine = None;
+        node.inc += 1;
+        node.paused = None;
+        node.deferred.clear();
+        node.timer_at = None;
+        node.disk_queue.clear();
+        node.down_since = Some(self.now);
+        node.model = None;
+        if power_loss {
+            node.disk.crash(&mut self.rng);
+        }
+        let conns: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.node == n && c.state != ConnState::Closed)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in conns {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.node_open = false;
+            }
+            self.reset_conn(id, "node down");
+        }
+        let now_ms = self.node_now(n).as_millis();
+        self.durability.crashed(n, now_ms, &self.history);
+        let restart = self
+            .rng
+            .range(1_000, self.cfg.proc.restart_us_max.max(1_000));
+        self.schedule(self.now + restart, Event::Restart { node: n });
+    }
+
+    /// The node exited on its own (Output::Fatal). That is the right
+    /// reaction to unreadable or lost data (corruption, EIO, ENOSPC) and
+    /// such a node may legitimately stay down; without such a disk fault it
+    /// is a failure.
+    fn node_fatal(&mut self, n: usize, message: String) {
+        let s = &self.nodes[n].disk.stats;
+        let excused = s.corruptions + s.misdirected + s.read_eio + s.fsync_eio + s.enospc > 0;
+        if !excused {
+            self.fail(
+                "fatal",
+                format!("n{n} exited without any disk fault to explain it: {message}"),
+            );
+            return;
+        }
+        self.nodes[n].excused = true;
+        self.take_down(n, false);
+    }
+
+    fn pause(&mut self, n: usize, us: u64) {
+        if self.nodes[n].engine.is_none() {
+            return;
+        }
+        let id = self.next_pause;
+        self.next_pause += 1;
+        self.nodes[n].paused = Some(id);
+        self.report.pauses += 1;
+        self.schedule(self.now + us, Event::Resume { node: n, pause: id });
+    }
+
+    fn resume(&mut self, n: usize) {
+        self.nodes[n].paused = None;
+        self.log(format_args!("n{n} resume"));
+        let deferred = std::mem::take(&mut self.nodes[n].deferred);
+        for e in deferred {
+            // Timers and completions are re-checked when they fire.
+            if let Event::NodeTimer { .. } = e {
+                self.nodes[n].timer_at = Some(self.now);
+            }
+            self.schedule(self.now, e);
+        }
+        let conns: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.node == n)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in conns {
+            self.ensure_kick(id, true, self.now);
+        }
+    }
+
+    // ----- network -----
+
+    fn link_up(&self, from: Endpoint, to: Endpoint) -> bool {
+        !self.partitions.values().any(|p| {
+            (p.from.contains(&from) && p.to.contains(&to))
+                || (p.two_way && p.from.contains(&to) && p.to.contains(&from))
+        })
+    }
+
+    fn latency(&mut self) -> u64 {
+        let net = &self.cfg.net;
+        let mut us = self.rng.range(net.latency_us_min, net.latency_us_max);
+        if let Some(&extra) = self.spikes.values().max() {
+            us += self.rng.range(0, extra);
+        }
+        us
+    }
+
+    /// Sends bytes on a connection, split at random byte boundaries.
+    fn send(&mut self, conn: u64, to_node: bool, data: Bytes) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let cut = if rest.len() > 1 && self.rng.chance(self.cfg.net.split_p) {
+                self.rng.range(1, rest.len() as u64 - 1) as usize
+            } else {
+                rest.len()
+            };
+            let seg = rest.split_to(cut);
+            self.push_seg(conn, to_node, Seg::Data(seg));
+        }
+    }
+
+    fn push_seg(&mut self, conn: u64, to_node: bool, seg: Seg) {
+        let lat = self.latency();
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let s = if to_node {
+            &mut c.to_node
+        } else {
+            &mut c.to_client
+        };
+        let ready = s.last_ready.max(now + lat);
+        s.last_ready = ready;
+        s.segs.push_back((ready, seg));
+        self.ensure_kick(conn, to_node, ready);
+    }
+
+    /// Makes sure a Deliver event fires for the stream's head no later than
+    /// `at`.
+    fn ensure_kick(&mut self, conn: u64, to_node: bool, at: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let s = if to_node {
+            &mut c.to_node
+        } else {
+            &mut c.to_client
+        };
+        let Some(&(head, _)) = s.segs.front() else {
+            return;
+        };
+        let at = at.max(head);
+        if s.kick.is_some_and(|k| k <= at) {
+            return;
+        }
+        s.kick = Some(at);
+        self.schedule(at, Event::Deliver { conn, to_node });
+    }
+
+    fn kick_all(&mut self) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.ensure_kick(id, true, self.now);
+            self.ensure_kick(id, false, self.now);
+        }
+    }
+
+    fn deliver(&mut self, conn: u64, to_node: bool) {
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let s = if to_node {
+            &mut c.to_node
+        } else {
+            &mut c.to_client
+        };
+        if s.kick != Some(now) {
+            return;
+        }
+        s.kick = None;
+        let (client, node) = (c.client, c.node);
+        let (from, to) = if to_node {
+            (Endpoint::Client(client), Endpoint::Node(node))
+        } else {
+            (Endpoint::Node(node), Endpoint::Client(client))
+        };
+        if !self.link_up(from, to) {
+            return; // Held until the partition heals.
+        }
+        if to_node && self.nodes[node].paused.is_some() {
+            return; // Kicked again on resume.
+        }
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let s = if to_node {
+                &mut c.to_node
+            } else {
+                &mut c.to_client
+            };
+            match s.segs.front() {
+                Some(&(ready, _)) if ready <= now => {}
+                Some(&(ready, _)) => {
+                    self.ensure_kick(conn, to_node, ready);
+                    return;
+                }
+                None => return,
+            }
+            let (_, seg) = s.segs.pop_front().expect("front exists");
+            if to_node {
+                self.deliver_to_node(conn, seg);
+            } else {
+                self.deliver_to_client(conn, seg);
+            }
+            if self.failure.is_some() {
+                return;
+            }
+        }
+    }
+
+    fn deliver_to_node(&mut self, conn: u64, seg: Seg) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let n = c.node;
+        if !c.node_open || c.node_inc != self.nodes[n].inc {
+            return;
+        }
+        match seg {
+            Seg::Fin => {
+                self.conns.get_mut(&conn).expect("exists").node_open = false;
+                self.node_input(n, Input::Closed { conn: ConnId(conn) });
+            }
+            Seg::Data(data) => {
+                let len = data.len() as u64;
+                self.log(format_args!("n{n} recv conn{conn} {len}B"));
+                // A restarted node's dataset is learnt just before it runs
+                // its first command.
+                if self.nodes[n].model.is_none() {
+                    let now_ms = self.node_now(n).as_millis();
+                    let engine = self.nodes[n].engine.as_ref().expect("node up");
+                    let quirk = self.cfg.emulates(KnownBug::ExpireAtDeadline);
+                    let loaded = crate::snapshot::model_of(engine, now_ms, quirk);
+                    let extra = crate::snapshot::keys_outside_db0(engine);
+                    self.log(format_args!(
+                        "n{n} model synced: {} keys loaded",
+                        loaded.keys.len()
+                    ));
+                    if extra > 0 {
+                        self.fail("durability", format!("n{n} loaded {extra} keys outside db 0, which the workload never writes"));
+                    }
+                    if let Err(e) = self.durability.loaded(n, &loaded, now_ms) {
+                        self.fail("durability", e);
+                    }
+                    self.nodes[n].model = Some(loaded);
+                    self.nodes[n].model_inc = self.nodes[n].inc;
+                }
+                self.node_input(
+                    n,
+                    Input::Received {
+                        conn: ConnId(conn),
+                        data: &data,
+                    },
+                );
+                // Every request whose last byte arrived has now run (unless
+                // the node died meanwhile, which discards the connection).
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if self.nodes[n].inc != c.node_inc {
+                    return;
+                }
+                c.delivered += len;
+                let mut ran = Vec::new();
+                while let Some(&(end, idx)) = c.unexecuted.front() {
+                    if end > c.delivered {
+                        break;
+                    }
+                    c.unexecuted.pop_front();
+                    ran.push(idx);
+                }
+                for idx in ran {
+                    self.executed(n, idx);
+                }
+            }
+        }
+    }
+
+    /// The node just ran request `idx`: step the model.
+    fn executed(&mut self, n: usize, idx: usize) {
+        let now_ms = self.node_now(n).as_millis();
+        let inc = self.nodes[n].inc;
+        let expect = match self.nodes[n].model.as_mut() {
+            Some(m) => Some(m.apply(&self.history[idx].cmd, now_ms)),
+            None => None,
+        };
+        if self.history[idx].cmd.is_write() {
+            match &self.nodes[n].model {
+                Some(m) => self.durability.write_executed(n, idx, m, now_ms),
+                None => self.durability.unknown_write(n),
+            }
+        }
+        self.log(format_args!(
+            "n{n} exec #{idx} -> {}",
+            expect.as_ref().map_or("?".into(), expect_short)
+        ));
+        self.history[idx].executed = Some((expect, inc));
+    }
+
+    fn deliver_to_client(&mut self, conn: u64, seg: Seg) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let cl = c.client;
+        if c.state != ConnState::Open {
+            return;
+        }
+        match seg {
+            Seg::Fin => {
+                self.log(format_args!("c{cl} conn{conn} closed by server"));
+                self.reset_conn(conn, "closed by server");
+            }
+            Seg::Data(data) => {
+                self.clients[cl].decoder.feed(&data);
+                loop {
+                    match self.clients[cl].decoder.next_value() {
+                        Ok(Some(Value::Push(_))) => {}
+                        Ok(Some(v)) => self.reply(cl, v),
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.fail("protocol", format!("c{cl} conn{conn}: {e}"));
+                            return;
+                        }
+                    }
+                    if self.failure.is_some() {
+                        return;
+                    }
+                }
+                if self.clients[cl].inflight.is_empty() {
+                    self.client_poll(cl);
+                }
+            }
+        }
+    }
+
+    fn reply(&mut self, cl: usize, v: Value) {
+        let Some(idx) = self.clients[cl].inflight.pop_front() else {
+            self.fail(
+                "protocol",
+                format!("c{cl}: reply with no request: {}", v.short()),
+            );
+            return;
+        };
+        self.log(format_args!("c{cl} reply #{idx} {}", v.short()));
+        let node = self.history[idx].node;
+        self.history[idx].completed_us = Some(self.now);
+        let Some((expect, inc)) = self.history[idx].executed.clone() else {
+            let line = self.history[idx].cmd.line();
+            self.fail(
+                "model",
+                format!("c{cl} got a reply to #{idx} `{line}` before the node ran it"),
+            );
+            return;
+        };
+        if is_refusal(&v) {
+            // The node refused to run it: what the model did is void.
+            self.log(format_args!("n{node} refused #{idx}: model resync"));
+            self.nodes[node].model = None;
+            self.history[idx].reply = Some(v);
+            return;
+        }
+        if let Some(expect) = expect {
+            if inc == self.nodes[node].model_inc {
+                self.report.ops_checked += 1;
+                if let Err(e) = check(&expect, &v) {
+                    let line = self.history[idx].cmd.line();
+                    self.fail("model", format!("#{idx} c{cl} `{line}`: {e}"));
+                }
+            }
+        }
+        if self.history[idx].cmd.is_write() {
+            self.durability.acked(node, idx, &self.history[idx].cmd);
+        }
+        self.history[idx].reply = Some(v);
+    }
+
+    /// Tears down a connection from both sides (a reset, or the node died).
+    fn reset_conn(&mut self, conn: u64, why: &str) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.state == ConnState::Closed {
+            return;
+        }
+        c.state = ConnState::Closed;
+        c.to_client.segs.clear();
+        c.to_node.segs.clear();
+        c.unexecuted.clear();
+        let (cl, node_open) = (c.client, c.node_open);
+        self.log(format_args!("conn{conn} reset ({why})"));
+        if node_open {
+            // The RST reaches the node after the usual delay.
+            let lat = self.latency();
+            self.schedule(self.now + lat, Event::NodeClosed { conn });
+        }
+        let client = &mut self.clients[cl];
+        let mine = match client.state {
+            ClientState::Open { conn: c } | ClientState::Connecting { conn: c, .. } => c == conn,
+            _ => false,
+        };
+        if mine {
+            for idx in client.inflight.drain(..) {
+                self.history[idx].lost = true;
+            }
+            client.decoder = Decoder::new();
+            let backoff = self.rng.range(1_000, 100_000);
+            self.clients[cl].state = ClientState::Disconnected {
+                retry_at: self.now + backoff,
+            };
+            self.wake_client_at(cl, self.now + backoff);
+        }
+    }
+
+    fn node_closed(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let n = c.node;
+        if !c.node_open || c.node_inc != self.nodes[n].inc {
+            self.conns.remove(&conn);
+            return;
+        }
+        if self.nodes[n].paused.is_some() {
+            self.nodes[n].deferred.push(Event::NodeClosed { conn });
+            return;
+        }
+        c.node_open = false;
+        self.conns.remove(&conn);
+        self.node_input(n, Input::Closed { conn: ConnId(conn) });
+    }
+
+    fn connect_arrive(&mut self, conn: u64) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.state != ConnState::Connecting {
+            return;
+        }
+        let (n, cl) = (c.node, c.client);
+        let lat = self.latency();
+        if self.nodes[n].engine.is_none() {
+            // Nobody listens: RST.
+            self.schedule(self.now + lat, Event::ConnectAnswer { conn, ok: false });
+            return;
+        }
+        if self.nodes[n].paused.is_some() {
+            self.nodes[n].deferred.push(Event::ConnectArrive { conn });
+            return;
+        }
+        let inc = self.nodes[n].inc;
+        let c = self.conns.get_mut(&conn).expect("exists");
+        c.node_open = true;
+        c.node_inc = inc;
+        self.node_input(
+            n,
+            Input::Accepted {
+                conn: ConnId(conn),
+                peer: format!("10.0.1.{}:{}", cl, 40000 + conn % 20000),
+                local: format!("10.0.0.{n}:6379"),
+            },
+        );
+        if self.link_up(Endpoint::Node(n), Endpoint::Client(cl)) {
+            self.schedule(self.now + lat, Event::ConnectAnswer { conn, ok: true });
+        }
+    }
+
+    fn connect_answer(&mut self, conn: u64, ok: bool) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.state != ConnState::Connecting {
+            return;
+        }
+        let cl = c.client;
+        let mine =
+            matches!(self.clients[cl].state, ClientState::Connecting { conn: x, .. } if x == conn);
+        if !ok || !mine {
+            self.log(format_args!("c{cl} conn{conn} refused"));
+            self.reset_conn(conn, "refused");
+            return;
+        }
+        c.state = ConnState::Open;
+        self.clients[cl].state = ClientState::Open { conn };
+        self.log(format_args!("c{cl} conn{conn} open"));
+        if self.clients[cl].resp3 {
+            self.issue(cl, vec![Cmd::Hello3]);
+        } else {
+            self.client_poll(cl);
+        }
+    }
+
+    // ----- clients -----
+
+    fn wake_client_at(&mut self, cl: usize, at: u64) {
+        let at = at.max(self.now);
+        if self.clients[cl].wake_at.is_some_and(|w| w <= at) {
+            return;
+        }
+        self.clients[cl].wake_at = Some(at);
+        self.schedule(at, Event::ClientWake { client: cl });
+    }
+
+    /// Does whatever the client is due to do, and sets its next wake-up.
+    fn client_poll(&mut self, cl: usize) {
+        let now = self.now;
+        match self.clients[cl].state {
+            ClientState::Disconnected { retry_at } => {
+                if now < retry_at {
+                    self.wake_client_at(cl, retry_at);
+                    return;
+                }
+                let conn = self.next_conn;
+                self.next_conn += 1;
+                let n = self.clients[cl].node;
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        client: cl,
+                        node: n,
+                        node_inc: 0,
+                        state: ConnState::Connecting,
+                        node_open: false,
+                        to_node: Stream::default(),
+                        to_client: Stream::default(),
+                        sent: 0,
+                        delivered: 0,
+                        unexecuted: VecDeque::new(),
+                    },
+                );
+                self.clients[cl].state = ClientState::Connecting { conn, since: now };
+                self.log(format_args!("c{cl} connect conn{conn} -> n{n}"));
+                if self.link_up(Endpoint::Client(cl), Endpoint::Node(n)) {
+                    let lat = self.latency();
+                    self.schedule(now + lat, Event::ConnectArrive { conn });
+                }
+                // A SYN lost in a partition times out.
+                self.wake_client_at(cl, now + 1_000_000);
+            }
+            ClientState::Connecting { conn, since } => {
+                if now >= since + 1_000_000 {
+                    self.log(format_args!("c{cl} connect timeout conn{conn}"));
+                    self.reset_conn(conn, "connect timeout");
+                } else {
+                    self.wake_client_at(cl, since + 1_000_000);
+                }
+            }
+            ClientState::Open { conn } => {
+                let client = &self.clients[cl];
+                if let Some(&oldest) = client.inflight.front() {
+                    let deadline = self.history[oldest].invoked_us + self.cfg.client_timeout_us;
+                    if !self.liveness {
+                        if now >= deadline {
+                            self.log(format_args!("c{cl} timeout #{oldest}"));
+                            self.reset_conn(conn, "client timeout");
+                        } else {
+                            self.wake_client_at(cl, deadline);
+                        }
+                    }
+                    return;
+                }
+                if now < client.next_batch_at {
+                    let at = client.next_batch_at;
+                    self.wake_client_at(cl, at);
+                    return;
+                }
+                let n = client.node;
+                let now_ms = self.node_now(n).as_millis();
+                let k = self.rng.range(1, self.cfg.pipeline_max.max(1));
+                let cmds: Vec<Cmd> = (0..k)
+                    .map(|_| self.cfg.workload.next_cmd(&mut self.rng, now_ms))
+                    .collect();
+                self.issue(cl, cmds);
+            }
+        }
+    }
+
+    /// Sends a batch of requests on the client's open connection.
+    fn issue(&mut self, cl: usize, cmds: Vec<Cmd>) {
+        let ClientState::Open { conn } = self.clients[cl].state else {
+            return;
+        };
+        let n = self.clients[cl].node;
+        let mut bytes = Vec::new();
+        for cmd in cmds {
+            let idx = self.history.len();
+            self.log(format_args!("c{cl} send #{idx} {}", cmd.line()));
+            bytes.extend_from_slice(&encode_request(&cmd.argv()));
+            let c = self.conns.get_mut(&conn).expect("open conn exists");
+            c.sent += encode_request(&cmd.argv()).len() as u64;
+            c.unexecuted.push_back((c.sent, idx));
+            self.history.push(Op {
+                client: cl,
+                node: n,
+                cmd,
+                invoked_us: self.now,
+                executed: None,
+                completed_us: None,
+                reply: None,
+                lost: false,
+            });
+            self.clients[cl].inflight.push_back(idx);
+        }
+        let think = self.rng.exp_us(self.cfg.think_us_mean);
+        self.clients[cl].next_batch_at = self.now + think;
+        self.send(conn, true, Bytes::from(bytes));
+        if !self.liveness {
+            let t = self.now + self.cfg.client_timeout_us;
+            self.wake_client_at(cl, t);
+        }
+    }
+
+    // ----- faults -----
+
+    fn nemesis(&mut self) {
+        let net = &self.cfg.net;
+        let p = &self.cfg.proc;
+        let weights = [
+            net.reset_w,
+            net.partition_w,
+            net.spike_w,
+            p.power_loss_w,
+            p.kill_w,
+            p.pause_w,
+            p.clock_jump_w,
+        ];
+        let total: u64 = weights.iter().sum();
+        if total == 0 {
+            return;
+        }
+        let mut roll = self.rng.below(total);
+        let mut kind = 0;
+        for (i, w) in weights.iter().enumerate() {
+            if roll < *w {
+                kind = i;
+                break;
+            }
+            roll -= w;
+        }
+        let n = self.rng.index(self.nodes.len());
+        match kind {
+            0 => {
+                let open: Vec<u64> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.state == ConnState::Open)
+                    .map(|(&id, _)| id)
+                    .collect();
+                if !open.is_empty() {
+                    let id = *self.rng.pick(&open);
+                    self.report.resets += 1;
+                    self.log(format_args!("fault reset conn{id}"));
+                    self.reset_conn(id, "nemesis");
+                }
+            }
+            1 => {
+                let clients: BTreeSet<Endpoint> = (0..self.clients.len())
+                    .filter(|_| self.rng.chance(0.5))
+                    .map(Endpoint::Client)
+                    .collect();
+                if clients.is_empty() {
+                    return;
+                }
+                let node: BTreeSet<Endpoint> = [Endpoint::Node(n)].into_iter().collect();
+                let two_way = self.rng.chance(0.5);
+                let towards_node = self.rng.chance(0.5);
+                let (from, to) = if towards_node {
+                    (clients, node)
+                } else {
+                    (node, clients)
+                };
+                let d = self.rng.range(1_000, self.cfg.net.fault_us_max);
+                let id = self.partition(from, to, two_way);
+                self.schedule(self.now + d, Event::Heal { partition: id });
+            }
+            2 => {
+                let id = self.next_spike;
+                self.next_spike += 1;
+                let extra = self.rng.range(1_000, self.cfg.net.spike_us_extra_max);
+                let d = self.rng.range(1_000, self.cfg.net.fault_us_max);
+                self.log(format_args!("fault latency spike +{extra}us for {d}us"));
+                self.spikes.insert(id, extra);
+                self.schedule(self.now + d, Event::SpikeEnd { spike: id });
+            }
+            3 | 4 => {
+                if self.nodes[n].engine.is_some() {
+                    let power = kind == 3;
+                    self.report.crashes += 1;
+                    self.log(format_args!(
+                        "fault {} n{n}",
+                        if power { "power loss" } else { "kill -9" }
+                    ));
+                    self.take_down(n, power);
+                }
+            }
+            5 => {
+                if self.nodes[n].engine.is_some() && self.nodes[n].paused.is_none() {
+                    let d = self.rng.range(1_000, self.cfg.proc.pause_us_max);
+                    self.log(format_args!("fault pause n{n} {d}us"));
+                    self.pause(n, d);
+                }
+            }
+            _ => {
+                let d = self.rng.range(1_000, self.cfg.proc.clock_jump_us_max);
+                self.nodes[n].clock_offset_us += d;
+                self.report.clock_jumps += 1;
+                self.log(format_args!("fault clock jump n{n} +{d}us"));
+            }
+        }
+    }
+
+    /// Cuts traffic from `from` to `to` (and back if `two_way`) until
+    /// [`World::heal_all`] or the returned id heals.
+    pub fn partition(
+        &mut self,
+        from: BTreeSet<Endpoint>,
+        to: BTreeSet<Endpoint>,
+        two_way: bool,
+    ) -> u64 {
+        let id = self.next_partition;
+        self.next_partition += 1;
+        self.report.partitions += 1;
+        self.log(format_args!(
+            "fault partition p{id} {from:?} -> {to:?}{}",
+            if two_way { " (two-way)" } else { "" }
+        ));
+        self.partitions.insert(id, Partition { from, to, two_way });
+        id
+    }
+
+    pub fn heal_all(&mut self) {
+        self.partitions.clear();
+        self.spikes.clear();
+        self.kick_all();
+    }
+
+    fn start_liveness(&mut self) {
+        self.log(format_args!("liveness phase: healing everything"));
+        self.liveness = true;
+        self.liveness_start = self.now;
+        self.heal_all();
+        for n in 0..self.nodes.len() {
+            self.nodes[n].disk.faults = DiskFaults {
+                latency_us_min: self.cfg.disk.latency_us_min,
+                latency_us_max: self.cfg.disk.latency_us_max,
+                space_bytes: None,
+                ..DiskFaults::default()
+            };
+            if self.nodes[n].paused.is_some() {
+                self.resume(n);
+            }
+            if self.nodes[n].engine.is_none() {
+                self.start_node(n);
+            }
+        }
+        for c in 0..self.clients.len() {
+            self.wake_client_at(c, self.now);
+        }
+    }
+
+    /// Liveness: by the end, every request made after the liveness phase
+    /// began (or pending then) must have completed within the bound.
+    fn finish(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
+        let bound = self.cfg.liveness_bound_us;
+        let grace = self.liveness_start + bound;
+        for (idx, op) in self.history.iter().enumerate() {
+            if self.nodes[op.node].excused {
+                continue;
+            }
+            if op.completed_us.is_some() || op.lost {
+                if let Some(done) = op.completed_us {
+                    if op.invoked_us >= grace && done - op.invoked_us > bound {
+                        let msg = format!(
+                            "#{idx} c{} `{}` took {}us in the liveness phase (bound {bound}us)",
+                            op.client,
+                            op.cmd.line(),
+                            done - op.invoked_us
+                        );
+                        self.fail("liveness", msg);
+                        return;
+                    }
+                }
+                continue;
+            }
+            let since = op.invoked_us.max(self.liveness_start);
+            if self.now.saturating_sub(since) > bound {
+                let msg = format!(
+                    "#{idx} c{} `{}` invoked at {}us never completed (stuck client)",
+                    op.client,
+                    op.cmd.line(),
+                    op.invoked_us - START_US
+                );
+                self.fail("liveness", msg);
+                return;
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if !matches!(c.state, ClientState::Open { .. }) && !self.nodes[c.node].excused {
+                let msg = format!("c{i} is not connected at the end of the liveness phase");
+                self.fail("liveness", msg);
+                return;
+            }
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.engine.is_none() && !n.excused {
+                let msg = format!("n{i} is down at the end of the liveness phase");
+                self.fail("liveness", msg);
+                return;
+            }
+        }
+    }
+}
+
+fn op_short(op: &DiskOp) -> String {
+    match op {
+        DiskOp::Read { path } => format!("read {path}"),
+        DiskOp::Write { path, data } => format!("write {path} {}B", data.len()),
+        DiskOp::Append { path, data } => format!("append {path} {}B", data.len()),
+        DiskOp::Truncate { path, len } => format!("truncate {path} {len}"),
+        DiskOp::Fsync { path } => format!("fsync {path}"),
+        DiskOp::Rename { from, to } => format!("rename {from} {to}"),
+        DiskOp::Remove { path } => format!("remove {path}"),
+        DiskOp::CreateDir { path } => format!("mkdir {path}"),
+        DiskOp::FsyncDir { path } => format!("fsyncdir {path}"),
+        DiskOp::ListDir { path } => format!("listdir {path}"),
+    }
+}
+
+fn result_short(r: &cinnabar_engine::disk::DiskResult) -> String {
+    use cinnabar_engine::disk::DiskReply;
+    match r {
+        Ok(DiskReply::Done) => "ok".into(),
+        Ok(DiskReply::Data(b)) => format!("{}B", b.len()),
+        Ok(DiskReply::Written(n)) => format!("wrote {n}"),
+        Ok(DiskReply::Names(v)) => format!("{v:?}"),
+        Err(e) => format!("err {e}"),
+    }
+}
