@@ -25,19 +25,11 @@ pub const MAX_RATIO: usize = 88;
 /// stack uninitialised; we stamp each slot with the call it was written in
 /// so a fresh call sees only its own entries, without clearing 64K slots
 /// for every 21-byte string.
+#[derive(Default)]
 pub struct Compressor {
     /// `(epoch << 32) | position`.
     table: Vec<u64>,
     epoch: u32,
-}
-
-impl Default for Compressor {
-    fn default() -> Compressor {
-        Compressor {
-            table: Vec::new(),
-            epoch: 0,
-        }
-    }
 }
 
 impl std::fmt::Debug for Compressor {

@@ -126,7 +126,7 @@ impl<'a> Reader<'a> {
                     return Err(eof());
                 }
                 let compressed = self.take(clen as usize)?;
-                if len > (clen as u64).saturating_mul(lzf::MAX_RATIO as u64) {
+                if len > clen.saturating_mul(lzf::MAX_RATIO as u64) {
                     return err("Invalid LZF compressed string");
                 }
                 lzf::decompress(compressed, len as usize)
@@ -197,7 +197,7 @@ pub fn load_with_rng(
         .iter()
         .take_while(|b| b.is_ascii_digit())
         .fold(0u32, |v, d| v * 10 + (d - b'0') as u32);
-    if version < 1 || version > RDB_VERSION {
+    if !(1..=RDB_VERSION).contains(&version) {
         return err(format!("Can't handle RDB format version {version}"));
     }
 
@@ -488,7 +488,7 @@ fn hash_from_pairs(
     config: &crate::config::Config,
     rng: &mut impl RngCore,
 ) -> Result<Value, RdbError> {
-    if entries.len() % 2 != 0 {
+    if entries.len() & 1 != 0 {
         return err("Hash listpack with odd number of elements");
     }
     let limits = hashes::Limits::from_config(config);
@@ -517,7 +517,7 @@ fn hash_from_pairs(
 /// Redis 7.0 loads RDB_TYPE_ZSET_LISTPACK / _ZIPLIST: compact unless it has
 /// more than `zset-max-listpack-entries` members.
 fn zset_from_pairs(entries: &[Entry], config: &crate::config::Config) -> Result<Value, RdbError> {
-    if entries.len() % 2 != 0 {
+    if entries.len() & 1 != 0 {
         return err("Zset listpack with odd number of elements");
     }
     let mut members: Vec<Vec<u8>> = Vec::with_capacity(entries.len() / 2);

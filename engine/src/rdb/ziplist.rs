@@ -128,6 +128,9 @@ fn decode_entry(b: &[u8], plen: usize) -> Result<(Entry<'_>, usize), RdbError> {
     })
 }
 
+/// A zipmap field and its value.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 fn bad_zipmap() -> RdbError {
     RdbError("bad zipmap".into())
 }
@@ -147,7 +150,7 @@ fn zipmap_len(zm: &[u8], p: usize) -> Result<(usize, usize), RdbError> {
 
 /// Decodes and validates a whole zipmap (`zipmapValidateIntegrity`, deep):
 /// field/value pairs in order.
-pub fn decode_zipmap(zm: &[u8]) -> Result<Vec<(&[u8], &[u8])>, RdbError> {
+pub fn decode_zipmap(zm: &[u8]) -> Result<Vec<Pair<'_>>, RdbError> {
     if zm.len() < 2 || zm[zm.len() - 1] != ZIP_END {
         return Err(bad_zipmap());
     }
