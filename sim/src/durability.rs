@@ -57,6 +57,8 @@ struct NodeTrack {
 }
 
 pub struct Durability {
+    /// The engine could not be configured as `persistence` says.
+    pub disabled: bool,
     persistence: Persistence,
     nodes: Vec<NodeTrack>,
     pub checks: u64,
@@ -66,6 +68,7 @@ pub struct Durability {
 impl Durability {
     pub fn new(persistence: Persistence, nodes: usize) -> Durability {
         Durability {
+            disabled: false,
             persistence,
             nodes: (0..nodes)
                 .map(|_| NodeTrack {
@@ -122,6 +125,12 @@ impl Durability {
         let floor = match persistence {
             Persistence::AofAlways => Some(pos),
             Persistence::Snapshot if t.states[pos].saved => Some(pos),
+            Persistence::AofEverysec => {
+                let newest = t.states.last().map_or(0, |s| s.executed_ms);
+                t.states
+                    .iter()
+                    .rposition(|s| s.acked && s.executed_ms + EVERYSEC_WINDOW_MS <= newest)
+            }
             _ => None,
         };
         if let Some(f) = floor {
@@ -172,6 +181,9 @@ impl Durability {
         let was_valid = t.valid;
         t.states = vec![base];
         t.valid = true;
+        if self.disabled {
+            return Ok(());
+        }
         let Some(candidates) = pending else {
             if !was_valid {
                 self.skipped += 1;
@@ -181,7 +193,7 @@ impl Durability {
         self.checks += 1;
         let seen = |m: &Model| visible(m, now_ms);
         let got = seen(loaded);
-        if candidates.iter().any(|c| seen(c) == got) {
+        if candidates.iter().any(|c| seen(c).keys == got.keys) {
             return Ok(());
         }
         let newest = candidates.last().map(seen).unwrap_or_default();

@@ -16,6 +16,7 @@
 
 pub mod disk;
 pub mod durability;
+pub mod engine_state;
 pub mod model;
 pub mod resp;
 pub mod rng;

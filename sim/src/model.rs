@@ -82,6 +82,9 @@ pub enum Expect {
     Any,
     /// SAVE: `+OK`, or an error if the disk failed it.
     Saved,
+    /// Refused before running: an error with this code (LOADING,
+    /// MISCONF).
+    Refused(&'static str),
 }
 
 /// A command the workload issues. Each variant is modelled exactly.
@@ -1407,6 +1410,9 @@ pub fn check(expect: &Expect, got: &Value) -> Result<(), String> {
                     .all(|(g, w)| g.0 == w.0.as_slice() && g.1 == w.1)
         }
         (Expect::Error(msg), Value::Error(e)) => e == msg.as_bytes(),
+        (Expect::Refused(code), Value::Error(e)) => {
+            e.starts_with(code.as_bytes()) && e.get(code.len()) == Some(&b' ')
+        }
         _ => false,
     };
     if ok {
@@ -1462,6 +1468,7 @@ pub fn expect_short(e: &Expect) -> String {
         Expect::Error(m) => format!("-{m}"),
         Expect::Any => "any".into(),
         Expect::Saved => "+OK or a save error".into(),
+        Expect::Refused(code) => format!("-{code} ..."),
     }
 }
 

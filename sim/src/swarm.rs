@@ -4,6 +4,7 @@
 //! seed) so that it does not shift the world's draws.
 
 use crate::disk::DiskFaults;
+use crate::durability::Persistence;
 use crate::rng::SimRng;
 use crate::workload::Workload;
 use crate::world::SimConfig;
@@ -72,6 +73,42 @@ fn disk_faults(r: &mut SimRng) -> DiskFaults {
     }
 }
 
+/// Picks how the node persists, and configures the engine and workload.
+pub fn persistence(r: &mut SimRng, cfg: &mut SimConfig) {
+    let p = match r.below(20) {
+        0..=4 => Persistence::None,
+        5..=11 => Persistence::Snapshot,
+        12..=16 => Persistence::AofAlways,
+        _ => Persistence::AofEverysec,
+    };
+    let params: &[(&str, &str)] = match p {
+        Persistence::None => &[("save", ""), ("appendonly", "no")],
+        Persistence::Snapshot => &[("appendonly", "no")],
+        Persistence::AofAlways => &[
+            ("save", ""),
+            ("appendonly", "yes"),
+            ("appendfsync", "always"),
+        ],
+        Persistence::AofEverysec => &[
+            ("save", ""),
+            ("appendonly", "yes"),
+            ("appendfsync", "everysec"),
+        ],
+    };
+    cfg.engine_params = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if p == Persistence::Snapshot {
+        // Save points on some seeds (snapshots the node takes by itself),
+        // SAVE commands from the clients on all.
+        let save = *r.pick(&["", "1 1", "1 100 5 1"]);
+        cfg.engine_params.push(("save".into(), save.into()));
+        cfg.workload.save_pm = r.range(2, 30);
+    }
+    cfg.persistence = p;
+}
+
 /// The configuration of `seed` for `scenario`.
 pub fn config(seed: u64, scenario: Scenario) -> SimConfig {
     let mut r = SimRng::new(seed ^ 0x5157_4a52_4d5f_5357);
@@ -99,6 +136,7 @@ pub fn config(seed: u64, scenario: Scenario) -> SimConfig {
             cfg.proc.power_loss_w = r.range(1, 10);
             cfg.proc.kill_w = r.range(0, 10);
             cfg.disk = disk_faults(&mut r);
+            persistence(&mut r, &mut cfg);
         }
         Scenario::Swarm => {
             cfg.net.reset_w = weight(&mut r);
@@ -109,6 +147,7 @@ pub fn config(seed: u64, scenario: Scenario) -> SimConfig {
             cfg.proc.power_loss_w = weight(&mut r);
             cfg.proc.kill_w = weight(&mut r);
             cfg.disk = disk_faults(&mut r);
+            persistence(&mut r, &mut cfg);
         }
     }
     cfg

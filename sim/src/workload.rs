@@ -13,6 +13,8 @@ pub struct Workload {
     pub members: u64,
     /// Weight of writes among operations, in percent.
     pub write_pct: u64,
+    /// SAVE commands per thousand operations (snapshot durability points).
+    pub save_pm: u64,
 }
 
 impl Workload {
@@ -21,6 +23,7 @@ impl Workload {
             keys: rng.range(1, 12),
             members: rng.range(2, 8),
             write_pct: rng.range(30, 90),
+            save_pm: 0,
         }
     }
 
@@ -69,6 +72,9 @@ impl Workload {
     /// The next operation. `now_ms` lets absolute expiry times land near the
     /// present.
     pub fn next_cmd(&self, rng: &mut SimRng, now_ms: i64) -> Cmd {
+        if self.save_pm > 0 && rng.below(1000) < self.save_pm {
+            return Cmd::Save;
+        }
         if rng.below(100) < self.write_pct {
             self.write(rng, now_ms)
         } else {

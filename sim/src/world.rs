@@ -144,6 +144,7 @@ impl SimConfig {
                 keys: 6,
                 members: 4,
                 write_pct: 60,
+                save_pm: 0,
             },
             think_us_mean: 20_000,
             pipeline_max: 3,
@@ -339,9 +340,10 @@ struct SimNode {
     /// The reference model of its dataset; `None` while unknown (a restart
     /// that has not served a command yet).
     model: Option<Model>,
-    /// The model is valid only for replies to commands executed in this
-    /// incarnation.
-    model_inc: u64,
+    /// Changes whenever the model is forgotten or learnt: predictions made
+    /// in an older epoch are not checked.
+    model_epoch: u64,
+
     down_since: Option<u64>,
     /// Set when the node stopped by itself (Output::Shutdown).
     stopped: bool,
@@ -357,7 +359,7 @@ pub struct Op {
     pub cmd: Cmd,
     pub invoked_us: u64,
     /// Set when the node executed it: the model's prediction (if the model
-    /// was valid) and the node incarnation.
+    /// was known) and the model epoch it was made in.
     pub executed: Option<(Option<Expect>, u64)>,
     pub completed_us: Option<u64>,
     pub reply: Option<Value>,
@@ -380,6 +382,7 @@ pub struct World {
     spikes: BTreeMap<u64, u64>,
     next_spike: u64,
     next_pause: u64,
+    next_epoch: u64,
     pub history: Vec<Op>,
     pub trace: Trace,
     liveness: bool,
@@ -390,25 +393,16 @@ pub struct World {
     line: String,
 }
 
-/// Errors the node gives when it refuses a command for a reason outside the
-/// command's semantics (loading, a failed save, a failed fsync): the command
-/// did not run, so the model is re-synchronised from the node.
-fn is_refusal(v: &Value) -> bool {
-    match v {
-        Value::Error(e) => ["LOADING", "MISCONF", "BUSY", "OOM", "READONLY", "IOERR"]
-            .iter()
-            .any(|p| e.starts_with(p.as_bytes())),
-        _ => false,
-    }
-}
-
 impl World {
     pub fn new(cfg: SimConfig) -> World {
         let mut rng = SimRng::new(cfg.seed);
         let mut engine_config = Config::default();
+        // An engine without a parameter (persistence is being built) runs
+        // without it, and then what it persists is not checked.
+        let mut missing = Vec::new();
         for (k, v) in &cfg.engine_params {
             if let Err(e) = engine_config.set(k, v, true) {
-                panic!("engine parameter {k} {v:?}: {e:?}");
+                missing.push(format!("{k} {v:?}: {e:?}"));
             }
         }
         let nodes = (0..cfg.nodes)
@@ -423,7 +417,8 @@ impl World {
                 disk_queue: VecDeque::new(),
                 config: engine_config.clone(),
                 model: Some(cfg.new_model()),
-                model_inc: 1,
+                model_epoch: 0,
+
                 down_since: None,
                 stopped: false,
                 excused: false,
@@ -440,7 +435,8 @@ impl World {
                 wake_at: None,
             })
             .collect();
-        let durability = Durability::new(cfg.persistence, cfg.nodes);
+        let mut durability = Durability::new(cfg.persistence, cfg.nodes);
+        durability.disabled = !missing.is_empty() || !crate::engine_state::PREDICTS_REFUSALS;
         let mut w = World {
             now: START_US,
             rng,
@@ -455,6 +451,7 @@ impl World {
             spikes: BTreeMap::new(),
             next_spike: 1,
             next_pause: 1,
+            next_epoch: 0,
             history: Vec::new(),
             trace: Trace::new(false),
             liveness: false,
@@ -469,6 +466,11 @@ impl World {
             cfg,
         };
         w.report.seed = w.cfg.seed;
+        for m in missing {
+            w.log(format_args!(
+                "engine lacks parameter {m}: durability not checked"
+            ));
+        }
         w
     }
 
@@ -635,6 +637,11 @@ impl World {
 
     // ----- nodes -----
 
+    fn new_epoch(&mut self, n: usize) {
+        self.next_epoch += 1;
+        self.nodes[n].model_epoch = self.next_epoch;
+    }
+
     fn node_now(&self, n: usize) -> Time {
         Time(self.now + self.nodes[n].clock_offset_us)
     }
@@ -658,6 +665,7 @@ impl World {
             self.report.restarts += 1;
             // What it loads is learnt when it serves its first command.
             self.nodes[n].model = None;
+            self.new_epoch(n);
         }
         self.log(format_args!("n{n} start inc={inc} seed={seed}"));
         self.drain_node(n);
@@ -710,12 +718,17 @@ impl World {
                     self.take_down(n, false);
                     return;
                 }
-                Output::Fatal { message } => {
-                    self.log(format_args!("n{n} fatal: {message}"));
-                    self.node_fatal(n, message);
+                Output::Disk { id, op } => self.disk_issue(n, id, op),
+                #[allow(unreachable_patterns)]
+                other => {
+                    if let Some(message) = crate::engine_state::fatal_message(&other) {
+                        self.log(format_args!("n{n} fatal: {message}"));
+                        self.node_fatal(n, message);
+                        return;
+                    }
+                    self.fail("sim", format!("n{n}: unknown output {other:?}"));
                     return;
                 }
-                Output::Disk { id, op } => self.disk_issue(n, id, op),
             }
         }
         // The next tick.
@@ -783,6 +796,7 @@ impl World {
         if power_loss {
             node.disk.crash(&mut self.rng);
         }
+        self.new_epoch(n);
         let conns: Vec<u64> = self
             .conns
             .iter()
@@ -809,7 +823,17 @@ impl World {
     /// is a failure.
     fn node_fatal(&mut self, n: usize, message: String) {
         let s = &self.nodes[n].disk.stats;
-        let excused = s.corruptions + s.misdirected + s.read_eio + s.fsync_eio + s.enospc > 0;
+        // Redis exits on these too: unreadable data (corruption, EIO, a
+        // torn tail it cannot parse), or an AOF write it cannot complete
+        // under `appendfsync always` (EIO, ENOSPC, a short write).
+        let excused = s.corruptions
+            + s.misdirected
+            + s.read_eio
+            + s.fsync_eio
+            + s.enospc
+            + s.short_writes
+            + s.torn_sectors
+            > 0;
         if !excused {
             self.fail(
                 "fatal",
@@ -1004,42 +1028,9 @@ impl World {
             Seg::Data(data) => {
                 let len = data.len() as u64;
                 self.log(format_args!("n{n} recv conn{conn} {len}B"));
-                // A restarted node's dataset is learnt just before it runs
-                // its first command.
-                if self.nodes[n].model.is_none() {
-                    let now_ms = self.node_now(n).as_millis();
-                    let engine = self.nodes[n].engine.as_ref().expect("node up");
-                    let quirk = self.cfg.emulates(KnownBug::ExpireAtDeadline);
-                    let loaded = crate::snapshot::model_of(engine, now_ms, quirk);
-                    let extra = crate::snapshot::keys_outside_db0(engine);
-                    self.log(format_args!(
-                        "n{n} model synced: {} keys loaded",
-                        loaded.keys.len()
-                    ));
-                    if extra > 0 {
-                        self.fail("durability", format!("n{n} loaded {extra} keys outside db 0, which the workload never writes"));
-                    }
-                    if let Err(e) = self.durability.loaded(n, &loaded, now_ms) {
-                        self.fail("durability", e);
-                    }
-                    self.nodes[n].model = Some(loaded);
-                    self.nodes[n].model_inc = self.nodes[n].inc;
-                }
-                self.node_input(
-                    n,
-                    Input::Received {
-                        conn: ConnId(conn),
-                        data: &data,
-                    },
-                );
-                // Every request whose last byte arrived has now run (unless
-                // the node died meanwhile, which discards the connection).
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    return;
-                };
-                if self.nodes[n].inc != c.node_inc {
-                    return;
-                }
+                // The requests this input completes run now, in order; the
+                // engine's state before the input says which it refuses.
+                let c = self.conns.get_mut(&conn).expect("exists");
                 c.delivered += len;
                 let mut ran = Vec::new();
                 while let Some(&(end, idx)) = c.unexecuted.front() {
@@ -1049,29 +1040,83 @@ impl World {
                     c.unexecuted.pop_front();
                     ran.push(idx);
                 }
-                for idx in ran {
-                    self.executed(n, idx);
+                let engine = self.nodes[n].engine.as_ref().expect("node up");
+                let refusals: Vec<Option<&'static str>> = ran
+                    .iter()
+                    .map(|&idx| {
+                        let name = &self.history[idx].cmd.argv()[0];
+                        crate::engine_state::refusal(engine, &String::from_utf8_lossy(name))
+                    })
+                    .collect();
+                // A restarted node's dataset is learnt just before the first
+                // command it runs.
+                let learn = self.nodes[n].model.is_none()
+                    && ran
+                        .iter()
+                        .zip(&refusals)
+                        .any(|(&i, r)| r.is_none() && !matches!(self.history[i].cmd, Cmd::Hello3));
+                if learn {
+                    self.learn_dataset(n);
+                }
+                self.node_input(
+                    n,
+                    Input::Received {
+                        conn: ConnId(conn),
+                        data: &data,
+                    },
+                );
+                for (idx, refusal) in ran.into_iter().zip(refusals) {
+                    self.executed(n, idx, refusal);
                 }
             }
         }
     }
 
-    /// The node just ran request `idx`: step the model.
-    fn executed(&mut self, n: usize, idx: usize) {
+    /// Reads a restarted node's dataset into the model, after checking it
+    /// against what the history allows.
+    fn learn_dataset(&mut self, n: usize) {
         let now_ms = self.node_now(n).as_millis();
-        let inc = self.nodes[n].inc;
-        let expect = match self.nodes[n].model.as_mut() {
-            Some(m) => Some(m.apply(&self.history[idx].cmd, now_ms)),
-            None => None,
+        let engine = self.nodes[n].engine.as_ref().expect("node up");
+        let quirk = self.cfg.emulates(KnownBug::ExpireAtDeadline);
+        let loaded = crate::snapshot::model_of(engine, now_ms, quirk);
+        let extra = crate::snapshot::keys_outside_db0(engine);
+        self.log(format_args!(
+            "n{n} model synced: {} keys loaded",
+            loaded.keys.len()
+        ));
+        if extra > 0 {
+            self.fail(
+                "durability",
+                format!("n{n} loaded {extra} keys outside db 0, which the workload never writes"),
+            );
+        }
+        if let Err(e) = self.durability.loaded(n, &loaded, now_ms) {
+            self.fail("durability", e);
+        }
+        self.nodes[n].model = Some(loaded);
+        self.new_epoch(n);
+    }
+
+    /// The node ran request `idx` just now (or refused it with the error
+    /// `refusal`): step the model and note its prediction. A SAVE's
+    /// durability point is the state now: everything executed before it.
+    fn executed(&mut self, n: usize, idx: usize, refusal: Option<&'static str>) {
+        let now_ms = self.node_now(n).as_millis();
+        let inc = self.nodes[n].model_epoch;
+        let cmd = self.history[idx].cmd.clone();
+        let expect = if let Some(code) = refusal {
+            Some(Expect::Refused(code))
+        } else {
+            self.nodes[n].model.as_mut().map(|m| m.apply(&cmd, now_ms))
         };
-        if self.history[idx].cmd.is_write() {
+        if cmd.is_write() && refusal.is_none() {
             match &self.nodes[n].model {
                 Some(m) => self.durability.write_executed(n, idx, m, now_ms),
                 None => self.durability.unknown_write(n),
             }
         }
         self.log(format_args!(
-            "n{n} exec #{idx} -> {}",
+            "n{n} ran #{idx} -> {}",
             expect.as_ref().map_or("?".into(), expect_short)
         ));
         self.history[idx].executed = Some((expect, inc));
@@ -1127,20 +1172,28 @@ impl World {
         let Some((expect, inc)) = self.history[idx].executed.clone() else {
             let line = self.history[idx].cmd.line();
             self.fail(
-                "model",
+                "sim",
                 format!("c{cl} got a reply to #{idx} `{line}` before the node ran it"),
             );
             return;
         };
-        if is_refusal(&v) {
-            // The node refused to run it: what the model did is void.
-            self.log(format_args!("n{node} refused #{idx}: model resync"));
-            self.nodes[node].model = None;
+        let refused = matches!(&v, Value::Error(e) if e.starts_with(b"LOADING ") || e.starts_with(b"MISCONF "));
+        if refused
+            && !crate::engine_state::PREDICTS_REFUSALS
+            && !matches!(expect, Some(Expect::Refused(_)))
+        {
+            // Without the engine's state the refusal was not foreseen: what
+            // the model did since it was learnt is void; learn it again.
+            self.log(format_args!("n{node} refused #{idx}: model re-learnt"));
+            if inc == self.nodes[node].model_epoch {
+                self.nodes[node].model = None;
+                self.new_epoch(node);
+            }
             self.history[idx].reply = Some(v);
             return;
         }
         if let Some(expect) = expect {
-            if inc == self.nodes[node].model_inc {
+            if inc == self.nodes[node].model_epoch || matches!(expect, Expect::Refused(_)) {
                 self.report.ops_checked += 1;
                 if let Err(e) = check(&expect, &v) {
                     let line = self.history[idx].cmd.line();
@@ -1148,7 +1201,7 @@ impl World {
                 }
             }
         }
-        if self.history[idx].cmd.is_write() {
+        if self.history[idx].cmd.is_write() && !matches!(v, Value::Error(_)) {
             self.durability.acked(node, idx, &self.history[idx].cmd);
         }
         self.history[idx].reply = Some(v);
@@ -1169,9 +1222,12 @@ impl World {
         let (cl, node_open) = (c.client, c.node_open);
         self.log(format_args!("conn{conn} reset ({why})"));
         if node_open {
-            // The RST reaches the node after the usual delay.
+            // The RST reaches the node after the usual delay; the node may
+            // still run and answer what it already received.
             let lat = self.latency();
             self.schedule(self.now + lat, Event::NodeClosed { conn });
+        } else {
+            self.conns.remove(&conn);
         }
         let client = &mut self.clients[cl];
         let mine = match client.state {
@@ -1346,9 +1402,18 @@ impl World {
                 let n = client.node;
                 let now_ms = self.node_now(n).as_millis();
                 let k = self.rng.range(1, self.cfg.pipeline_max.max(1));
-                let cmds: Vec<Cmd> = (0..k)
-                    .map(|_| self.cfg.workload.next_cmd(&mut self.rng, now_ms))
-                    .collect();
+                let mut cmds: Vec<Cmd> = Vec::new();
+                for _ in 0..k {
+                    let cmd = self.cfg.workload.next_cmd(&mut self.rng, now_ms);
+                    let last = matches!(cmd, Cmd::Save);
+                    cmds.push(cmd);
+                    // The node may hold a SAVE's client until the file is
+                    // durable: nothing is pipelined behind it, so every
+                    // request runs when its last byte arrives.
+                    if last {
+                        break;
+                    }
+                }
                 self.issue(cl, cmds);
             }
         }
