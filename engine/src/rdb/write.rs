@@ -219,38 +219,31 @@ fn write_zset(out: &mut Vec<u8>, z: &ZSet, o: &WriteOpts, lzf: &mut Compressor) 
 const OPTIMIZATION_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// `SIZE_SAFETY_LIMIT`: no node grows past this under a count-based fill.
 const SIZE_SAFETY_LIMIT: usize = 8192;
+/// `SIZE_ESTIMATE_OVERHEAD`: what an insert is assumed to add beyond the
+/// element's bytes (an overestimate, as in Redis).
+const SIZE_ESTIMATE_OVERHEAD: usize = 8;
 /// `packed_threshold`: elements this large get a plain node of their own.
 const PACKED_THRESHOLD: usize = 1 << 30;
 /// `MIN_COMPRESS_BYTES` / `MIN_COMPRESS_IMPROVE` of quicklist compression.
 const MIN_COMPRESS_BYTES: usize = 48;
 const MIN_COMPRESS_IMPROVE: usize = 8;
 
-/// `_quicklistNodeAllowInsert` (Redis 7.0): may an element of `sz` bytes
-/// join a packed node of `node_sz` bytes and `count` elements?
+/// `_quicklistNodeAllowInsert` (Redis 7.0.15): may an element of `sz`
+/// bytes join a packed node of `node_sz` bytes and `count` elements?
+/// Negative fills limit the node's bytes, others its count (at least one)
+/// within the safety limit (`quicklistNodeExceedsLimit`).
 fn node_allows_insert(node_sz: usize, count: usize, fill: i64, sz: usize) -> bool {
     if sz >= PACKED_THRESHOLD {
         return false;
     }
-    // The ziplist-era overhead estimate, still used by 7.0.
-    let mut overhead = if sz < 254 { 1 } else { 5 };
-    overhead += if sz < 64 {
-        1
-    } else if sz < 16384 {
-        2
-    } else {
-        5
-    };
-    let new_sz = node_sz + sz + overhead;
+    let new_sz = node_sz + sz + SIZE_ESTIMATE_OVERHEAD;
     if fill < 0 {
-        let offset = (-(fill + 1)) as usize;
-        if offset < OPTIMIZATION_LEVEL.len() && new_sz <= OPTIMIZATION_LEVEL[offset] {
-            return true;
-        }
+        let offset = ((-(fill + 1)) as usize).min(OPTIMIZATION_LEVEL.len() - 1);
+        new_sz <= OPTIMIZATION_LEVEL[offset]
+    } else {
+        let count_limit = fill.max(1) as usize;
+        new_sz <= SIZE_SAFETY_LIMIT && count < count_limit
     }
-    if new_sz > SIZE_SAFETY_LIMIT {
-        return false;
-    }
-    fill >= 0 && (count as i64) < fill
 }
 
 /// One quicklist node as Redis would hold it.
