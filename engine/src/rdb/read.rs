@@ -345,7 +345,13 @@ fn read_object(
                 items.push((score, m));
             }
             let mut items: Vec<(f64, &[u8])> = items.iter().map(|(s, m)| (*s, &m[..])).collect();
-            items.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+            // The zset order: by score (-0 equals 0, no NaN here), then
+            // member.
+            items.sort_by(|a, b| {
+                a.0.partial_cmp(&b.0)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then_with(|| a.1.cmp(b.1))
+            });
             check_distinct(items.iter().map(|x| x.1), "Duplicate zset fields detected")?;
             zset_from_sorted(&items, config, false)
         }

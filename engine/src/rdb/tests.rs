@@ -549,6 +549,22 @@ fn loaded_encodings_follow_thresholds() {
 }
 
 #[test]
+fn skiplist_with_both_zeros_loads_in_zset_order() {
+    // Written as a skiplist would be (greatest first): 0 "a" and -0 "b"
+    // are equal scores, so the order is by member.
+    let c = Config::default();
+    let mut body = vec![RDB_TYPE_ZSET_2, 2];
+    body.extend(blob(b"b"));
+    body.extend_from_slice(&(-0.0f64).to_le_bytes());
+    body.extend(blob(b"a"));
+    body.extend_from_slice(&0.0f64.to_le_bytes());
+    let v = restore_payload(&with_footer(body), &load_opts(&c)).unwrap();
+    let Value::ZSet(z) = &v else { panic!("zset") };
+    let members: Vec<&[u8]> = z.iter().map(|x| x.1).collect();
+    assert_eq!(members, vec![&b"a"[..], b"b"]);
+}
+
+#[test]
 fn restore_payload_errors() {
     let c = Config::default();
     let p = dump_payload(&string(b"hello"), &c);
@@ -745,6 +761,11 @@ proptest! {
         }
     }
 
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
     /// Corrupted files never panic; with the checksum on, every single
     /// flipped bit and every truncation is an error.
     #[test]
@@ -771,6 +792,11 @@ proptest! {
         let n = cut.index(file.len());
         prop_assert!(load_all(&file[..n], &c).is_err());
     }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     /// Payloads corrupted *under* a valid checksum reach the decoders:
     /// they may fail or succeed, but never panic, and what they accept
