@@ -510,6 +510,15 @@ impl World {
     /// Runs to the end (or the first failure) and reports.
     pub fn run(mut self) -> Report {
         let start = self.now;
+        let summary = format!(
+            "config: {} nodes, {} clients, persistence {:?}, engine {:?}, disk {:?}",
+            self.cfg.nodes,
+            self.cfg.clients,
+            self.cfg.persistence,
+            self.cfg.engine_params,
+            self.cfg.disk
+        );
+        self.log(format_args!("{summary}"));
         for n in 0..self.nodes.len() {
             self.start_node(n);
         }
