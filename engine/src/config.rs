@@ -47,6 +47,20 @@ pub struct Config {
     pub zset_max_listpack_value: i64,
     /// Sparse HyperLogLogs are promoted to dense beyond this size.
     pub hll_sparse_max_bytes: i64,
+    /// Persistence (RDB and AOF).
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub stop_writes_on_bgsave_error: bool,
+    pub sanitize_dump_payload: String,
+    pub appendfilename: String,
+    pub appenddirname: String,
+    pub appendfsync: String,
+    pub aof_load_truncated: bool,
+    pub aof_use_rdb_preamble: bool,
+    pub aof_timestamp_enabled: bool,
+    pub auto_aof_rewrite_percentage: i64,
+    pub auto_aof_rewrite_min_size: i64,
+    pub no_appendfsync_on_rewrite: bool,
 }
 
 impl Default for Config {
@@ -90,6 +104,19 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             hll_sparse_max_bytes: 3000,
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
+            sanitize_dump_payload: "no".into(),
+            appendfilename: "appendonly.aof".into(),
+            appenddirname: "appendonlydir".into(),
+            appendfsync: "everysec".into(),
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            aof_timestamp_enabled: false,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            no_appendfsync_on_rewrite: false,
         }
     }
 }
@@ -264,6 +291,44 @@ static PARAMS: &[Param] = &[
     p_bool!("appendonly", appendonly, Yes),
     p_text!("dir", dir, Kind::Text, Yes),
     p_text!("dbfilename", dbfilename, Kind::Text, Yes),
+    p_bool!("rdbcompression", rdbcompression, Yes),
+    p_bool!("rdbchecksum", rdbchecksum, Immutable),
+    p_bool!(
+        "stop-writes-on-bgsave-error",
+        stop_writes_on_bgsave_error,
+        Yes
+    ),
+    p_text!(
+        "sanitize-dump-payload",
+        sanitize_dump_payload,
+        Kind::Enum(&["no", "yes", "clients"]),
+        Yes
+    ),
+    p_text!("appendfilename", appendfilename, Kind::Text, Immutable),
+    p_text!("appenddirname", appenddirname, Kind::Text, Immutable),
+    p_text!(
+        "appendfsync",
+        appendfsync,
+        Kind::Enum(&["always", "everysec", "no"]),
+        Yes
+    ),
+    p_bool!("aof-load-truncated", aof_load_truncated, Yes),
+    p_bool!("aof-use-rdb-preamble", aof_use_rdb_preamble, Yes),
+    p_bool!("aof-timestamp-enabled", aof_timestamp_enabled, Yes),
+    p_int!(
+        "auto-aof-rewrite-percentage",
+        auto_aof_rewrite_percentage,
+        0,
+        i32::MAX as i64,
+        Yes
+    ),
+    p_mem!(
+        "auto-aof-rewrite-min-size",
+        auto_aof_rewrite_min_size,
+        0,
+        i64::MAX
+    ),
+    p_bool!("no-appendfsync-on-rewrite", no_appendfsync_on_rewrite, Yes),
     p_text!("loglevel", loglevel, Kind::Enum(LOGLEVELS), Yes),
     p_text!("logfile", logfile, Kind::Text, Immutable),
     p_bool!("daemonize", daemonize, Immutable),

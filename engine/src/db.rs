@@ -153,6 +153,13 @@ pub struct Db {
     /// `avg_ttl`), updated from the active expiry cycle's samples as Redis
     /// does.
     pub avg_ttl_ms: i64,
+    /// When set (the AOF is on), keys deleted by lazy expiry are listed in
+    /// `expired` so the node can log their DEL.
+    pub log_expired: bool,
+    pub expired: Vec<Bytes>,
+    /// Set while the AOF is replayed: no key expires (Redis's
+    /// `keyIsExpired` is false while loading), so the log replays exactly.
+    pub loading: bool,
 }
 
 impl Db {
@@ -161,6 +168,9 @@ impl Db {
             keys: Dict::new(seed),
             expires: Dict::new([seed[0] ^ 0x5851_f42d_4c95_7f2d, seed[1]]),
             avg_ttl_ms: 0,
+            log_expired: false,
+            expired: Vec::new(),
+            loading: false,
         }
     }
 
@@ -181,10 +191,11 @@ impl Db {
         self.expires.get(key).copied()
     }
 
-    /// True if `key` has a TTL that has passed at `now_ms`.
+    /// True if `key` has a TTL that has passed at `now_ms`: as in Redis, a
+    /// key is still alive during its last millisecond (`now > when`).
     #[inline]
     pub fn is_expired(&self, key: &[u8], now_ms: i64) -> bool {
-        matches!(self.expire_of(key), Some(at) if at <= now_ms)
+        !self.loading && matches!(self.expire_of(key), Some(at) if at < now_ms)
     }
 
     /// Lazy expiry: deletes `key` if its TTL has passed. Returns true if it
@@ -192,6 +203,9 @@ impl Db {
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) -> bool {
         if self.is_expired(key, now_ms) {
             self.delete(key);
+            if self.log_expired {
+                self.expired.push(Bytes::copy_from_slice(key));
+            }
             true
         } else {
             false

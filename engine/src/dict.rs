@@ -33,6 +33,9 @@ pub struct Dict<V> {
     len: usize,
     k0: u64,
     k1: u64,
+    /// Set while a snapshot walks the table: shrinking would make the walk
+    /// visit buckets twice, growing does not.
+    shrink_paused: bool,
 }
 
 impl<V> Dict<V> {
@@ -46,6 +49,7 @@ impl<V> Dict<V> {
             len: 0,
             k0: seed[0],
             k1: seed[1],
+            shrink_paused: false,
         }
     }
 
@@ -183,7 +187,7 @@ impl<V> Dict<V> {
     fn shrink_if_needed(&mut self) {
         // Redis shrinks below 10% fill (HASHTABLE_MIN_FILL).
         let n = self.buckets.len();
-        if n > MIN_BUCKETS && self.len * 10 < n {
+        if !self.shrink_paused && n > MIN_BUCKETS && self.len * 10 < n {
             self.resize(self.len.next_power_of_two().max(MIN_BUCKETS));
         }
     }
@@ -222,6 +226,24 @@ impl<V> Dict<V> {
         v = v.reverse_bits();
         v = v.wrapping_add(1);
         v.reverse_bits()
+    }
+
+    /// Pauses (or resumes) shrinking, so that a [`Dict::scan`] walk visits
+    /// every bucket exactly once and [`Dict::scan_visited`] stays exact.
+    pub fn set_shrink_paused(&mut self, paused: bool) {
+        self.shrink_paused = paused;
+        if !paused && self.len > 0 {
+            self.shrink_if_needed();
+        }
+    }
+
+    /// True if a scan whose next cursor is `cursor` has already visited the
+    /// bucket `key` hashes to. Buckets are visited in increasing order of
+    /// their reversed index, which growth preserves.
+    pub fn scan_visited(&self, key: &[u8], cursor: u64) -> bool {
+        let mask = self.mask() as u64;
+        let idx = self.hash(key) & mask;
+        (idx | !mask).reverse_bits() < (cursor | !mask).reverse_bits()
     }
 
     /// A uniformly chosen bucket, then a uniformly chosen entry in its chain

@@ -8,6 +8,7 @@
 //! `active-expire-effort` like Redis's keys-per-loop.
 
 use crate::node::Node;
+use bytes::Bytes;
 
 /// Keys sampled per loop at effort 1 (ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP).
 const KEYS_PER_LOOP: usize = 20;
@@ -37,7 +38,7 @@ pub fn active_expire_cycle(node: &mut Node) {
             let (mut ttl_sum, mut ttl_samples) = (0i64, 0i64);
             for _ in 0..sample {
                 if let Some((k, &at)) = db.expires.random_entry(&mut node.rng) {
-                    if at <= now_ms {
+                    if at < now_ms {
                         if !expired.iter().any(|e: &Vec<u8>| e == k) {
                             expired.push(k.to_vec());
                         }
@@ -59,6 +60,16 @@ pub fn active_expire_cycle(node: &mut Node) {
             }
             for k in &expired {
                 db.delete(k);
+            }
+            if node.aof.enabled {
+                for k in &expired {
+                    crate::aof::propagate(
+                        node,
+                        dbi,
+                        vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(k)],
+                    );
+                    crate::aof::end_of_command(node);
+                }
             }
             node.stats.expired_keys += expired.len() as u64;
             node.stats.expire_cycle_cpu_samples += sample as u64;

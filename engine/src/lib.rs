@@ -14,6 +14,7 @@
 //! - [`db`], [`dict`]: the keyspace and its hash table; [`expire`]: active expiry.
 //! - [`config`]: parameters, defaults and CONFIG GET/SET syntax.
 
+pub mod aof;
 pub mod command;
 pub mod commands;
 pub mod config;
@@ -25,8 +26,8 @@ pub mod glob;
 pub mod node;
 pub mod numeric;
 pub mod persist;
-pub mod resp;
 pub mod rdb;
+pub mod resp;
 
 pub use config::Config;
 

@@ -118,6 +118,9 @@ pub enum Output {
         id: crate::disk::DiskOpId,
         op: crate::disk::DiskOp,
     },
+    /// The node cannot go on (e.g. its data file is corrupt): log the
+    /// message and exit with status 1, as Redis does.
+    Fatal { message: String },
 }
 
 /// Per-connection state.
@@ -155,6 +158,9 @@ pub struct Client {
     pub watched: Vec<(usize, Bytes, bool)>,
     /// A watched key was modified: EXEC will fail.
     pub dirty_cas: bool,
+    /// Waiting for a disk operation (SAVE, DEBUG RELOAD, SHUTDOWN's save):
+    /// no further commands are read until it replies.
+    pub awaiting_disk: bool,
     /// Pub/sub subscriptions, in subscription order.
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
@@ -209,10 +215,27 @@ impl Client {
             in_exec: false,
             watched: Vec::new(),
             dirty_cas: false,
+            awaiting_disk: false,
             channels: Vec::new(),
             patterns: Vec::new(),
             shard_channels: Vec::new(),
         }
+    }
+
+    /// The pseudo client that replays the AOF at start-up.
+    pub(crate) fn loader() -> Client {
+        let mut c = Client::new(
+            ConnId(u64::MAX),
+            0,
+            String::new(),
+            String::new(),
+            Time(0),
+            true,
+        );
+        // A logged BLPOP found its data when it ran; replayed, it must
+        // never wait.
+        c.in_exec = true;
+        c
     }
 
     /// The client a script's `redis.call` runs as: the caller's db and
@@ -323,6 +346,22 @@ pub struct Node {
     pub monitors: Vec<ConnId>,
     /// Id of the next disk operation.
     pub(crate) next_disk_op: u64,
+    /// RDB saving and loading.
+    pub persist: crate::persist::Persistence,
+    /// The append-only file.
+    pub aof: crate::aof::Aof,
+    /// Set with [`Output::Fatal`]: every later input is ignored.
+    pub halted: bool,
+    /// Nesting of `execute` (EXEC and scripts run commands inside one).
+    call_depth: u32,
+    /// Calls to [`Node::propagate`] so far: a command that reports its own
+    /// effects is not logged as itself.
+    explicit_props: u64,
+    /// Under `appendfsync always`: outputs waiting for the AOF fsync that
+    /// covers offset `.0`.
+    held: VecDeque<(u64, Output)>,
+    /// Held outputs whose fsync completed, sent at the end of this input.
+    released: VecDeque<Output>,
 }
 
 /// Per-command context handed to command implementations.
@@ -496,15 +535,24 @@ impl Node {
             scripting: None,
             monitors: Vec::new(),
             next_disk_op: 1,
+            persist: crate::persist::Persistence::default(),
+            aof: crate::aof::Aof::default(),
+            halted: false,
+            call_depth: 0,
+            explicit_props: 0,
+            held: VecDeque::new(),
+            released: VecDeque::new(),
         }
     }
 
     /// Sets the start time (for uptime) and the first tick. Call once before
     /// the first input; otherwise the first `handle` does it.
+    /// Also starts loading the dataset from disk.
     pub fn start(&mut self, now: Time) {
         self.now = now;
         self.start_time = now;
         self.next_tick = now.plus_micros(self.tick_interval_us());
+        crate::persist::start(self);
     }
 
     fn tick_interval_us(&self) -> u64 {
@@ -514,6 +562,10 @@ impl Node {
     /// Feeds one input. `now` must not go backwards (if it does, the node
     /// keeps its latest time).
     pub fn handle(&mut self, now: Time, input: Input<'_>) {
+        if self.halted {
+            // After Output::Fatal the node does nothing more.
+            return;
+        }
         if self.start_time == Time(0) {
             self.start(now);
         }
@@ -533,6 +585,7 @@ impl Node {
             }
             Input::Tick => {
                 self.expire_blocked();
+                crate::persist::tick(self);
                 if self.now >= self.next_tick {
                     self.cron();
                     self.next_tick = self.now.plus_micros(self.tick_interval_us());
@@ -550,6 +603,13 @@ impl Node {
             Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
             Input::ShutdownSignal => crate::persist::shutdown_signal(self),
         }
+        crate::aof::after_input(self);
+        if !self.released.is_empty() {
+            // Released replies are older than anything produced just now.
+            let mut out = std::mem::take(&mut self.released);
+            out.extend(self.outputs.drain(..));
+            self.outputs = out;
+        }
     }
 
     /// The next output for the driver, in order.
@@ -564,6 +624,9 @@ impl Node {
             .values()
             .filter_map(|c| c.blocked.as_ref()?.deadline)
             .min();
+        if self.persist.wants_tick() {
+            return Some(self.now);
+        }
         Some(earliest_block.map_or(self.next_tick, |d| d.min(self.next_tick)))
     }
 
@@ -629,7 +692,11 @@ impl Node {
     fn process_input(&mut self, c: &mut Client) {
         let max_bulk = self.config.proto_max_bulk_len as usize;
         loop {
-            if c.close_after_reply || self.shutdown_requested || c.blocked.is_some() {
+            if c.close_after_reply
+                || self.shutdown_requested
+                || c.blocked.is_some()
+                || c.awaiting_disk
+            {
                 break;
             }
             let mut argv = std::mem::take(&mut c.argv);
@@ -751,6 +818,16 @@ impl Node {
             self.reject_command(c, cmd, "NOAUTH Authentication required.");
             return;
         }
+        if (cmd.has(flags::WRITE) || cmd.name == "ping") && !self.aof.replaying {
+            if crate::persist::writes_refused(self) {
+                self.reject_command(c, cmd, crate::persist::MISCONF);
+                return;
+            }
+            if let Some(msg) = crate::aof::write_error(self) {
+                self.reject_command(c, cmd, &msg);
+                return;
+            }
+        }
         if c.in_pubsub_mode()
             && !matches!(
                 cmd.name.as_str(),
@@ -767,6 +844,10 @@ impl Node {
         {
             let msg = format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", cmd.name);
             self.reject(c, &msg);
+            return;
+        }
+        if self.persist.loading && !self.aof.replaying && !cmd.has(flags::LOADING) {
+            self.reject_command(c, cmd, "LOADING Redis is loading the dataset in memory");
             return;
         }
         let Some(handler) = cmd.handler else { return };
@@ -797,9 +878,14 @@ impl Node {
                 })
                 .collect()
         };
+        if cmd.has(flags::WRITE) || cmd.name == "debug" {
+            crate::persist::before_write(self, c.db, cmd, argv);
+        }
         c.last_cmd.clear();
         c.last_cmd.push_str(&cmd.name);
         let errors_before = self.stats.total_error_replies;
+        let explicit_before = self.explicit_props;
+        self.call_depth += 1;
         {
             let mut ctx = Ctx {
                 node: self,
@@ -808,6 +894,10 @@ impl Node {
                 cmd,
             };
             handler(&mut ctx);
+        }
+        self.call_depth -= 1;
+        if self.aof.enabled {
+            self.log_effects(c.db, cmd, argv, dirty_before, explicit_before);
         }
         let failed = (self.stats.total_error_replies > errors_before) as u64;
         self.count_call(cmd, failed);
@@ -820,6 +910,82 @@ impl Node {
         }
         if !self.monitors.is_empty() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
             self.feed_monitors(c, cmd, argv);
+        }
+    }
+
+    /// AOF: logs what the command just did (unless it reported its effects
+    /// itself), after the DELs of keys it found expired.
+    fn log_effects(
+        &mut self,
+        db: usize,
+        cmd: &Command,
+        argv: &[Bytes],
+        dirty_before: u64,
+        explicit_before: u64,
+    ) {
+        for d in 0..self.dbs.len() {
+            if !self.dbs[d].expired.is_empty() {
+                for k in std::mem::take(&mut self.dbs[d].expired) {
+                    crate::aof::propagate(self, d, vec![Bytes::from_static(b"DEL"), k]);
+                }
+            }
+        }
+        // EXEC and scripts are logged through the commands they ran.
+        let container = matches!(
+            cmd.name.as_str(),
+            "exec" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        );
+        if self.dirty != dirty_before && self.explicit_props == explicit_before && !container {
+            let effect = crate::aof::effects(&cmd.name, argv, self.now.as_millis());
+            if !effect.is_empty() {
+                crate::aof::propagate(self, db, effect);
+            }
+        }
+        if self.call_depth == 0 {
+            crate::aof::end_of_command(self);
+        }
+    }
+
+    /// A command reports its effect for the AOF (SPOP's SREMs, a blocking
+    /// pop's plain pop), instead of being logged as itself.
+    pub fn propagate(&mut self, db: usize, argv: Vec<Bytes>) {
+        self.explicit_props += 1;
+        crate::aof::propagate(self, db, argv);
+    }
+
+    /// Runs one command from the AOF; false if it is not a known command.
+    pub(crate) fn execute_for_replay(&mut self, c: &mut Client, argv: &[Bytes]) -> bool {
+        if Table::get().lookup(&argv[0]).is_none() {
+            return false;
+        }
+        c.in_exec = true;
+        self.execute(c, argv);
+        c.reply.buf.clear();
+        true
+    }
+
+    /// Under `appendfsync always`: client-visible outputs queued from now on
+    /// wait until the AOF is fsynced up to `offset`.
+    pub(crate) fn hold_outputs_until(&mut self, offset: u64) {
+        if offset <= self.aof.synced && self.held.is_empty() {
+            return;
+        }
+        let mut keep = VecDeque::with_capacity(self.outputs.len());
+        for o in self.outputs.drain(..) {
+            match o {
+                Output::Send { .. } | Output::Close { .. } => self.held.push_back((offset, o)),
+                o => keep.push_back(o),
+            }
+        }
+        self.outputs = keep;
+    }
+
+    /// The AOF is fsynced up to `synced`: release what waited for it.
+    pub(crate) fn release_held_outputs(&mut self, synced: u64) {
+        while self.held.front().is_some_and(|(need, _)| *need <= synced) {
+            if let Some((_, o)) = self.held.pop_front() {
+                self.released.push_back(o);
+            }
         }
     }
 
@@ -1162,6 +1328,29 @@ impl Node {
             self.clients.insert(conn, c);
         }
         true
+    }
+
+    /// Replies to a client that waited for the disk (SAVE and friends):
+    /// +OK, or the error; then reads what it pipelined meanwhile.
+    pub fn reply_to_waiting(&mut self, conn: ConnId, error: Option<&str>) {
+        let Some(mut c) = self.clients.remove(&conn) else {
+            return;
+        };
+        c.awaiting_disk = false;
+        match error {
+            Some(e) => {
+                self.count_error(e);
+                c.reply.error(e);
+            }
+            None => c.reply.ok(),
+        }
+        self.process_input(&mut c);
+        self.flush(&mut c);
+        if c.close_after_reply {
+            self.outputs.push_back(Output::Close { conn });
+        } else {
+            self.clients.insert(conn, c);
+        }
     }
 
     /// Number of clients waiting in blocking commands (INFO clients).

@@ -1,20 +1,81 @@
 //! Drives `Node` directly, with no sockets and a virtual clock: the sans-IO
 //! contract in action.
 
+use cinnabar_engine::disk::{DiskError, DiskOp, DiskReply, DiskResult};
 use cinnabar_engine::{Config, ConnId, Input, Node, Output, Time};
+use std::collections::BTreeMap;
 
 const T0: u64 = 1_700_000_000_000_000; // a fixed "now" in unix microseconds
 
 struct Harness {
     node: Node,
     now: u64,
+    /// An ideal in-memory disk: every operation completes at once.
+    files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Harness {
     fn new(config: Config, seed: u64) -> Harness {
+        Harness::with_files(config, seed, BTreeMap::new())
+    }
+
+    fn with_files(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>) -> Harness {
         let mut node = Node::new(config, seed);
         node.start(Time(T0));
-        Harness { node, now: T0 }
+        let mut h = Harness {
+            node,
+            now: T0,
+            files,
+        };
+        h.drain();
+        h
+    }
+
+    fn perform(&mut self, op: DiskOp) -> DiskResult {
+        match op {
+            DiskOp::Read { path } => match self.files.get(&path) {
+                Some(d) => Ok(DiskReply::Data(d.clone().into())),
+                None => Err(DiskError::NotFound),
+            },
+            DiskOp::Write { path, data } => {
+                let n = data.len() as u64;
+                self.files.insert(path, data.to_vec());
+                Ok(DiskReply::Written(n))
+            }
+            DiskOp::Append { path, data } => {
+                self.files.entry(path).or_default().extend_from_slice(&data);
+                Ok(DiskReply::Written(data.len() as u64))
+            }
+            DiskOp::Truncate { path, len } => {
+                let f = self.files.get_mut(&path).ok_or(DiskError::NotFound)?;
+                f.truncate(len as usize);
+                Ok(DiskReply::Done)
+            }
+            DiskOp::Rename { from, to } => {
+                let d = self.files.remove(&from).ok_or(DiskError::NotFound)?;
+                self.files.insert(to, d);
+                Ok(DiskReply::Done)
+            }
+            DiskOp::Remove { path } => self
+                .files
+                .remove(&path)
+                .map(|_| DiskReply::Done)
+                .ok_or(DiskError::NotFound),
+            DiskOp::ListDir { path } => {
+                let prefix = format!("{path}/");
+                Ok(DiskReply::Names(
+                    self.files
+                        .keys()
+                        .filter_map(|k| k.strip_prefix(&prefix))
+                        .filter(|k| !k.contains('/'))
+                        .map(String::from)
+                        .collect(),
+                ))
+            }
+            DiskOp::Fsync { .. } | DiskOp::FsyncDir { .. } | DiskOp::CreateDir { .. } => {
+                Ok(DiskReply::Done)
+            }
+        }
     }
 
     fn connect(&mut self, conn: u64) {
@@ -40,8 +101,21 @@ impl Harness {
         self.drain()
     }
 
+    /// Everything the node wants done, with disk operations performed (and
+    /// their completions fed back) on the way.
     fn drain(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.node.poll_output()).collect()
+        let mut out = Vec::new();
+        while let Some(o) = self.node.poll_output() {
+            match o {
+                Output::Disk { id, op } => {
+                    let result = self.perform(op);
+                    self.node
+                        .handle(Time(self.now), Input::DiskDone { id, result });
+                }
+                o => out.push(o),
+            }
+        }
+        out
     }
 
     /// Sends an inline command and returns the bytes sent back.
@@ -137,7 +211,10 @@ fn time_comes_only_from_inputs() {
     h.advance_ms(50);
     assert_eq!(h.cmd(1, "GET k"), "$1\r\nv\r\n");
     assert_eq!(h.cmd(1, "PTTL k"), ":50\r\n");
+    // As in Redis, the key lives through its last millisecond.
     h.advance_ms(50);
+    assert_eq!(h.cmd(1, "PTTL k"), ":0\r\n");
+    h.advance_ms(1);
     assert_eq!(h.cmd(1, "GET k"), "$-1\r\n");
     // EXPIREAT is absolute wall time: the input clock, not the host's.
     let at = T0 / 1_000_000 + 3600;
@@ -261,4 +338,461 @@ fn shutdown_and_debug_sleep_are_outputs() {
     let out = h.feed(1, b"DEBUG SLEEP 0.5\r\nSHUTDOWN NOSAVE\r\n");
     assert!(out.contains(&Output::Sleep { micros: 500_000 }), "{out:?}");
     assert!(out.contains(&Output::Shutdown), "{out:?}");
+}
+
+fn with_debug() -> Config {
+    Config {
+        enable_debug_command: "yes".into(),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn save_survives_a_restart_and_lastsave_moves() {
+    let mut h = Harness::new(with_debug(), 7);
+    h.connect(1);
+    let first_lastsave = h.cmd(1, "LASTSAVE");
+    h.cmd(1, "SET s hello");
+    h.cmd(1, "RPUSH l a b c 1 2 3");
+    h.cmd(1, "HSET h f v g 12");
+    h.cmd(1, "SADD st 1 2 3");
+    h.cmd(1, "ZADD z 1.5 a 2 b");
+    h.cmd(1, "SET vol x PX 100000");
+    h.cmd(1, "SELECT 3");
+    h.cmd(1, "SET other 42");
+    h.advance_ms(2000);
+    assert_eq!(h.cmd(1, "SAVE"), "+OK\r\n");
+    assert_ne!(h.cmd(1, "LASTSAVE"), first_lastsave);
+    assert!(h.files.contains_key("dump.rdb"), "{:?}", h.files.keys());
+    assert!(h
+        .cmd(1, "INFO persistence")
+        .contains("rdb_changes_since_last_save:0"));
+    // A new node over the same disk loads what was saved.
+    let files = h.files.clone();
+    let mut r = Harness::with_files(with_debug(), 8, files);
+    r.now = h.now + 10_000;
+    r.connect(1);
+    assert_eq!(r.cmd(1, "GET s"), "$5\r\nhello\r\n");
+    assert_eq!(
+        r.cmd(1, "LRANGE l 0 -1"),
+        "*6\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
+    );
+    assert_eq!(r.cmd(1, "HGET h g"), "$2\r\n12\r\n");
+    assert_eq!(r.cmd(1, "SCARD st"), ":3\r\n");
+    assert_eq!(r.cmd(1, "ZSCORE z a"), "$3\r\n1.5\r\n");
+    assert_eq!(r.cmd(1, "PTTL vol"), ":97990\r\n");
+    assert_eq!(r.cmd(1, "DBSIZE"), ":6\r\n");
+    assert_eq!(r.cmd(1, "SELECT 3"), "+OK\r\n");
+    assert_eq!(r.cmd(1, "GET other"), "$2\r\n42\r\n");
+}
+
+#[test]
+fn bgsave_is_a_point_in_time_snapshot() {
+    // Enough keys that the snapshot spans many ticks.
+    let mut h = Harness::new(with_debug(), 9);
+    h.connect(1);
+    let mut pipeline = String::new();
+    for i in 0..20_000 {
+        pipeline.push_str(&format!("SET key:{i} v{i}\r\n"));
+    }
+    h.feed(1, pipeline.as_bytes());
+    assert_eq!(h.cmd(1, "BGSAVE"), "+Background saving started\r\n");
+    assert!(h
+        .cmd(1, "INFO persistence")
+        .contains("rdb_bgsave_in_progress:1"));
+    assert_eq!(
+        h.cmd(1, "BGSAVE"),
+        "-ERR Background save already in progress\r\n"
+    );
+    // Writes during the snapshot: overwrite, delete, create, and a key
+    // changed twice.
+    let mut writes = String::new();
+    for i in (0..20_000).step_by(7) {
+        writes.push_str(&format!("SET key:{i} changed\r\n"));
+    }
+    for i in (3..20_000).step_by(11) {
+        writes.push_str(&format!("DEL key:{i}\r\n"));
+    }
+    writes.push_str("SET brand-new 1\r\nAPPEND key:1 more\r\nAPPEND key:1 again\r\n");
+    h.feed(1, writes.as_bytes());
+    let mut ticks = 0;
+    while h
+        .cmd(1, "INFO persistence")
+        .contains("rdb_bgsave_in_progress:1")
+    {
+        assert!(h.node.poll_timeout().is_some());
+        h.tick();
+        ticks += 1;
+        assert!(ticks < 1000, "snapshot never finished");
+    }
+    assert!(
+        ticks > 2,
+        "the snapshot should be incremental, took {ticks} ticks"
+    );
+    let mut r = Harness::with_files(with_debug(), 10, h.files.clone());
+    r.connect(1);
+    assert_eq!(r.cmd(1, "DBSIZE"), ":20000\r\n");
+    assert_eq!(r.cmd(1, "GET key:7"), "$2\r\nv7\r\n");
+    assert_eq!(r.cmd(1, "GET key:3"), "$2\r\nv3\r\n");
+    assert_eq!(r.cmd(1, "GET key:1"), "$2\r\nv1\r\n");
+    assert_eq!(r.cmd(1, "EXISTS brand-new"), ":0\r\n");
+    // The live dataset kept the writes.
+    assert_eq!(h.cmd(1, "GET key:1"), "$11\r\nv1moreagain\r\n");
+    assert_eq!(h.cmd(1, "EXISTS key:3"), ":0\r\n");
+}
+
+#[test]
+fn a_corrupt_rdb_file_stops_the_node() {
+    let mut files = BTreeMap::new();
+    files.insert("dump.rdb".to_string(), b"REDIS0010garbage".to_vec());
+    let mut node = Node::new(Config::default(), 1);
+    node.start(Time(T0));
+    let mut fatal = None;
+    while let Some(o) = node.poll_output() {
+        if let Output::Disk {
+            id,
+            op: DiskOp::Read { path },
+        } = o
+        {
+            let data = files.get(&path).cloned().unwrap_or_default();
+            node.handle(
+                Time(T0),
+                Input::DiskDone {
+                    id,
+                    result: Ok(DiskReply::Data(data.into())),
+                },
+            );
+        } else if let Output::Fatal { message } = o {
+            fatal = Some(message);
+        }
+    }
+    let msg = fatal.expect("a corrupt file must be fatal");
+    assert!(msg.contains("dump.rdb"), "{msg}");
+}
+
+#[test]
+fn commands_wait_for_loading() {
+    let mut node = Node::new(Config::default(), 1);
+    node.start(Time(T0));
+    let read = node.poll_output();
+    assert!(
+        matches!(
+            read,
+            Some(Output::Disk {
+                op: DiskOp::Read { .. },
+                ..
+            })
+        ),
+        "{read:?}"
+    );
+    node.handle(
+        Time(T0),
+        Input::Accepted {
+            conn: ConnId(1),
+            peer: "127.0.0.1:1".into(),
+            local: "127.0.0.1:6379".into(),
+        },
+    );
+    node.handle(
+        Time(T0),
+        Input::Received {
+            conn: ConnId(1),
+            data: b"GET k\r\nLASTSAVE\r\n",
+        },
+    );
+    let out: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    let s = sent(&out);
+    assert!(
+        s.starts_with("-LOADING Redis is loading the dataset in memory\r\n:"),
+        "{s}"
+    );
+}
+
+fn aof_config(fsync: &str) -> Config {
+    Config {
+        appendonly: true,
+        appendfsync: fsync.into(),
+        enable_debug_command: "yes".into(),
+        ..Config::default()
+    }
+}
+
+/// Runs the same commands everywhere the AOF must reproduce: relative TTLs,
+/// random pops, blocking pops, transactions, scripts and lazy expiry.
+fn aof_workload(h: &mut Harness) {
+    for line in [
+        "SET a 1",
+        "SET e v EX 100",
+        "INCRBYFLOAT f 1.5",
+        "RPUSH l 1 2 3",
+        "BLPOP l 0",
+        "SADD s a b c d e f g",
+        "SPOP s 2",
+        "SPOP s",
+        "MULTI",
+        "SET m 1",
+        "INCR m",
+        "EXEC",
+        "EVAL \"redis.call('set','x','1') redis.call('incr','x')\" 0",
+        "HSET h f v",
+        "SET pe v PX 1",
+        "SELECT 2",
+        "SET in2 yes",
+        "SELECT 0",
+    ] {
+        let r = h.cmd(1, line);
+        assert!(!r.starts_with('-'), "{line}: {r}");
+    }
+    h.advance_ms(5);
+    assert_eq!(h.cmd(1, "GET pe"), "$-1\r\n");
+}
+
+fn assert_same_data(h: &mut Harness, r: &mut Harness) {
+    for q in [
+        "GET a",
+        "GET f",
+        "LRANGE l 0 -1",
+        "SMEMBERS s",
+        "GET m",
+        "GET x",
+        "HGETALL h",
+        "EXISTS pe",
+        "DBSIZE",
+        "PEXPIRETIME e",
+    ] {
+        let mut a: Vec<String> = h.cmd(1, q).split("\r\n").map(String::from).collect();
+        let mut b: Vec<String> = r.cmd(1, q).split("\r\n").map(String::from).collect();
+        // SMEMBERS order depends on the hash seed.
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{q}");
+    }
+}
+
+#[test]
+fn aof_replays_effects_after_restart() {
+    for fsync in ["always", "everysec", "no"] {
+        let mut h = Harness::new(aof_config(fsync), 11);
+        h.connect(1);
+        assert!(
+            h.files
+                .contains_key("appendonlydir/appendonly.aof.manifest"),
+            "{:?}",
+            h.files.keys()
+        );
+        aof_workload(&mut h);
+        h.advance_ms(1500);
+        h.tick();
+        let incr = String::from_utf8_lossy(&h.files["appendonlydir/appendonly.aof.1.incr.aof"])
+            .into_owned();
+        assert!(incr.contains("PXAT"), "{incr}");
+        assert!(incr.contains("SREM"), "{incr}");
+        assert!(!incr.contains("SPOP"), "{incr}");
+        assert!(incr.contains("MULTI"), "{incr}");
+        assert!(incr.contains("$3\r\nDEL\r\n$2\r\npe"), "{incr}");
+        let mut r = Harness::with_files(aof_config(fsync), 12, h.files.clone());
+        r.now = h.now;
+        r.connect(1);
+        assert_same_data(&mut h, &mut r);
+        assert_eq!(r.cmd(1, "SELECT 2"), "+OK\r\n");
+        assert_eq!(r.cmd(1, "GET in2"), "$3\r\nyes\r\n");
+    }
+}
+
+#[test]
+fn aof_always_holds_replies_until_fsynced() {
+    let mut node = Node::new(aof_config("always"), 1);
+    node.start(Time(T0));
+    // Start-up: no manifest, so a fresh AOF is created; complete all that.
+    let mut h = Harness {
+        node,
+        now: T0,
+        files: BTreeMap::new(),
+    };
+    h.drain();
+    h.connect(1);
+    h.node.handle(
+        Time(T0),
+        Input::Received {
+            conn: ConnId(1),
+            data: b"SET k v\r\nGET k\r\n",
+        },
+    );
+    let mut pending = Vec::new();
+    let mut sends = Vec::new();
+    while let Some(o) = h.node.poll_output() {
+        match o {
+            Output::Disk { id, op } => pending.push((id, op)),
+            Output::Send { .. } => sends.push(o),
+            _ => {}
+        }
+    }
+    assert!(
+        sends.is_empty(),
+        "replies went out before the fsync: {sends:?}"
+    );
+    assert!(matches!(pending[0].1, DiskOp::Append { .. }), "{pending:?}");
+    assert!(matches!(pending[1].1, DiskOp::Fsync { .. }), "{pending:?}");
+    // The append completes: still nothing; the fsync completes: replies.
+    let (id, op) = pending.remove(0);
+    let res = h.perform(op);
+    h.node.handle(Time(T0), Input::DiskDone { id, result: res });
+    assert!(h.node.poll_output().is_none());
+    let (id, op) = pending.remove(0);
+    let res = h.perform(op);
+    h.node.handle(Time(T0), Input::DiskDone { id, result: res });
+    let out = h.drain();
+    assert_eq!(sent(&out), "+OK\r\n$1\r\nv\r\n");
+}
+
+#[test]
+fn aof_fsync_failure_under_always_stops_the_node() {
+    let mut h = Harness::new(aof_config("always"), 1);
+    h.connect(1);
+    h.node.handle(
+        Time(T0),
+        Input::Received {
+            conn: ConnId(1),
+            data: b"SET k v\r\n",
+        },
+    );
+    let mut fatal = false;
+    let mut replied = false;
+    while let Some(o) = h.node.poll_output() {
+        match o {
+            Output::Disk {
+                id,
+                op: DiskOp::Fsync { .. },
+            } => {
+                h.node.handle(
+                    Time(T0),
+                    Input::DiskDone {
+                        id,
+                        result: Err(DiskError::Io),
+                    },
+                );
+            }
+            Output::Disk { id, op } => {
+                let r = h.perform(op);
+                h.node.handle(Time(T0), Input::DiskDone { id, result: r });
+            }
+            Output::Fatal { .. } => fatal = true,
+            Output::Send { .. } => replied = true,
+            _ => {}
+        }
+    }
+    assert!(fatal, "an fsync error under always must stop the node");
+    assert!(!replied, "no reply may claim a write that was not fsynced");
+}
+
+#[test]
+fn aof_everysec_fsync_failure_refuses_writes() {
+    let mut h = Harness::new(aof_config("everysec"), 1);
+    h.connect(1);
+    h.cmd(1, "SET k v");
+    h.advance_ms(1100);
+    h.node.handle(Time(h.now), Input::Tick);
+    while let Some(o) = h.node.poll_output() {
+        if let Output::Disk { id, op } = o {
+            let r = match op {
+                DiskOp::Fsync { .. } => Err(DiskError::Io),
+                op => h.perform(op),
+            };
+            h.node
+                .handle(Time(h.now), Input::DiskDone { id, result: r });
+        }
+    }
+    assert_eq!(
+        h.cmd(1, "SET k w"),
+        "-MISCONF Errors writing to the AOF file: Input/output error\r\n"
+    );
+    assert_eq!(h.cmd(1, "GET k"), "$1\r\nv\r\n");
+}
+
+#[test]
+fn aof_rewrite_compacts_and_survives_restart() {
+    let mut h = Harness::new(aof_config("always"), 3);
+    h.connect(1);
+    aof_workload(&mut h);
+    for i in 0..100 {
+        h.cmd(1, &format!("INCR counter{}", i % 3));
+    }
+    assert_eq!(
+        h.cmd(1, "BGREWRITEAOF"),
+        "+Background append only file rewriting started\r\n"
+    );
+    h.cmd(1, "SET after-rewrite 1");
+    for _ in 0..50 {
+        h.tick();
+    }
+    let info = h.cmd(1, "INFO persistence");
+    assert!(info.contains("aof_rewrites:1"), "{info}");
+    let manifest =
+        String::from_utf8_lossy(&h.files["appendonlydir/appendonly.aof.manifest"]).into_owned();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!h
+        .files
+        .contains_key("appendonlydir/appendonly.aof.1.incr.aof"));
+    assert!(!h
+        .files
+        .contains_key("appendonlydir/appendonly.aof.1.base.rdb"));
+    let mut r = Harness::with_files(aof_config("always"), 4, h.files.clone());
+    r.now = h.now;
+    r.connect(1);
+    assert_same_data(&mut h, &mut r);
+    assert_eq!(r.cmd(1, "GET after-rewrite"), "$1\r\n1\r\n");
+    assert_eq!(r.cmd(1, "GET counter1"), "$2\r\n33\r\n");
+}
+
+#[test]
+fn aof_torn_tail_is_truncated_or_refused() {
+    let mut h = Harness::new(aof_config("always"), 5);
+    h.connect(1);
+    h.cmd(1, "SET a 1");
+    h.cmd(1, "SET b 2");
+    let incr = "appendonlydir/appendonly.aof.1.incr.aof".to_string();
+    let whole = h.files[&incr].len();
+    // A torn write: half a command, and an unfinished transaction.
+    h.files.get_mut(&incr).unwrap().extend_from_slice(
+        b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n*3\r\n$3\r\nSE",
+    );
+    let mut r = Harness::with_files(aof_config("always"), 6, h.files.clone());
+    r.connect(1);
+    assert_eq!(r.cmd(1, "GET b"), "$1\r\n2\r\n");
+    assert_eq!(r.cmd(1, "EXISTS c"), ":0\r\n");
+    assert_eq!(r.files[&incr].len(), whole, "the torn tail is cut off");
+    // With aof-load-truncated no, the node refuses to start.
+    let mut files = h.files.clone();
+    files
+        .get_mut(&incr)
+        .unwrap()
+        .extend_from_slice(b"*3\r\n$3\r\nSE");
+    let mut node = Node::new(
+        Config {
+            aof_load_truncated: false,
+            ..aof_config("always")
+        },
+        7,
+    );
+    node.start(Time(T0));
+    let mut h2 = Harness {
+        node,
+        now: T0,
+        files,
+    };
+    let mut fatal = false;
+    while let Some(o) = h2.node.poll_output() {
+        match o {
+            Output::Disk { id, op } => {
+                let r = h2.perform(op);
+                h2.node.handle(Time(T0), Input::DiskDone { id, result: r });
+            }
+            Output::Fatal { .. } => fatal = true,
+            _ => {}
+        }
+    }
+    assert!(fatal);
 }

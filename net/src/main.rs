@@ -80,6 +80,12 @@ impl Shared {
                 }
                 Output::Shutdown => self.shutdown.notify_one(),
                 Output::Disk { id, op } => self.disk.submit(id, op),
+                // The node cannot go on (corrupt data file, AOF fsync
+                // failure under `always`): Redis logs and exits with 1.
+                Output::Fatal { message } => {
+                    tracing::error!("{message}");
+                    std::process::exit(1);
+                }
             }
         }
         mine

@@ -39,6 +39,14 @@ pub fn cinnabar_bin() -> PathBuf {
     panic!("cinnabar-server not built: run `cargo build --release -p cinnabar-net` (scripts/test.sh does)");
 }
 
+/// An empty directory for one server's files.
+pub fn fresh_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cinnabar-test-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
 impl Server {
     /// Genuine Redis 7.0 (Debian's redis-server), with DEBUG enabled and no
     /// persistence, on a free port.
@@ -89,6 +97,10 @@ impl Server {
             "".into(),
             "--enable-debug-command".into(),
             "yes".into(),
+            // A fresh directory per server: nothing is loaded at start-up
+            // unless a test puts it there, and saves never litter the tree.
+            "--dir".into(),
+            fresh_dir(port).display().to_string(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(cinnabar_bin())

@@ -1039,6 +1039,14 @@ mod tests {
             (&["OBJECT", "ENCODING", "n"], b"$3\x0d\x0aint\x0d\x0a"),
         ];
         let mut n = Node::new(Config::default(), 1);
+        n.start(Time(1_000_000));
+        // No data file: the start-up read finds nothing.
+        while let Some(o) = n.poll_output() {
+            if let Output::Disk { id, .. } = o {
+                let result = Err(crate::disk::DiskError::NotFound);
+                n.handle(Time(1_000_000), Input::DiskDone { id, result });
+            }
+        }
         let conn = ConnId(1);
         n.handle(
             Time(1_000_000),

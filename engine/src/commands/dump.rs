@@ -114,7 +114,7 @@ pub fn restore(cx: &mut Ctx) {
     } else {
         ttl
     };
-    if ttl != 0 && at_ms <= now_ms {
+    if ttl != 0 && at_ms <= now_ms && !cx.node.aof.replaying {
         if deleted {
             cx.dirty(1);
         }

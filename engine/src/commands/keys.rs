@@ -286,7 +286,9 @@ fn expire_generic(cx: &mut Ctx, base_ms: i64, seconds: bool) {
     if refuse {
         return cx.out().int(0);
     }
-    if when <= cx.now_ms() {
+    // Replaying the AOF, a past time is kept as a TTL (checkAlreadyExpired
+    // is false while loading).
+    if when <= cx.now_ms() && !cx.node.aof.replaying {
         cx.delete_key(&key);
     } else {
         cx.db().set_expire(&key, when);

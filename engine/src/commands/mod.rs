@@ -13,6 +13,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod persistence;
 pub mod pubsub;
 pub mod scripting;
 pub mod server;
@@ -140,6 +141,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| pubsub::handler(name))
                 .or_else(|| scripting::handler(name))
                 .or_else(|| dump::handler(name))
+                .or_else(|| persistence::handler(name))
         }
     })
 }

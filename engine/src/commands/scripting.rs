@@ -128,6 +128,40 @@ fn scripting(node: &mut Node) -> Option<&mut Scripting> {
     node.scripting.as_deref_mut()
 }
 
+/// The code of every FUNCTION library, in name order (what an RDB file
+/// stores).
+pub fn library_codes(node: &Node) -> Vec<Bytes> {
+    match node.scripting.as_deref() {
+        Some(s) => s.libraries.values().map(|l| l.code.clone()).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Loads a library found in an RDB file (FUNCTION LOAD without REPLACE).
+pub fn restore_library(node: &mut Node, code: &[u8]) -> Result<(), String> {
+    let name = library_name(code)?;
+    let state = scripting(node).ok_or("Lua scripting is unavailable")?;
+    if state.libraries.contains_key(&name) {
+        return Err(format!("Library '{name}' already exists"));
+    }
+    let functions = load_library(state, &name, code)?;
+    state.libraries.insert(
+        name,
+        Library {
+            code: Bytes::copy_from_slice(code),
+            functions,
+        },
+    );
+    Ok(())
+}
+
+impl Scripting {
+    /// FUNCTION FLUSH's effect, for DEBUG RELOAD.
+    pub fn clear_libraries(&mut self) {
+        self.libraries.clear();
+    }
+}
+
 /// The numkeys argument of EVAL and FCALL (argv[2]), with Redis's errors.
 fn parse_numkeys(cx: &mut Ctx) -> Option<usize> {
     let numkeys = cx.parse_int(2)?;

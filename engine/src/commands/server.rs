@@ -206,13 +206,63 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "mem_allocator", n.host.mem_allocator);
     }
     if section("persistence", "Persistence", &mut out) {
-        field!(out, "loading", 0);
+        let p = &n.persist;
+        let (done, total) = p.save_progress();
+        field!(out, "loading", p.loading as u8);
         field!(out, "async_loading", 0);
+        field!(out, "current_cow_peak", 0);
+        field!(out, "current_cow_size", 0);
+        field!(out, "current_cow_size_age", 0);
+        field!(out, "current_fork_perc", "0.00");
+        field!(out, "current_save_keys_processed", done);
+        field!(out, "current_save_keys_total", total);
         field!(out, "rdb_changes_since_last_save", n.dirty);
-        field!(out, "rdb_bgsave_in_progress", 0);
-        field!(out, "rdb_last_save_time", n.start_time.as_secs());
-        field!(out, "aof_enabled", 0);
-        field!(out, "aof_rewrite_in_progress", 0);
+        field!(out, "rdb_bgsave_in_progress", p.bgsave_in_progress() as u8);
+        field!(out, "rdb_last_save_time", p.lastsave);
+        field!(
+            out,
+            "rdb_last_bgsave_status",
+            if p.last_bgsave_ok { "ok" } else { "err" }
+        );
+        field!(
+            out,
+            "rdb_last_bgsave_time_sec",
+            p.last_bgsave_time_sec.map_or(-1, |s| s as i64)
+        );
+        field!(
+            out,
+            "rdb_current_bgsave_time_sec",
+            p.current_save_secs(n.now).map_or(-1, |s| s as i64)
+        );
+        field!(out, "rdb_saves", p.rdb_saves);
+        field!(out, "rdb_last_cow_size", 0);
+        field!(out, "rdb_last_load_keys_expired", p.last_load_keys_expired);
+        field!(out, "rdb_last_load_keys_loaded", p.last_load_keys_loaded);
+        let a = &n.aof;
+        field!(out, "aof_enabled", a.enabled as u8);
+        field!(out, "aof_rewrite_in_progress", a.rewrite_in_progress as u8);
+        field!(out, "aof_rewrite_scheduled", a.rewrite_scheduled as u8);
+        field!(out, "aof_last_rewrite_time_sec", -1);
+        field!(out, "aof_current_rewrite_time_sec", -1);
+        field!(
+            out,
+            "aof_last_bgrewrite_status",
+            if a.last_rewrite_ok || a.rewrites == 0 {
+                "ok"
+            } else {
+                "err"
+            }
+        );
+        field!(out, "aof_rewrites", a.rewrites);
+        field!(out, "aof_rewrites_consecutive_failures", 0);
+        field!(
+            out,
+            "aof_last_write_status",
+            if a.write_error.is_none() { "ok" } else { "err" }
+        );
+        field!(out, "aof_last_cow_size", 0);
+        field!(out, "module_fork_in_progress", 0);
+        field!(out, "module_fork_last_cow_size", 0);
     }
     if section("stats", "Stats", &mut out) {
         let s = &n.stats;
@@ -348,7 +398,9 @@ pub fn config_set(cx: &mut Ctx) {
             Err(SetError::Invalid(why)) => return cx.error(&fail(&why)),
         }
     }
+    let appendonly = next.appendonly;
     cx.node.config = next;
+    crate::aof::set_enabled(cx.node, appendonly);
     cx.out().ok();
 }
 
@@ -362,17 +414,23 @@ pub fn config_help(cx: &mut Ctx) {
     cx.reply_help("config");
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. There is nothing to save
-/// yet (persistence arrives later), so every form stops at once.
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first when asked
+/// to (SAVE) or when save points are configured (unless NOSAVE); the client
+/// gets an error and the server keeps running if that save fails (unless
+/// FORCE).
 pub fn shutdown(cx: &mut Ctx) {
     let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    let mut force = false;
     for i in 1..cx.argv.len() {
         if cx.arg_is(i, "nosave") {
             nosave = true;
         } else if cx.arg_is(i, "save") {
             save = true;
-        } else if cx.arg_is(i, "now") || cx.arg_is(i, "force") {
+        } else if cx.arg_is(i, "now") {
             other = true;
+        } else if cx.arg_is(i, "force") {
+            other = true;
+            force = true;
         } else if cx.arg_is(i, "abort") {
             abort = true;
         } else {
@@ -386,9 +444,21 @@ pub fn shutdown(cx: &mut Ctx) {
         return cx.error("ERR No shutdown in progress.");
     }
     tracing::warn!("User requested shutdown...");
-    cx.node.shutdown_requested = true;
-    cx.client.close_after_reply = true;
-    cx.node.push_output(Output::Shutdown);
+    let choice = if save {
+        Some(true)
+    } else if nosave {
+        Some(false)
+    } else {
+        None
+    };
+    let conn = cx.client.conn;
+    crate::persist::shutdown(cx.node, Some(conn), choice, force);
+    if cx.node.shutdown_requested {
+        cx.client.close_after_reply = true;
+    } else {
+        // Saving first: the reply (an error if the save fails) comes later.
+        cx.client.awaiting_disk = true;
+    }
 }
 
 /// DEBUG subcommand: SLEEP, SET-ACTIVE-EXPIRE, HELP. Disabled unless
@@ -411,6 +481,14 @@ pub fn debug(cx: &mut Ctx) {
         let micros = (secs * 1e6).max(0.0) as u64;
         cx.node.push_output(Output::Sleep { micros });
         return cx.out().ok();
+    }
+    if cx.argv.len() >= 2 && cx.arg_is(1, "reload") {
+        let conn = cx.client.conn;
+        match crate::persist::debug_reload(cx.node, conn) {
+            Ok(()) => cx.client.awaiting_disk = true,
+            Err(e) => cx.error(e),
+        }
+        return;
     }
     if cx.argv.len() == 3 && cx.arg_is(1, "set-active-expire") {
         cx.node.active_expire_enabled = cx.argv[2].as_ref() != b"0";

@@ -673,6 +673,15 @@ pub fn spop(cx: &mut Ctx) {
         cx.delete_key(key);
     }
     cx.dirty(1);
+    // The AOF logs which member went, not a random pop.
+    if cx.node.aof.enabled {
+        let srem = vec![
+            Bytes::from_static(b"SREM"),
+            key.clone(),
+            m.as_member().to_bytes(),
+        ];
+        cx.node.propagate(db, srem);
+    }
 }
 
 /// SPOP key count: Redis's `spopWithCountCommand`, case by case.
@@ -693,11 +702,14 @@ fn spop_with_count(cx: &mut Ctx) {
         return cx.client.reply.set(0);
     }
     let max = max_intset_entries(&cx.node.config);
+    // For the AOF: the members popped, logged as one SREM.
+    let log = cx.node.aof.enabled;
     let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
         return;
     };
     let size = s.len() as u64;
     let out = &mut cx.client.reply;
+    let mut srem = vec![Bytes::from_static(b"SREM"), key.clone()];
 
     // CASE 1: the whole set, replied as SUNION would, then deleted.
     if count >= size {
@@ -708,6 +720,10 @@ fn spop_with_count(cx: &mut Ctx) {
         reply_set(out, &all);
         cx.delete_key(key);
         cx.dirty(size);
+        if log {
+            cx.node
+                .propagate(db, vec![Bytes::from_static(b"DEL"), key.clone()]);
+        }
         return;
     }
 
@@ -721,6 +737,9 @@ fn spop_with_count(cx: &mut Ctx) {
             };
             m.as_member().reply(out);
             s.remove_member(m.as_member());
+            if log {
+                srem.push(m.as_member().to_bytes());
+            }
         }
     } else {
         // CASE 3: move the `remaining` survivors to a new set, reply with
@@ -736,12 +755,18 @@ fn spop_with_count(cx: &mut Ctx) {
         }
         for m in s.iter() {
             m.reply(out);
+            if log {
+                srem.push(m.to_bytes());
+            }
         }
         if let Some(n) = survivors {
             *s = n;
         }
     }
     cx.dirty(count);
+    if log {
+        cx.node.propagate(db, srem);
+    }
 }
 
 /// Replies with a whole set (`~` in RESP3) in its iteration order.

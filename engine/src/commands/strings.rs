@@ -242,7 +242,7 @@ pub fn getex(cx: &mut Ctx) {
     cx.out().bulk(&value);
     let now = cx.now_ms();
     if let Some(ms) = expire_ms {
-        if ms <= now {
+        if ms <= now && !cx.node.aof.replaying {
             cx.delete_key(&key);
         } else {
             cx.db().set_expire(&key, ms);

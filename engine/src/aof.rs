@@ -1,0 +1,889 @@
+//! The append-only file: Redis 7.0's multi-part AOF (a base file, incr files
+//! and a manifest in `appenddirname`), written and loaded through the disk
+//! boundary.
+//!
+//! # What is written
+//!
+//! Every command that changed the dataset is appended as its *effect*, as
+//! Redis propagates it (see [`effects`]): relative TTLs become PEXPIREAT /
+//! `SET ... PXAT`, INCRBYFLOAT becomes `SET ... KEEPTTL`, blocking pops
+//! become plain pops, an expired key becomes DEL, and a transaction or script
+//! with more than one write is wrapped in MULTI/EXEC. Replaying the file
+//! therefore rebuilds the same dataset without clocks or randomness.
+//!
+//! # The promises (`appendfsync`)
+//!
+//! - `always`: after each batch of input the node appends the new commands
+//!   and fsyncs, and **holds every reply** produced meanwhile until that
+//!   fsync succeeded (group commit). A client that saw a reply for a write
+//!   finds it after a crash. A failed write or fsync stops the node, as in
+//!   Redis ("Can't recover from AOF write error...").
+//! - `everysec`: appends after each batch, fsyncs at most once a second in
+//!   the background; a crash loses about the last one to two seconds. A
+//!   failed write or fsync refuses writes (-MISCONF) until one succeeds.
+//! - `no`: appends; the OS decides when data reaches the disk.
+//!
+//! # Rewrites
+//!
+//! BGREWRITEAOF opens a new incr file (so later writes go there), then saves
+//! the dataset as an RDB-format base with the same incremental snapshot as
+//! BGSAVE, renames it into place, writes the new manifest (temp file, fsync,
+//! rename, fsync the directory) and only then deletes the old files.
+
+use crate::disk::{self, DiskOp, DiskReply, DiskResult};
+use crate::node::{Client, Node, Time};
+use crate::persist::{self, Purpose};
+use bytes::Bytes;
+
+/// The state of the AOF.
+#[derive(Default)]
+pub struct Aof {
+    /// `appendonly yes` is in effect (Redis's aof_state == AOF_ON).
+    pub enabled: bool,
+    /// Commands not yet handed to the disk (Redis's aof_buf).
+    buf: Vec<u8>,
+    /// The db the AOF stream last SELECTed.
+    selected: Option<usize>,
+    /// Offsets in the stream of commands: bytes handed to the disk, known
+    /// written, and known fsynced.
+    issued: u64,
+    written: u64,
+    pub synced: u64,
+    write_in_flight: bool,
+    fsync_in_flight: bool,
+    last_fsync: Time,
+    /// The last write or fsync failed with this error: writes are refused.
+    pub write_error: Option<String>,
+    manifest: Manifest,
+    /// Files read at start-up, in manifest order.
+    loading_files: Vec<(String, Option<Bytes>)>,
+    /// A rewrite is running; it opened incr file `seq`.
+    pub rewrite_in_progress: bool,
+    pub rewrite_scheduled: bool,
+    pub rewrites: u64,
+    pub last_rewrite_ok: bool,
+    /// Size of the AOF at the last rewrite, and now (auto-aof-rewrite-*).
+    pub base_size: u64,
+    pub current_size: u64,
+    /// Set while replaying the AOF: nothing is propagated.
+    pub replaying: bool,
+    /// Writes of the running top-level command: (db, argv).
+    pending: Vec<(usize, Vec<Bytes>)>,
+}
+
+/// The manifest: which files make up the AOF, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub base: Option<(String, u64)>,
+    pub incrs: Vec<(String, u64)>,
+    pub history: Vec<String>,
+}
+
+impl Manifest {
+    /// Parses Redis 7.0's manifest: `file <name> seq <n> type <b|i|h>` lines.
+    pub fn parse(text: &[u8]) -> Result<Manifest, String> {
+        let text = std::str::from_utf8(text).map_err(|_| "Invalid AOF manifest file format")?;
+        let mut m = Manifest::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let t: Vec<&str> = line.split_whitespace().collect();
+            let mut name = None;
+            let mut seq = None;
+            let mut kind = None;
+            for kv in t.chunks(2) {
+                match kv {
+                    ["file", v] => name = Some(v.to_string()),
+                    ["seq", v] => seq = v.parse::<u64>().ok(),
+                    ["type", v] => kind = Some(v.to_string()),
+                    _ => {}
+                }
+            }
+            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+                return Err("Invalid AOF manifest file format".into());
+            };
+            if name.contains('/') {
+                return Err(format!("File can't be a path, just a filename: {name}"));
+            }
+            match kind.as_str() {
+                "b" if m.base.is_none() => m.base = Some((name, seq)),
+                "b" => return Err("Found duplicate base file information".into()),
+                "i" => m.incrs.push((name, seq)),
+                "h" => m.history.push(name),
+                _ => return Err(format!("Unknown AOF file type: {kind}")),
+            }
+        }
+        if m.base.is_none() && m.incrs.is_empty() {
+            return Err("Found an empty AOF manifest".into());
+        }
+        Ok(m)
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if let Some((n, seq)) = &self.base {
+            s.push_str(&format!("file {n} seq {seq} type b\n"));
+        }
+        for n in &self.history {
+            s.push_str(&format!("file {n} seq 0 type h\n"));
+        }
+        for (n, seq) in &self.incrs {
+            s.push_str(&format!("file {n} seq {seq} type i\n"));
+        }
+        s
+    }
+
+    fn next_incr_seq(&self) -> u64 {
+        self.incrs.iter().map(|i| i.1).max().unwrap_or(0) + 1
+    }
+
+    fn next_base_seq(&self) -> u64 {
+        self.base.as_ref().map_or(0, |b| b.1) + 1
+    }
+}
+
+fn aof_dir(node: &Node) -> String {
+    disk::join(&node.config.dir, &node.config.appenddirname)
+}
+
+fn in_dir(node: &Node, name: &str) -> String {
+    disk::join(&aof_dir(node), name)
+}
+
+fn manifest_name(node: &Node) -> String {
+    format!("{}.manifest", node.config.appendfilename)
+}
+
+fn current_incr(node: &Node) -> Option<String> {
+    node.aof.manifest.incrs.last().map(|(n, _)| in_dir(node, n))
+}
+
+// ---------------------------------------------------------------------------
+// Propagation
+// ---------------------------------------------------------------------------
+
+/// Records that the running command changed the dataset with these effects.
+pub fn propagate(node: &mut Node, db: usize, argv: Vec<Bytes>) {
+    if node.aof.enabled && !node.aof.replaying {
+        node.aof.pending.push((db, argv));
+    }
+}
+
+/// The top-level command ended: its effects go to the buffer, wrapped in
+/// MULTI/EXEC when there is more than one (as Redis 7.0 does).
+pub fn end_of_command(node: &mut Node) {
+    if node.aof.pending.is_empty() {
+        return;
+    }
+    let ops = std::mem::take(&mut node.aof.pending);
+    let wrap = ops.len() > 1;
+    if wrap {
+        let db = ops[0].0;
+        append_command(&mut node.aof, db, &[Bytes::from_static(b"MULTI")]);
+    }
+    for (db, argv) in &ops {
+        append_command(&mut node.aof, *db, argv);
+    }
+    if wrap {
+        let db = ops[ops.len() - 1].0;
+        append_command(&mut node.aof, db, &[Bytes::from_static(b"EXEC")]);
+    }
+}
+
+fn append_command(aof: &mut Aof, db: usize, argv: &[Bytes]) {
+    if aof.selected != Some(db) {
+        let n = db.to_string();
+        encode(&mut aof.buf, &[b"SELECT", n.as_bytes()]);
+        aof.selected = Some(db);
+    }
+    let parts: Vec<&[u8]> = argv.iter().map(|a| a.as_ref()).collect();
+    encode(&mut aof.buf, &parts);
+}
+
+/// RESP array of bulk strings, the AOF's format.
+pub fn encode(out: &mut Vec<u8>, argv: &[&[u8]]) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(argv.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for a in argv {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The effect to log for a command that changed the dataset, when it is not
+/// the command itself (Redis's `rewriteClientCommandVector` calls). Commands
+/// whose effect depends on what they did (SPOP, blocking pops) report it
+/// themselves through [`propagate`] and are not rewritten here.
+pub fn effects(name: &str, argv: &[Bytes], now_ms: i64) -> Vec<Bytes> {
+    let abs = |rel: &[u8], unit_ms: i64| -> Bytes {
+        let n = crate::resp::parse_i64(rel).unwrap_or(0);
+        Bytes::from(now_ms.saturating_add(n.saturating_mul(unit_ms)).to_string())
+    };
+    match name {
+        "expire" | "pexpire" | "expireat" | "pexpireat" if argv.len() >= 3 => {
+            let at = match name {
+                "expire" => abs(&argv[2], 1000),
+                "pexpire" => abs(&argv[2], 1),
+                "expireat" => Bytes::from(
+                    crate::resp::parse_i64(&argv[2])
+                        .unwrap_or(0)
+                        .saturating_mul(1000)
+                        .to_string(),
+                ),
+                _ => argv[2].clone(),
+            };
+            vec![Bytes::from_static(b"PEXPIREAT"), argv[1].clone(), at]
+        }
+        "setex" | "psetex" if argv.len() == 4 => {
+            let at = abs(&argv[2], if name == "setex" { 1000 } else { 1 });
+            vec![
+                Bytes::from_static(b"SET"),
+                argv[1].clone(),
+                argv[3].clone(),
+                Bytes::from_static(b"PXAT"),
+                at,
+            ]
+        }
+        "set" | "getex" => {
+            // EX/PX/EXAT become PXAT; everything else is kept.
+            let mut out = Vec::with_capacity(argv.len());
+            let mut i = 0;
+            let mut changed = false;
+            while i < argv.len() {
+                let a = &argv[i];
+                let opt = |o: &str| a.eq_ignore_ascii_case(o.as_bytes());
+                if i + 1 < argv.len() && (opt("ex") || opt("px") || opt("exat")) {
+                    let v = &argv[i + 1];
+                    let at = if opt("ex") {
+                        abs(v, 1000)
+                    } else if opt("px") {
+                        abs(v, 1)
+                    } else {
+                        Bytes::from(
+                            crate::resp::parse_i64(v)
+                                .unwrap_or(0)
+                                .saturating_mul(1000)
+                                .to_string(),
+                        )
+                    };
+                    out.push(Bytes::from_static(b"PXAT"));
+                    out.push(at);
+                    i += 2;
+                    changed = true;
+                    continue;
+                }
+                out.push(a.clone());
+                i += 1;
+            }
+            if name == "getex" {
+                // GETEX's effect is on the TTL only.
+                let key = argv[1].clone();
+                if let Some(p) = out.iter().position(|a| a.as_ref() == b"PXAT") {
+                    return vec![Bytes::from_static(b"PEXPIREAT"), key, out[p + 1].clone()];
+                }
+                if argv.iter().any(|a| a.eq_ignore_ascii_case(b"persist")) {
+                    return vec![Bytes::from_static(b"PERSIST"), key];
+                }
+                return Vec::new();
+            }
+            if changed {
+                out[0] = Bytes::from_static(b"SET");
+            }
+            out
+        }
+        "restore" if argv.len() >= 4 => {
+            // A relative TTL becomes absolute (Redis adds ABSTTL).
+            let absttl = argv[4..].iter().any(|a| a.eq_ignore_ascii_case(b"absttl"));
+            let ttl = crate::resp::parse_i64(&argv[2]).unwrap_or(0);
+            let mut out = argv.to_vec();
+            if ttl != 0 && !absttl {
+                out[2] = abs(&argv[2], 1);
+                out.push(Bytes::from_static(b"ABSTTL"));
+            }
+            out
+        }
+        _ => argv.to_vec(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------
+
+fn fsync_policy(node: &Node) -> &str {
+    node.config.appendfsync.as_str()
+}
+
+/// After each input: hand the buffer to the disk and, per `appendfsync`,
+/// fsync. Under `always`, every reply produced meanwhile is held until the
+/// fsync covering it completes.
+pub fn after_input(node: &mut Node) {
+    if !node.aof.enabled || node.aof.replaying || node.halted {
+        return;
+    }
+    write_buffer(node);
+    if fsync_policy(node) == "always" {
+        if node.aof.synced < node.aof.issued && !node.aof.fsync_in_flight {
+            issue_fsync(node);
+        }
+        let needed = node.aof.issued + node.aof.buf.len() as u64;
+        node.hold_outputs_until(needed);
+    }
+}
+
+fn write_buffer(node: &mut Node) {
+    if node.aof.buf.is_empty() || node.aof.write_in_flight {
+        return;
+    }
+    let Some(path) = current_incr(node) else {
+        return;
+    };
+    let data = Bytes::from(std::mem::take(&mut node.aof.buf));
+    let len = data.len() as u64;
+    node.aof.issued += len;
+    node.aof.write_in_flight = true;
+    persist::issue(
+        node,
+        DiskOp::Append {
+            path,
+            data: data.clone(),
+        },
+        Purpose::AofWrite { data },
+    );
+}
+
+fn issue_fsync(node: &mut Node) {
+    let Some(path) = current_incr(node) else {
+        return;
+    };
+    node.aof.fsync_in_flight = true;
+    let upto = node.aof.issued;
+    persist::issue(node, DiskOp::Fsync { path }, Purpose::AofFsync { upto });
+}
+
+/// Periodic work: everysec fsync, retries after errors, automatic rewrites.
+pub fn tick(node: &mut Node) {
+    if !node.aof.enabled || node.aof.replaying || node.persist.loading {
+        return;
+    }
+    write_buffer(node);
+    let now = node.now;
+    if fsync_policy(node) == "everysec"
+        && node.aof.synced < node.aof.written
+        && !node.aof.fsync_in_flight
+        && now
+            .as_micros()
+            .saturating_sub(node.aof.last_fsync.as_micros())
+            >= 1_000_000
+    {
+        issue_fsync(node);
+    }
+    let pct = node.config.auto_aof_rewrite_percentage as u64;
+    let min = node.config.auto_aof_rewrite_min_size as u64;
+    let size = node.aof.current_size;
+    if pct > 0
+        && !node.aof.rewrite_in_progress
+        && !node.persist.busy()
+        && size > min
+        && size * 100 / node.aof.base_size.max(1) >= 100 + pct
+    {
+        tracing::info!("Starting automatic rewriting of AOF on {pct}% growth");
+        let _ = start_rewrite(node);
+    }
+    if node.aof.rewrite_scheduled && !node.persist.busy() {
+        node.aof.rewrite_scheduled = false;
+        let _ = start_rewrite(node);
+    }
+}
+
+/// A write or fsync finished.
+pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
+    match purpose {
+        Purpose::AofWrite { data } => {
+            node.aof.write_in_flight = false;
+            match result {
+                Ok(DiskReply::Written(n)) if n == data.len() as u64 => {
+                    node.aof.written += n;
+                    node.aof.current_size += n;
+                    if node.aof.write_error.take().is_some() {
+                        tracing::warn!("AOF write error looks solved, Redis can write again.");
+                    }
+                }
+                other => {
+                    let why = match other {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "short write".to_string(),
+                    };
+                    if fsync_policy(node) == "always" {
+                        return persist::fatal(
+                            node,
+                            format!("Can't recover from AOF write error when the AOF fsync policy is 'always' ({why}). Exiting..."),
+                        );
+                    }
+                    tracing::warn!("Error writing to the AOF file: {why}");
+                    // Retry the same bytes later; a short write may have left
+                    // a partial command, which the loader treats as a torn
+                    // tail (Redis truncates it back; we rewrite it whole).
+                    node.aof.write_error = Some(why);
+                    node.aof.issued -= data.len() as u64;
+                    let mut again = data.to_vec();
+                    again.extend_from_slice(&node.aof.buf);
+                    node.aof.buf = again;
+                }
+            }
+            if fsync_policy(node) == "always" {
+                write_buffer(node);
+                if node.aof.synced < node.aof.issued && !node.aof.fsync_in_flight {
+                    issue_fsync(node);
+                }
+            }
+        }
+        Purpose::AofFsync { upto } => {
+            node.aof.fsync_in_flight = false;
+            match result {
+                Ok(_) => {
+                    node.aof.synced = node.aof.synced.max(upto);
+                    node.aof.last_fsync = node.now;
+                    node.release_held_outputs(node.aof.synced);
+                }
+                Err(e) => {
+                    if fsync_policy(node) == "always" {
+                        return persist::fatal(
+                            node,
+                            format!("Can't persist AOF for fsync error when the AOF fsync policy is 'always': {e}. Exiting..."),
+                        );
+                    }
+                    tracing::warn!("Error fsyncing the AOF file: {e}");
+                    node.aof.write_error = Some(e.to_string());
+                    node.aof.last_fsync = node.now;
+                }
+            }
+            if fsync_policy(node) == "always" && node.aof.synced < node.aof.issued {
+                issue_fsync(node);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Shutdown: write and fsync what is buffered. True if operations were
+/// issued (the caller stops after they complete).
+pub fn flush_for_shutdown(node: &mut Node) -> bool {
+    if !node.aof.enabled || node.persist.loading {
+        return false;
+    }
+    write_buffer(node);
+    if node.aof.synced < node.aof.issued {
+        issue_fsync(node);
+        return true;
+    }
+    false
+}
+
+/// Writes are refused with -MISCONF while the AOF cannot be written.
+pub fn write_error(node: &Node) -> Option<String> {
+    if !node.aof.enabled {
+        return None;
+    }
+    node.aof
+        .write_error
+        .as_ref()
+        .map(|e| format!("MISCONF Errors writing to the AOF file: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Start-up: create or load
+// ---------------------------------------------------------------------------
+
+/// Start-up with `appendonly yes`: load the AOF named by the manifest, or
+/// create a fresh one (the RDB file is *not* loaded then, as in Redis).
+pub fn start(node: &mut Node) {
+    node.aof = Aof {
+        enabled: true,
+        last_rewrite_ok: true,
+        last_fsync: node.now,
+        ..Aof::default()
+    };
+    let dir = aof_dir(node);
+    persist::issue(node, DiskOp::CreateDir { path: dir }, Purpose::Ignore);
+    let path = in_dir(node, &manifest_name(node));
+    persist::issue(node, DiskOp::Read { path }, Purpose::AofManifest);
+}
+
+pub(crate) fn load_step(node: &mut Node, purpose: Purpose, result: DiskResult) {
+    match purpose {
+        Purpose::AofManifest => match result {
+            Ok(DiskReply::Data(text)) => match Manifest::parse(&text) {
+                Ok(m) => {
+                    let mut files = Vec::new();
+                    if let Some((b, _)) = &m.base {
+                        files.push(b.clone());
+                    }
+                    files.extend(m.incrs.iter().map(|i| i.0.clone()));
+                    node.aof.manifest = m;
+                    node.aof.loading_files = files.iter().map(|f| (f.clone(), None)).collect();
+                    for (i, f) in files.iter().enumerate() {
+                        let path = in_dir(node, f);
+                        persist::issue(node, DiskOp::Read { path }, Purpose::AofFile { index: i });
+                    }
+                }
+                Err(e) => persist::fatal(node, format!("Bad AOF manifest: {e}. Exiting.")),
+            },
+            Err(disk::DiskError::NotFound) => {
+                tracing::info!("No AOF found: creating a fresh one.");
+                persist::loading_finished(node);
+                if let Err(e) = start_rewrite(node) {
+                    persist::fatal(node, format!("Can't create the AOF: {e}"));
+                }
+            }
+            Ok(_) => persist::fatal(node, "Unexpected reply reading the AOF manifest".into()),
+            Err(e) => persist::fatal(node, format!("Can't read the AOF manifest: {e}. Exiting.")),
+        },
+        Purpose::AofFile { index } => {
+            let data = match result {
+                Ok(DiskReply::Data(d)) => d,
+                Ok(_) => Bytes::new(),
+                Err(disk::DiskError::NotFound) if index > 0 => Bytes::new(),
+                Err(e) => {
+                    let name = node.aof.loading_files.get(index).map(|f| f.0.clone());
+                    return persist::fatal(
+                        node,
+                        format!(
+                            "Can't open the append-only file {}: {e}",
+                            name.unwrap_or_default()
+                        ),
+                    );
+                }
+            };
+            if let Some(slot) = node.aof.loading_files.get_mut(index) {
+                slot.1 = Some(data);
+            }
+            if index + 1 == node.aof.loading_files.len() {
+                replay_all(node);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Replays every file in order. A torn tail of the last file is cut off
+/// (aof-load-truncated yes); anything else malformed is fatal.
+fn replay_all(node: &mut Node) {
+    let files = std::mem::take(&mut node.aof.loading_files);
+    let count = files.len();
+    let has_base = node.aof.manifest.base.is_some();
+    node.aof.replaying = true;
+    for db in &mut node.dbs {
+        db.loading = true;
+    }
+    let mut client = Client::loader();
+    let mut total = 0u64;
+    for (i, (name, data)) in files.into_iter().enumerate() {
+        let data = data.unwrap_or_default();
+        total += data.len() as u64;
+        if i == 0 && has_base && data.starts_with(b"REDIS") {
+            if let Err(e) = persist::load_rdb_bytes(node, &data) {
+                node.aof.replaying = false;
+                return persist::fatal(
+                    node,
+                    format!("Bad file format reading the append only file {name}: {e}"),
+                );
+            }
+            node.aof.base_size = data.len() as u64;
+            continue;
+        }
+        let last = i + 1 == count;
+        match replay(node, &mut client, &data) {
+            Replay::Done => {}
+            Replay::Truncated { valid } if last && node.config.aof_load_truncated => {
+                tracing::warn!(
+                    "!!! Warning: short read while loading the AOF file {name}!!! AOF loaded anyway because aof-load-truncated is enabled; truncating it to {valid} bytes"
+                );
+                total -= data.len() as u64 - valid;
+                let path = in_dir(node, &name);
+                persist::issue(node, DiskOp::Truncate { path, len: valid }, Purpose::Ignore);
+            }
+            Replay::Truncated { .. } => {
+                node.aof.replaying = false;
+                return persist::fatal(
+                    node,
+                    format!("Unexpected end of file reading the append only file {name}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."),
+                );
+            }
+            Replay::Bad(why) => {
+                node.aof.replaying = false;
+                return persist::fatal(
+                    node,
+                    format!("Bad file format reading the append only file {name}: {why}. Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"),
+                );
+            }
+        }
+        if i == 0 && has_base {
+            node.aof.base_size = data.len() as u64;
+        }
+    }
+    node.aof.replaying = false;
+    for db in &mut node.dbs {
+        db.loading = false;
+    }
+    node.aof.current_size = total;
+    node.aof.issued = 0;
+    node.aof.written = 0;
+    node.aof.synced = 0;
+    node.dirty = 0;
+    tracing::info!("DB loaded from append only file");
+    persist::loading_finished(node);
+}
+
+/// The outcome of replaying one file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replay {
+    Done,
+    /// The file ends inside a command (or an unfinished MULTI): the first
+    /// `valid` bytes are whole.
+    Truncated {
+        valid: u64,
+    },
+    Bad(String),
+}
+
+/// Parses one command at `pos`: Ok(None) when the data ends inside it.
+pub fn parse_command(data: &[u8], pos: usize) -> Result<Option<(Vec<Bytes>, usize)>, String> {
+    fn line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+        let rest = data.get(pos..)?;
+        let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+        Some((&rest[..nl], pos + nl + 2))
+    }
+    let Some((head, mut p)) = line(data, pos) else {
+        return Ok(None);
+    };
+    if head.first() != Some(&b'*') {
+        return Err("expected '*'".into());
+    }
+    let argc = crate::resp::parse_i64(&head[1..])
+        .filter(|&n| n >= 1)
+        .ok_or("bad argument count")? as usize;
+    let mut argv = Vec::with_capacity(argc.min(1024));
+    for _ in 0..argc {
+        let Some((h, q)) = line(data, p) else {
+            return Ok(None);
+        };
+        if h.first() != Some(&b'$') {
+            return Err("expected '$'".into());
+        }
+        let len = crate::resp::parse_i64(&h[1..])
+            .filter(|&n| n >= 0)
+            .ok_or("bad bulk length")? as usize;
+        let end = q.checked_add(len).ok_or("bad bulk length")?;
+        if data.len() < end.saturating_add(2) {
+            return Ok(None);
+        }
+        if &data[end..end + 2] != b"\r\n" {
+            return Err("bulk not terminated by CRLF".into());
+        }
+        argv.push(Bytes::copy_from_slice(&data[q..end]));
+        p = end + 2;
+    }
+    Ok(Some((argv, p)))
+}
+
+fn replay(node: &mut Node, client: &mut Client, data: &[u8]) -> Replay {
+    let mut pos = 0;
+    // Where the last MULTI began: a file cut inside a transaction is valid
+    // only up to there.
+    let mut multi_start: Option<usize> = None;
+    while pos < data.len() {
+        if data[pos] == b'#' {
+            // Annotations (aof-timestamp-enabled): "#TS:...\r\n".
+            match data[pos..].windows(2).position(|w| w == b"\r\n") {
+                Some(n) => {
+                    pos += n + 2;
+                    continue;
+                }
+                None => return Replay::Truncated { valid: pos as u64 },
+            }
+        }
+        match parse_command(data, pos) {
+            Ok(Some((argv, next))) => {
+                let name = argv[0].to_ascii_lowercase();
+                if name == b"multi" {
+                    multi_start = Some(pos);
+                } else if name == b"exec" {
+                    multi_start = None;
+                }
+                if !node.execute_for_replay(client, &argv) {
+                    return Replay::Bad(format!(
+                        "Unknown command '{}' reading the append only file",
+                        String::from_utf8_lossy(&argv[0])
+                    ));
+                }
+                pos = next;
+            }
+            Ok(None) => {
+                let valid = multi_start.unwrap_or(pos);
+                discard_transaction(client);
+                return Replay::Truncated {
+                    valid: valid as u64,
+                };
+            }
+            Err(why) => return Replay::Bad(why),
+        }
+    }
+    if let Some(start) = multi_start {
+        discard_transaction(client);
+        return Replay::Truncated {
+            valid: start as u64,
+        };
+    }
+    Replay::Done
+}
+
+fn discard_transaction(client: &mut Client) {
+    client.multi = None;
+    client.multi_error = false;
+}
+
+// ---------------------------------------------------------------------------
+// Rewrites
+// ---------------------------------------------------------------------------
+
+/// BGREWRITEAOF (and creating the AOF): switch to a new incr file, then
+/// snapshot the dataset as the next base.
+pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
+    if node.aof.rewrite_in_progress {
+        return Err("ERR Background append only file rewriting already in progress".into());
+    }
+    // Whatever is buffered belongs to the old incr file.
+    write_buffer(node);
+    let seq = node.aof.manifest.next_incr_seq();
+    let incr = format!("{}.{seq}.incr.aof", node.config.appendfilename);
+    node.aof.manifest.incrs.push((incr.clone(), seq));
+    let path = in_dir(node, &incr);
+    persist::issue(
+        node,
+        DiskOp::Write {
+            path,
+            data: Bytes::new(),
+        },
+        Purpose::Ignore,
+    );
+    // The stream in the new file starts with its own SELECT.
+    node.aof.selected = None;
+    write_manifest(node, node.aof.manifest.clone());
+    node.aof.rewrite_in_progress = true;
+    let base_seq = node.aof.manifest.next_base_seq();
+    let base = format!("{}.{base_seq}.base.rdb", node.config.appendfilename);
+    persist::start_aof_rewrite_job(node, in_dir(node, &base));
+    Ok(())
+}
+
+/// CONFIG SET appendonly: turning it on writes a fresh AOF from the
+/// current dataset (Redis's startAppendOnly); off stops logging.
+pub fn set_enabled(node: &mut Node, on: bool) {
+    if on == node.aof.enabled {
+        return;
+    }
+    if on {
+        node.aof = Aof {
+            enabled: true,
+            last_rewrite_ok: true,
+            last_fsync: node.now,
+            ..Aof::default()
+        };
+        for db in &mut node.dbs {
+            db.log_expired = true;
+        }
+        let dir = aof_dir(node);
+        persist::issue(node, DiskOp::CreateDir { path: dir }, Purpose::Ignore);
+        if node.persist.busy() {
+            node.aof.rewrite_scheduled = true;
+        } else {
+            let _ = start_rewrite(node);
+        }
+    } else {
+        flush_for_shutdown(node);
+        node.aof.enabled = false;
+        for db in &mut node.dbs {
+            db.log_expired = false;
+            db.expired.clear();
+        }
+    }
+}
+
+/// Writes a manifest durably: temp file, fsync, rename, fsync the directory.
+fn write_manifest(node: &mut Node, m: Manifest) {
+    let dir = aof_dir(node);
+    let name = manifest_name(node);
+    let tmp = in_dir(node, &format!("temp-{name}"));
+    let path = in_dir(node, &name);
+    let data = Bytes::from(m.render());
+    persist::issue(
+        node,
+        DiskOp::Write {
+            path: tmp.clone(),
+            data,
+        },
+        Purpose::Ignore,
+    );
+    persist::issue(node, DiskOp::Fsync { path: tmp.clone() }, Purpose::Ignore);
+    persist::issue(
+        node,
+        DiskOp::Rename {
+            from: tmp,
+            to: path,
+        },
+        Purpose::Ignore,
+    );
+    persist::issue(node, DiskOp::FsyncDir { path: dir }, Purpose::Ignore);
+}
+
+/// The rewrite's base file is in place (or the rewrite failed).
+pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) {
+    node.aof.rewrite_in_progress = false;
+    node.aof.last_rewrite_ok = ok;
+    if !ok {
+        tracing::warn!("Background AOF rewrite failed");
+        return;
+    }
+    let base_name = base_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(base_path)
+        .to_string();
+    let old = node.aof.manifest.clone();
+    // Creating the AOF is not a rewrite (aof_rewrites counts rewrites).
+    if old.base.is_some() {
+        node.aof.rewrites += 1;
+    }
+    let mut m = Manifest {
+        base: Some((base_name, old.next_base_seq())),
+        incrs: old.incrs.last().cloned().into_iter().collect(),
+        history: Vec::new(),
+    };
+    let mut history: Vec<String> = old.history.clone();
+    if let Some((b, _)) = &old.base {
+        history.push(b.clone());
+    }
+    history.extend(
+        old.incrs
+            .iter()
+            .take(old.incrs.len().saturating_sub(1))
+            .map(|i| i.0.clone()),
+    );
+    m.history = Vec::new();
+    node.aof.manifest = m.clone();
+    write_manifest(node, m);
+    for name in history {
+        let path = in_dir(node, &name);
+        persist::issue(node, DiskOp::Remove { path }, Purpose::Ignore);
+    }
+    node.aof.base_size = base_size.max(1);
+    node.aof.current_size = base_size;
+    tracing::info!("Background AOF rewrite finished successfully");
+}
