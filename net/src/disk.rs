@@ -44,6 +44,18 @@ impl DiskWorker {
     }
 }
 
+/// Performs operations on the calling thread, for start-up: the dataset is
+/// loaded before the first client is served, as Redis loads before its
+/// event loop runs.
+#[derive(Default)]
+pub struct Blocking(Files);
+
+impl Blocking {
+    pub fn perform(&mut self, op: DiskOp) -> DiskResult {
+        self.0.perform(op)
+    }
+}
+
 /// Open append handles, kept so an AOF append is one write(2).
 #[derive(Default)]
 struct Files {

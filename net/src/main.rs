@@ -82,10 +82,8 @@ impl Shared {
                 Output::Disk { id, op } => self.disk.submit(id, op),
                 // The node cannot go on (corrupt data file, AOF fsync
                 // failure under `always`): Redis logs and exits with 1.
-                Output::Fatal { message } => {
-                    tracing::error!("{message}");
-                    std::process::exit(1);
-                }
+                // (The engine has logged the message.)
+                Output::Fatal { .. } => std::process::exit(1),
             }
         }
         mine
@@ -277,8 +275,31 @@ async fn run(config: Config, config_file: String) -> i32 {
             return 1;
         }
     };
+    let mut node = Node::new(config, seed);
+    node.start(now());
+    // Load the dataset before listening, so no client ever sees a
+    // half-loaded node. (Redis listens first and answers -LOADING meanwhile;
+    // with a huge dataset our clients are refused instead until it is in.)
+    let mut startup = disk::Blocking::default();
+    while node.persist.loading && !node.halted {
+        let mut progressed = false;
+        while let Some(out) = node.poll_output() {
+            match out {
+                Output::Disk { id, op } => {
+                    let result = startup.perform(op);
+                    node.handle(now(), Input::DiskDone { id, result });
+                    progressed = true;
+                }
+                Output::Fatal { .. } => return 1,
+                other => tracing::debug!("output during loading: {other:?}"),
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
     let shared = Rc::new(Shared {
-        node: RefCell::new(Node::new(config, seed)),
+        node: RefCell::new(node),
         routes: RefCell::new(HashMap::new()),
         shutdown: Notify::new(),
         disk,
@@ -290,7 +311,6 @@ async fn run(config: Config, config_file: String) -> i32 {
             shared_disk.feed(Input::DiskDone { id, result }, None);
         }
     });
-    shared.node.borrow_mut().start(now());
     shared.feed(Input::Host(host_info(&config_file)), None);
     let next_conn = Rc::new(RefCell::new(0u64));
     let mut listening = 0;

@@ -153,6 +153,19 @@ impl Server {
         self.child.id()
     }
 
+    /// kill -9: the process dies at once; the OS keeps what it was given.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as `kill` and service managers send it.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
     /// Polls `CLIENT LIST ID id` until `ready` accepts the client's line
     /// (`None` once it has disconnected), instead of sleeping and hoping:
     /// loaded CI machines make fixed sleeps flaky.

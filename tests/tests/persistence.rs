@@ -1,0 +1,533 @@
+//! Persistence over real processes and real files, against genuine Redis 7.0:
+//!
+//! - RDB files saved by one server load in the other (every type and
+//!   encoding, TTLs, several databases, function libraries);
+//! - AOF directories (manifest, base, incr files) written by one server load
+//!   in the other, before and after BGREWRITEAOF;
+//! - `appendfsync always`: over many `kill -9` moments, every write a client
+//!   saw acknowledged is there after the restart, and nothing that was never
+//!   sent appears;
+//! - shutdown saves (SHUTDOWN, SIGTERM), DEBUG RELOAD, and refusing to start
+//!   on a corrupt file with a message, never serving a partial dataset.
+
+use cinnabar_tests::{cinnabar_bin, redis_available, show, Conn, Reply, Server};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skip() -> bool {
+    if !redis_available() {
+        eprintln!("redis-server not installed: skipping");
+        return true;
+    }
+    false
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "cinnabar-persist-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn ok(c: &mut Conn, line: &str) -> Vec<u8> {
+    let args = cinnabar_tests::split_line(line);
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    let r = c.cmd(&refs);
+    assert!(!r.starts_with(b"-"), "{line}: {}", show(&r));
+    r
+}
+
+/// Every type and encoding, TTLs, two databases and a function library.
+const DATASET: &[&str] = &[
+    "SET int 12345",
+    "SET emb hello",
+    "SET raw \"this string is longer than forty-four bytes, so it is raw\"",
+    "SET compressible aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "SET volatile v EX 1000",
+    "RPUSH list a b c 1 2 3",
+    "HSET smallhash f1 v1 f2 2",
+    "SADD intset 1 2 3 -7 100000",
+    "SADD strset a b c",
+    "ZADD smallz 1 a 2.5 b -3 c",
+    "PFADD hll a b c d",
+    "EXPIRE list 5000",
+    "SELECT 3",
+    "SET indb3 yes",
+    "SELECT 0",
+    "FUNCTION LOAD \"#!lua name=persistlib\nredis.register_function('pf', function() return 7 end)\"",
+];
+
+/// Big collections (hashtable and skiplist encodings, multi-node lists).
+fn big_values(c: &mut Conn) {
+    let mut h = vec!["HSET".to_string(), "bighash".into()];
+    let mut s = vec!["SADD".to_string(), "bigset".into()];
+    let mut z = vec!["ZADD".to_string(), "bigz".into()];
+    let mut l = vec!["RPUSH".to_string(), "biglist".into()];
+    for i in 0..600 {
+        h.push(format!("field{i}"));
+        h.push(format!("value{i}"));
+        s.push(format!("member{i}"));
+        z.push(format!("{}", i as f64 / 3.0));
+        z.push(format!("m{i}"));
+        l.push(format!("element-number-{i}-with-some-padding"));
+    }
+    for cmd in [h, s, z, l] {
+        let refs: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        let r = c.cmd(&refs);
+        assert!(!r.starts_with(b"-"), "{}", show(&r));
+    }
+}
+
+fn reply_text(r: &[u8]) -> String {
+    format!("{:?}", Reply::parse(r).map(Reply::sorted))
+}
+
+/// A canonical picture of a server's dataset: per (db, key), the type,
+/// encoding, whether it has a TTL (and its rough size) and the contents
+/// with unordered collections sorted.
+fn picture(c: &mut Conn) -> BTreeMap<(usize, Vec<u8>), String> {
+    let mut out = BTreeMap::new();
+    for db in [0usize, 3] {
+        c.cmd_str(&["SELECT", &db.to_string()]);
+        let keys = Reply::parse(&c.cmd_str(&["KEYS", "*"])).expect("KEYS");
+        for k in keys.items() {
+            let Reply::Blob(_, key) = k else { continue };
+            let kt: &[u8] = key;
+            let ty = String::from_utf8_lossy(&c.cmd(&[b"TYPE", kt])).into_owned();
+            // A string's encoding may change on load in Redis too (an HLL
+            // built raw loads as embstr); collections keep theirs.
+            let enc = if ty.contains("string") {
+                String::new()
+            } else {
+                reply_text(&c.cmd(&[b"OBJECT", b"ENCODING", kt]))
+            };
+            let pttl = String::from_utf8_lossy(&c.cmd(&[b"PTTL", kt])).into_owned();
+            let ttl_bucket = match pttl.trim().trim_start_matches(':').parse::<i64>() {
+                Ok(n) if n < 0 => n.to_string(),
+                Ok(n) => format!("~{}s", (n + 500) / 10_000),
+                Err(_) => pttl,
+            };
+            let content = if ty.contains("string") {
+                reply_text(&c.cmd(&[b"GET", kt]))
+            } else if ty.contains("list") {
+                reply_text(&c.cmd(&[b"LRANGE", kt, b"0", b"-1"]))
+            } else if ty.contains("hash") {
+                reply_text(&c.cmd(&[b"HGETALL", kt]))
+            } else if ty.contains("zset") {
+                reply_text(&c.cmd(&[b"ZRANGE", kt, b"0", b"-1", b"WITHSCORES"]))
+            } else {
+                reply_text(&c.cmd(&[b"SMEMBERS", kt]))
+            };
+            out.insert(
+                (db, key.clone()),
+                format!("{ty} {enc} ttl={ttl_bucket} {content}"),
+            );
+        }
+    }
+    c.cmd_str(&["SELECT", "0"]);
+    let f = c.cmd_str(&["FCALL", "pf", "0"]);
+    out.insert((99, b"function".to_vec()), show(&f));
+    out
+}
+
+fn build(c: &mut Conn) {
+    for line in DATASET {
+        ok(c, line);
+    }
+    big_values(c);
+}
+
+fn assert_same(a: &BTreeMap<(usize, Vec<u8>), String>, b: &BTreeMap<(usize, Vec<u8>), String>) {
+    assert_eq!(a.len(), b.len(), "key counts differ");
+    for (k, v) in a {
+        assert_eq!(Some(v), b.get(k), "key {:?}", String::from_utf8_lossy(&k.1));
+    }
+}
+
+fn dir_arg(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+#[test]
+fn rdb_files_load_both_ways() {
+    if skip() {
+        return;
+    }
+    // Cinnabar saves, Redis loads.
+    let dir = temp_dir("rdb-c2r");
+    let d = dir_arg(&dir);
+    let want = {
+        let ours = Server::cinnabar(&["--dir", &d]);
+        let mut c = ours.connect();
+        build(&mut c);
+        assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+        picture(&mut c)
+    };
+    let redis = Server::redis(&["--dir", &d, "--dbfilename", "dump.rdb"]);
+    assert_same(&want, &picture(&mut redis.connect()));
+    drop(redis);
+
+    // Redis saves, Cinnabar loads at start-up.
+    let dir = temp_dir("rdb-r2c");
+    let d = dir_arg(&dir);
+    let want = {
+        let redis = Server::redis(&["--dir", &d]);
+        let mut c = redis.connect();
+        build(&mut c);
+        assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+        picture(&mut c)
+    };
+    let ours = Server::cinnabar(&["--dir", &d]);
+    let mut c = ours.connect();
+    assert_same(&want, &picture(&mut c));
+    let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).into_owned();
+    assert!(info.contains("rdb_last_load_keys_loaded:"), "{info}");
+}
+
+/// Writes whose AOF form differs from the command (TTLs, random pops,
+/// scripts, transactions, float increments, blocking pops).
+const AOF_WORKLOAD: &[&str] = &[
+    "SET a 1",
+    "SET e v EX 1000",
+    "SETEX s2 1000 v",
+    "INCRBYFLOAT f 1.5",
+    "HINCRBYFLOAT hf x 2.25",
+    "RPUSH l 1 2 3 4",
+    "BLPOP l 0",
+    "LMPOP 1 l RIGHT COUNT 2",
+    "SADD s a b c d e f g",
+    "SPOP s 2",
+    "SPOP s",
+    "MULTI",
+    "SET m 1",
+    "INCR m",
+    "EXEC",
+    "EVAL \"redis.call('set','x','1') redis.call('incr','x')\" 0",
+    "ZADD z 1 a 2 b 3 c",
+    "BZPOPMIN z 0",
+    "EXPIRE a 5000",
+    "SELECT 3",
+    "SET indb3 yes",
+    "SELECT 0",
+];
+
+fn run_workload(c: &mut Conn) {
+    for line in AOF_WORKLOAD {
+        ok(c, line);
+    }
+}
+
+fn aof_args(d: &str) -> Vec<String> {
+    ["--dir", d, "--appendonly", "yes", "--appendfsync", "always"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(|s| s.as_str()).collect()
+}
+
+/// A picture of the AOF workload's keys (no function library involved).
+fn aof_picture(c: &mut Conn) -> BTreeMap<(usize, Vec<u8>), String> {
+    let mut p = picture(c);
+    p.remove(&(99, b"function".to_vec()));
+    p
+}
+
+#[test]
+fn aof_directories_load_both_ways() {
+    if skip() {
+        return;
+    }
+    for rewrite in [false, true] {
+        // Redis writes, Cinnabar replays.
+        let dir = temp_dir("aof-r2c");
+        let d = dir_arg(&dir);
+        let want = {
+            let mut redis = Server::redis(&strs(&aof_args(&d)));
+            let mut c = redis.connect();
+            run_workload(&mut c);
+            if rewrite {
+                ok(&mut c, "BGREWRITEAOF");
+                wait_for(&mut c, "aof_rewrite_in_progress:0");
+                ok(&mut c, "SET after-rewrite 1");
+            }
+            let p = aof_picture(&mut c);
+            c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+            redis.wait_exit(Duration::from_secs(10));
+            p
+        };
+        let mut ours = Server::cinnabar(&strs(&aof_args(&d)));
+        let mut c = ours.connect();
+        assert_same(&want, &aof_picture(&mut c));
+
+        // Cinnabar writes more on top, Redis replays the whole directory.
+        ok(&mut c, "SET from-cinnabar 1");
+        ok(&mut c, "SPOP s");
+        if rewrite {
+            ok(&mut c, "BGREWRITEAOF");
+            wait_for(&mut c, "aof_rewrite_in_progress:0");
+            ok(&mut c, "SET after-our-rewrite 1");
+        }
+        let want = aof_picture(&mut c);
+        c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+        assert!(ours.wait_exit(Duration::from_secs(10)).is_some());
+        let redis = Server::redis(&strs(&aof_args(&d)));
+        assert_same(&want, &aof_picture(&mut redis.connect()));
+    }
+}
+
+fn wait_for(c: &mut Conn, info_line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).into_owned();
+        if info.contains(info_line) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("never saw {info_line}");
+}
+
+/// With appendfsync always, a reply means the write is on disk: kill -9 at
+/// random moments while a client writes, restart, and check.
+#[test]
+fn always_keeps_every_acknowledged_write_across_kill_9() {
+    let dir = temp_dir("kill9");
+    let d = dir_arg(&dir);
+    let args = aof_args(&d);
+    let mut acked: u64 = 0;
+    let mut sent: u64 = 0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..12 {
+        let mut server = Server::cinnabar(&strs(&args));
+        let mut c = server.connect();
+        // Everything acknowledged before is there, nothing more than sent.
+        let n = c.cmd_str(&["GET", "counter"]);
+        let have: u64 = Reply::parse(&n)
+            .and_then(|r| match r {
+                Reply::Blob(_, b) => String::from_utf8(b).ok()?.parse().ok(),
+                _ => Some(0),
+            })
+            .unwrap_or(0);
+        assert!(
+            have >= acked && have <= sent,
+            "round {round}: counter {have}, acknowledged {acked}, sent {sent}"
+        );
+        let last_key = format!("k{have}");
+        if have > 0 {
+            assert_eq!(
+                c.cmd_str(&["EXISTS", &last_key]),
+                b":1\r\n",
+                "round {round}"
+            );
+        }
+        acked = have;
+        sent = have;
+        // Write for a pseudo-random time, pipelining a little, then kill.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let stop = Instant::now() + Duration::from_millis(20 + seed % 150);
+        let mut w = server.connect();
+        // Each write: the key k<n> and the counter n, atomically.
+        let tx = |w: &mut Conn, n: u64| {
+            w.send_raw(&cinnabar_tests::encode(&[b"MULTI"]));
+            w.send_raw(&cinnabar_tests::encode(&[
+                b"SET",
+                format!("k{n}").as_bytes(),
+                b"v",
+            ]));
+            w.send_raw(&cinnabar_tests::encode(&[b"INCR", b"counter"]));
+            w.send_raw(&cinnabar_tests::encode(&[b"EXEC"]));
+        };
+        while Instant::now() < stop {
+            let next = sent + 1;
+            tx(&mut w, next);
+            sent = next;
+            for _ in 0..4 {
+                if w.read_reply().is_none() {
+                    panic!("connection lost before the kill");
+                }
+            }
+            acked = next;
+        }
+        // One more transaction in flight, possibly never acknowledged.
+        tx(&mut w, sent + 1);
+        sent += 1;
+        server.kill9();
+    }
+    assert!(acked > 50, "too few writes to mean anything: {acked}");
+}
+
+#[test]
+fn shutdown_and_sigterm_save_when_save_points_are_set() {
+    let dir = temp_dir("shutdown");
+    let d = dir_arg(&dir);
+    {
+        let mut s = Server::cinnabar(&["--dir", &d, "--save", "3600 1"]);
+        let mut c = s.connect();
+        ok(&mut c, "SET saved-by-shutdown 1");
+        c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN"]));
+        assert!(s.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    {
+        let mut s = Server::cinnabar(&["--dir", &d, "--save", "3600 1"]);
+        let mut c = s.connect();
+        assert_eq!(c.cmd_str(&["GET", "saved-by-shutdown"]), b"$1\r\n1\r\n");
+        ok(&mut c, "SET saved-by-sigterm 1");
+        s.terminate();
+        assert!(s.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    {
+        let mut s = Server::cinnabar(&["--dir", &d, "--save", ""]);
+        let mut c = s.connect();
+        assert_eq!(c.cmd_str(&["GET", "saved-by-sigterm"]), b"$1\r\n1\r\n");
+        ok(&mut c, "SET lost 1");
+        c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN"]));
+        assert!(s.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    let s = Server::cinnabar(&["--dir", &d]);
+    assert_eq!(s.connect().cmd_str(&["EXISTS", "lost"]), b":0\r\n");
+}
+
+#[test]
+fn save_commands_reply_as_redis() {
+    if skip() {
+        return;
+    }
+    let redis = Server::redis(&["--dir", &dir_arg(&temp_dir("cmds-r"))]);
+    let ours = Server::cinnabar(&["--dir", &dir_arg(&temp_dir("cmds-c"))]);
+    for s in [&redis, &ours] {
+        let mut c = s.connect();
+        build(&mut c);
+    }
+    let (mut r, mut o) = (redis.connect(), ours.connect());
+    for line in [
+        "SAVE",
+        "BGSAVE SCHEDULE NOW",
+        "BGSAVE NOW",
+        "SAVE extra",
+        "DEBUG RELOAD",
+        "DBSIZE",
+        "HLEN bighash",
+        "OBJECT ENCODING bigz",
+        "TYPE hll",
+        "FCALL pf 0",
+    ] {
+        let args = cinnabar_tests::split_line(line);
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        assert_eq!(show(&r.cmd(&refs)), show(&o.cmd(&refs)), "{line}");
+    }
+    // BGSAVE completes and is reported like Redis's.
+    assert_eq!(o.cmd_str(&["BGSAVE"]), b"+Background saving started\r\n");
+    wait_for(&mut o, "rdb_bgsave_in_progress:0");
+    let info = String::from_utf8_lossy(&o.cmd_str(&["INFO", "persistence"])).into_owned();
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    assert!(info.contains("rdb_changes_since_last_save:0"), "{info}");
+    let l = o.cmd_str(&["LASTSAVE"]);
+    assert!(
+        l.starts_with(b":17") || l.starts_with(b":18"),
+        "{}",
+        show(&l)
+    );
+}
+
+/// Starts our server expecting it to refuse; returns its exit status and
+/// output.
+fn refuses_to_start(args: &[&str]) -> (i32, String) {
+    let log = std::env::temp_dir().join(format!(
+        "cinnabar-refusal-{}-{}.log",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let file = std::fs::File::create(&log).expect("log file");
+    let mut child = Command::new(cinnabar_bin())
+        .args(args)
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .stdout(file)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run cinnabar-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server kept running on a corrupt file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    (status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn corrupt_files_are_refused_with_a_message() {
+    // A valid file with one flipped bit: the checksum catches it.
+    let dir = temp_dir("corrupt");
+    let d = dir_arg(&dir);
+    {
+        let s = Server::cinnabar(&["--dir", &d]);
+        let mut c = s.connect();
+        build(&mut c);
+        assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+    }
+    let path = dir.join("dump.rdb");
+    let good = std::fs::read(&path).expect("dump.rdb");
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x10;
+    std::fs::write(&path, &bad).expect("write");
+    let (code, text) = refuses_to_start(&["--dir", &d]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("dump.rdb"), "{text}");
+    // A truncated file.
+    std::fs::write(&path, &good[..good.len() - 100]).expect("write");
+    let (code, text) = refuses_to_start(&["--dir", &d]);
+    assert_eq!(code, 1, "{text}");
+    // Garbage in the middle of an AOF incr file (not a torn tail).
+    let dir = temp_dir("corrupt-aof");
+    let d = dir_arg(&dir);
+    {
+        let mut s = Server::cinnabar(&strs(&aof_args(&d)));
+        let mut c = s.connect();
+        ok(&mut c, "SET a 1");
+        ok(&mut c, "SET b 2");
+        c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+        s.wait_exit(Duration::from_secs(10));
+    }
+    let incr = dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let mut data = std::fs::read(&incr).expect("incr file");
+    let valid_len = data.len();
+    data.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n");
+    data.splice(10..10, b"garbage".iter().copied());
+    std::fs::write(&incr, &data).expect("write");
+    let (code, text) = refuses_to_start(&strs(&aof_args(&d)));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("Bad file format"), "{text}");
+    // A torn tail is cut off and the rest served (aof-load-truncated yes).
+    data.drain(10..17);
+    data.truncate(data.len() - 5);
+    std::fs::write(&incr, &data).expect("write");
+    let s = Server::cinnabar(&strs(&aof_args(&d)));
+    let mut c = s.connect();
+    assert_eq!(c.cmd_str(&["GET", "b"]), b"$1\r\n2\r\n");
+    drop(s);
+    let after = std::fs::read(&incr).expect("incr file");
+    assert_eq!(after.len(), valid_len, "the torn tail is truncated away");
+}
