@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Persistence benchmarks, Cinnabar and genuine Redis side by side in one run.
+
+Prints, for each server and the ratio Cinnabar / Redis:
+  1. SAVE time and start-up load time of a mixed dataset (default 1M keys:
+     70% strings, 10% each hashes, lists, sets);
+  2. SET latency (p50, p99, max) from redis-benchmark while BGSAVE runs back
+     to back, against the same run without snapshots (Redis forks; Cinnabar
+     snapshots incrementally in its event loop);
+  3. SET throughput with appendonly yes and appendfsync everysec / always.
+
+Usage: bench/persistence.py [keys]   (run from anywhere; builds the release
+server first). Needs redis-server, redis-cli and redis-benchmark.
+"""
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIN = os.path.join(ROOT, "target", "release", "cinnabar-server")
+KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cli(port, *args, timeout=600):
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    ).stdout.strip()
+
+
+class Server:
+    def __init__(self, kind, d, extra=()):
+        self.kind, self.dir, self.port = kind, d, free_port()
+        base = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", d, *extra]
+        if kind == "redis":
+            cmd = ["redis-server", *base, "--daemonize", "no"]
+        else:
+            cmd = [CIN, *base]
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.ready_s = self.wait_ready()
+
+    def wait_ready(self):
+        """Seconds until the server answers DBSIZE (not -LOADING)."""
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.kind} exited")
+            try:
+                out = cli(self.port, "DBSIZE", timeout=5)
+                if out and not out.startswith("LOADING") and "refused" not in out:
+                    return time.monotonic() - self.t0
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.01)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def dataset_file(n):
+    path = os.path.join(tempfile.gettempdir(), f"cinnabar-bench-dataset-{n}.resp")
+    if os.path.exists(path):
+        return path
+
+    def enc(*args):
+        out = [f"*{len(args)}\r\n".encode()]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        return b"".join(out)
+
+    with open(path, "wb") as f:
+        for i in range(n):
+            kind = i % 10
+            if kind < 7:
+                f.write(enc("SET", f"str:{i}", f"value-{i}-" + "x" * (i % 40)))
+            elif kind == 7:
+                f.write(enc("HSET", f"hash:{i}", "a", i, "b", "bee", "c", "sea", "d", i * 2, "e", "e"))
+            elif kind == 8:
+                f.write(enc("RPUSH", f"list:{i}", "one", "two", "three", i, "five"))
+            else:
+                f.write(enc("SADD", f"set:{i}", 1, 2, 3, i, i + 1))
+    return path
+
+
+def load_dataset(port, path):
+    with open(path, "rb") as f:
+        subprocess.run(
+            ["redis-cli", "-p", str(port), "--pipe"],
+            stdin=f,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+
+
+def bench_set(port, n=200_000, clients=50, pipeline=1):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", "set", "-n", str(n), "-c", str(clients),
+         "-P", str(pipeline), "-r", "100000", "--csv"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    r = rows[0]
+    return {
+        "rps": float(r["rps"]),
+        "p50": float(r["p50_latency_ms"]),
+        "p99": float(r["p99_latency_ms"]),
+        "max": float(r["max_latency_ms"]),
+    }
+
+
+def bgsave_loop(port, stop_file):
+    """Shell loop issuing BGSAVE whenever none is running, until stop_file exists."""
+    script = (
+        f"while [ ! -e {stop_file} ]; do "
+        f"redis-cli -p {port} BGSAVE >/dev/null 2>&1; sleep 0.05; done"
+    )
+    return subprocess.Popen(["bash", "-c", script])
+
+
+def row(name, r, c, unit, fmt="{:.3f}"):
+    ratio = c / r if r else float("nan")
+    print(f"{name:<34} {fmt.format(r):>12} {fmt.format(c):>12} {ratio:>8.2f}  {unit}")
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cinnabar-net"], cwd=ROOT, check=True)
+    data = dataset_file(KEYS)
+    print(f"dataset: {KEYS} keys (70% strings, 10% hashes, lists, sets)")
+    print(f"{'measure':<34} {'redis':>12} {'cinnabar':>12} {'ratio':>8}")
+    res = {}
+    for kind in ("redis", "cinnabar"):
+        d = tempfile.mkdtemp(prefix=f"cinnabar-bench-{kind}-")
+        s = Server(kind, d, ["--save", ""])
+        load_dataset(s.port, data)
+        assert int(cli(s.port, "DBSIZE")) == KEYS, cli(s.port, "DBSIZE")
+        t = time.monotonic()
+        assert cli(s.port, "SAVE") == "OK"
+        save_s = time.monotonic() - t
+        size = os.path.getsize(os.path.join(d, "dump.rdb"))
+        s.stop()
+        s = Server(kind, d, ["--save", ""])
+        load_s = s.ready_s
+        assert int(cli(s.port, "DBSIZE")) == KEYS
+        # Latency with and without back-to-back snapshots.
+        quiet = bench_set(s.port)
+        stop = os.path.join(d, "stop")
+        loop = bgsave_loop(s.port, stop)
+        time.sleep(0.2)
+        busy = bench_set(s.port)
+        open(stop, "w").close()
+        loop.wait()
+        saves = cli(s.port, "INFO", "persistence")
+        s.stop()
+        nsaves = [l for l in saves.splitlines() if l.startswith("rdb_saves:")]
+        res[kind] = dict(save=save_s, load=load_s, size=size, quiet=quiet, busy=busy,
+                         saves=nsaves[0].split(":")[1] if nsaves else "?")
+        # AOF throughput.
+        for fsync in ("everysec", "always"):
+            d2 = tempfile.mkdtemp(prefix=f"cinnabar-bench-aof-{kind}-")
+            s = Server(kind, d2, ["--save", "", "--appendonly", "yes", "--appendfsync", fsync])
+            res[kind][fsync] = bench_set(s.port, n=100_000 if fsync == "always" else 200_000)
+            s.stop()
+            shutil.rmtree(d2, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+    r, c = res["redis"], res["cinnabar"]
+    row("SAVE (s)", r["save"], c["save"], "lower is better")
+    row("load at start-up (s)", r["load"], c["load"], "lower is better")
+    row("RDB size (MB)", r["size"] / 1e6, c["size"] / 1e6, "")
+    for phase in ("quiet", "busy"):
+        label = "no snapshot" if phase == "quiet" else "BGSAVE back to back"
+        for k in ("p50", "p99", "max"):
+            row(f"SET {k} ms, {label}", r[phase][k], c[phase][k], "lower is better")
+        row(f"SET rps, {label}", r[phase]["rps"], c[phase]["rps"], "higher is better", "{:.0f}")
+    print(f"{'snapshots completed during busy run':<34} {r['saves']:>12} {c['saves']:>12}")
+    for fsync in ("everysec", "always"):
+        row(f"SET rps, appendfsync {fsync}", r[fsync]["rps"], c[fsync]["rps"], "higher is better", "{:.0f}")
+        row(f"SET p99 ms, appendfsync {fsync}", r[fsync]["p99"], c[fsync]["p99"], "lower is better")
+
+
+if __name__ == "__main__":
+    main()
