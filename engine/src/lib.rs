@@ -15,6 +15,7 @@
 //! - [`config`]: parameters, defaults and CONFIG GET/SET syntax.
 
 pub mod aof;
+pub mod check;
 pub mod command;
 pub mod commands;
 pub mod config;

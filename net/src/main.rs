@@ -13,6 +13,7 @@
 
 mod alloc;
 mod args;
+mod check;
 mod disk;
 
 use bytes::Bytes;
@@ -239,6 +240,9 @@ fn main() {
         )
         .init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(code) = check::run(&argv) {
+        std::process::exit(code);
+    }
     let (config, config_file) = match args::load(&argv) {
         Ok(c) => c,
         Err(e) => {

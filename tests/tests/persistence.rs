@@ -531,3 +531,50 @@ fn corrupt_files_are_refused_with_a_message() {
     let after = std::fs::read(&incr).expect("incr file");
     assert_eq!(after.len(), valid_len, "the torn tail is truncated away");
 }
+
+#[test]
+fn check_tools_verify_and_fix_files() {
+    let dir = temp_dir("check");
+    let d = dir_arg(&dir);
+    {
+        let mut s = Server::cinnabar(&strs(&aof_args(&d)));
+        let mut c = s.connect();
+        ok(&mut c, "SET a 1");
+        ok(&mut c, "SAVE");
+        c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+        s.wait_exit(Duration::from_secs(10));
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(cinnabar_bin())
+            .args(args)
+            .output()
+            .expect("run checker");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let rdb = dir.join("dump.rdb").display().to_string();
+    let (code, text) = run(&["--check-rdb", &rdb]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("RDB looks OK") && text.contains("1 keys read"),
+        "{text}"
+    );
+    let aofdir = dir.join("appendonlydir").display().to_string();
+    let (code, text) = run(&["--check-aof", &aofdir]);
+    assert_eq!(code, 0, "{text}");
+    // A torn tail: reported, then fixed with --fix, then valid.
+    let incr = dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let mut data = std::fs::read(&incr).expect("incr");
+    let len = data.len() as u64;
+    data.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nb");
+    std::fs::write(&incr, &data).expect("write");
+    let (code, text) = run(&["--check-aof", &aofdir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("truncated tail"), "{text}");
+    let (code, text) = run(&["--check-aof", "--fix", &aofdir]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(std::fs::metadata(&incr).expect("incr").len(), len);
+    assert_eq!(run(&["--check-aof", &aofdir]).0, 0);
+}
