@@ -220,11 +220,19 @@ pub fn encode(out: &mut Vec<u8>, argv: &[&[u8]]) {
 /// the command itself (Redis's `rewriteClientCommandVector` calls). Commands
 /// whose effect depends on what they did (SPOP, blocking pops) report it
 /// themselves through [`propagate`] and are not rewritten here.
+///
+/// A command that deleted its key because the time it set was already past
+/// (EXPIRE family, GETEX, RESTORE: Redis's `checkAlreadyExpired`) is logged
+/// as `DEL key`, as Redis does: replayed, a past time is kept as a TTL (no
+/// key expires while loading), so logging the time would let the old value
+/// live on for the rest of the replay.
 pub fn effects(name: &str, argv: &[Bytes], now_ms: i64) -> Vec<Bytes> {
     let abs = |rel: &[u8], unit_ms: i64| -> Bytes {
         let n = crate::resp::parse_i64(rel).unwrap_or(0);
         Bytes::from(now_ms.saturating_add(n.saturating_mul(unit_ms)).to_string())
     };
+    let past = |at: &[u8]| crate::resp::parse_i64(at).is_some_and(|t| t <= now_ms);
+    let del = |key: &Bytes| vec![Bytes::from_static(b"DEL"), key.clone()];
     match name {
         "expire" | "pexpire" | "expireat" | "pexpireat" if argv.len() >= 3 => {
             let at = match name {
@@ -238,6 +246,9 @@ pub fn effects(name: &str, argv: &[Bytes], now_ms: i64) -> Vec<Bytes> {
                 ),
                 _ => argv[2].clone(),
             };
+            if past(&at) {
+                return del(&argv[1]);
+            }
             vec![Bytes::from_static(b"PEXPIREAT"), argv[1].clone(), at]
         }
         "setex" | "psetex" if argv.len() == 4 => {
@@ -285,6 +296,9 @@ pub fn effects(name: &str, argv: &[Bytes], now_ms: i64) -> Vec<Bytes> {
                 // GETEX's effect is on the TTL only.
                 let key = argv[1].clone();
                 if let Some(p) = out.iter().position(|a| a.as_ref() == b"PXAT") {
+                    if past(&out[p + 1]) {
+                        return del(&key);
+                    }
                     return vec![Bytes::from_static(b"PEXPIREAT"), key, out[p + 1].clone()];
                 }
                 if argv.iter().any(|a| a.eq_ignore_ascii_case(b"persist")) {
@@ -303,8 +317,13 @@ pub fn effects(name: &str, argv: &[Bytes], now_ms: i64) -> Vec<Bytes> {
             let ttl = crate::resp::parse_i64(&argv[2]).unwrap_or(0);
             let mut out = argv.to_vec();
             if ttl != 0 && !absttl {
-                out[2] = abs(&argv[2], 1);
+                // As the command computed it (mstime() + ttl, wrapping).
+                out[2] = Bytes::from(ttl.wrapping_add(now_ms).to_string());
                 out.push(Bytes::from_static(b"ABSTTL"));
+            }
+            if ttl != 0 && past(&out[2]) {
+                // REPLACE deleted the old key and nothing was restored.
+                return del(&argv[1]);
             }
             out
         }
@@ -638,6 +657,28 @@ fn replay_all(node: &mut Node) {
     node.aof.synced = 0;
     node.dirty = 0;
     tracing::info!("DB loaded from append only file");
+    // As Redis's aofOpenIfNeededOnServerStart: open the current incr file
+    // with O_CREAT and make its name durable (Redis persists the manifest,
+    // fsyncing the directory). Without this, an incr file the manifest
+    // names but the disk lacks would be created by the first append and
+    // vanish at the next power loss with every write acknowledged in it.
+    if let Some(path) = current_incr(node) {
+        persist::issue(
+            node,
+            DiskOp::Append {
+                path,
+                data: Bytes::new(),
+            },
+            Purpose::Ignore,
+        );
+        persist::issue(
+            node,
+            DiskOp::FsyncDir {
+                path: aof_dir(node),
+            },
+            Purpose::Ignore,
+        );
+    }
     persist::loading_finished(node);
 }
 

@@ -118,6 +118,16 @@ pub struct DiskStats {
     pub misdirected: u64,
     pub torn_sectors: u64,
     pub crashes: u64,
+    /// Bit flips and misdirected sectors that landed in files without a
+    /// checksum (the AOF's incr files and manifest, as in Redis): the node
+    /// cannot notice them, so what it loads next is not checked.
+    pub undetectable: u64,
+}
+
+/// Files whose format has a checksum that covers every byte (RDB files,
+/// including the AOF's base file, with `rdbchecksum yes`).
+pub fn checksummed(path: &str) -> bool {
+    path.ends_with(".rdb")
 }
 
 pub struct SimDisk {
@@ -291,6 +301,9 @@ impl SimDisk {
                         let at = rng.index(sectors);
                         f.write_back(s, at);
                         misdirected += 1;
+                        if !checksummed(path) {
+                            self.stats.undetectable += 1;
+                        }
                     } else {
                         f.write_back(s, s);
                     }
@@ -382,7 +395,8 @@ impl SimDisk {
         self.names = self.durable_names.clone();
         self.collect_garbage();
         let corrupt_p = self.faults.corrupt_on_crash_p;
-        for f in self.files.values_mut() {
+        let names = &self.names;
+        for (ino, f) in self.files.iter_mut() {
             if torn && (!f.dirty.is_empty() || f.len_dirty) {
                 if f.len_dirty && rng.chance(0.5) {
                     // The size update reached the journal: the file has its
@@ -404,6 +418,10 @@ impl SimDisk {
                 let i = rng.index(f.durable.len());
                 f.durable[i] ^= 1 << rng.below(8);
                 self.stats.corruptions += 1;
+                let protected = names.iter().any(|(n, i)| i == ino && checksummed(n));
+                if !protected {
+                    self.stats.undetectable += 1;
+                }
             }
             f.cache = f.durable.clone();
             f.dirty.clear();

@@ -17,6 +17,18 @@
 //! least the promised data, and nothing that was never written. Snapshots
 //! taken on the node's own initiative (save points, BGSAVE) are later
 //! states, so they are candidates too.
+//!
+//! # After a kill -9
+//!
+//! The page cache survives a kill, so a restarted node may load data that
+//! was never made durable (written, not yet fsynced). A power loss soon
+//! after can take it back. The loaded dataset is therefore not a floor by
+//! itself: the candidates it matched (from the old floor to the newest
+//! match) are *carried* into the new list, ahead of it, until a later
+//! write is made durable (its acknowledgement under `always`, its
+//! window under `everysec`, an acknowledged SAVE), which proves the
+//! node's fsyncs covered them. After a power loss nothing is carried: the
+//! node read only durable data.
 
 use crate::disk::SimDisk;
 use crate::model::{Cmd, Model};
@@ -37,6 +49,7 @@ pub enum Persistence {
     AofEverysec,
 }
 
+#[derive(Clone)]
 struct State {
     /// History index of the write that produced it (`None`: the base).
     idx: Option<usize>,
@@ -45,6 +58,10 @@ struct State {
     /// A SAVE that succeeded: the state is on disk.
     saved: bool,
     executed_ms: i64,
+    /// Executed before the last load (or the loaded dataset itself, after
+    /// a kill): its durability is not known, and time does not make it
+    /// durable (the process that would have fsynced it is gone).
+    carried: bool,
 }
 
 struct NodeTrack {
@@ -53,7 +70,12 @@ struct NodeTrack {
     /// False when writes ran while the model was unknown.
     valid: bool,
     /// Candidates frozen at the last crash, waiting for the load.
-    pending: Option<Vec<Model>>,
+    pending: Option<Vec<State>>,
+    /// The last crash was a power loss (the load reads durable data only).
+    power_loss: bool,
+    /// A load was not checked after a kill: what may come back below the
+    /// carried states is unknown until a write is made durable.
+    unknown_carry: bool,
 }
 
 pub struct Durability {
@@ -78,9 +100,12 @@ impl Durability {
                         acked: true,
                         saved: true,
                         executed_ms: 0,
+                        carried: false,
                     }],
                     valid: true,
                     pending: None,
+                    power_loss: true,
+                    unknown_carry: false,
                 })
                 .collect(),
             checks: 0,
@@ -101,6 +126,7 @@ impl Durability {
             acked: false,
             saved: false,
             executed_ms: now_ms,
+            carried: false,
         });
     }
 
@@ -127,14 +153,15 @@ impl Durability {
             Persistence::Snapshot if t.states[pos].saved => Some(pos),
             Persistence::AofEverysec => {
                 let newest = t.states.last().map_or(0, |s| s.executed_ms);
-                t.states
-                    .iter()
-                    .rposition(|s| s.acked && s.executed_ms + EVERYSEC_WINDOW_MS <= newest)
+                everysec_floor(&t.states, newest)
             }
             _ => None,
         };
         if let Some(f) = floor {
             t.states.drain(..f);
+            if !t.states[0].carried {
+                t.unknown_carry = false;
+            }
         }
     }
 
@@ -142,9 +169,10 @@ impl Durability {
     pub fn disk_done(&mut self, _n: usize, _op: &DiskOp, _result: &DiskResult, _disk: &SimDisk) {}
 
     /// The node crashed at `now_ms` (its own clock): freeze the candidates.
-    pub fn crashed(&mut self, n: usize, now_ms: i64, _history: &[Op]) {
+    pub fn crashed(&mut self, n: usize, now_ms: i64, power_loss: bool, _history: &[Op]) {
         let persistence = self.persistence;
         let t = &mut self.nodes[n];
+        t.power_loss = power_loss;
         if !t.valid {
             t.pending = None;
             return;
@@ -153,17 +181,19 @@ impl Durability {
             Persistence::None => {
                 // Nothing is ever written: only the empty dataset (or the
                 // base loaded at the last start, which is empty too).
-                t.pending = Some(vec![t.states[0].model.clone()]);
+                t.pending = Some(vec![t.states[0].clone()]);
                 return;
             }
             Persistence::Snapshot | Persistence::AofAlways => 0,
-            Persistence::AofEverysec => t
-                .states
-                .iter()
-                .rposition(|s| s.acked && s.executed_ms + EVERYSEC_WINDOW_MS <= now_ms)
-                .unwrap_or(0),
+            Persistence::AofEverysec => everysec_floor(&t.states, now_ms).unwrap_or(0),
         };
-        t.pending = Some(t.states[floor..].iter().map(|s| s.model.clone()).collect());
+        if power_loss && t.unknown_carry && t.states[floor].carried {
+            // Nothing known to be durable since a load that was not
+            // checked: the disk may hold anything from before it.
+            t.pending = None;
+            return;
+        }
+        t.pending = Some(t.states[floor..].to_vec());
     }
 
     /// A restarted node serves its first command with `loaded` as its
@@ -171,72 +201,104 @@ impl Durability {
     pub fn loaded(&mut self, n: usize, loaded: &Model, now_ms: i64) -> Result<(), String> {
         let t = &mut self.nodes[n];
         let pending = t.pending.take();
+        // After a kill the loaded data may not be durable (see the module
+        // docs); after a power loss it is.
+        let carry = !t.power_loss;
         let base = State {
             idx: None,
             model: loaded.clone(),
             acked: true,
             saved: true,
             executed_ms: now_ms,
+            carried: carry,
         };
         let was_valid = t.valid;
-        t.states = vec![base];
+        t.states = vec![base.clone()];
         t.valid = true;
-        if self.disabled {
-            return Ok(());
-        }
-        let Some(candidates) = pending else {
+        let Some(candidates) = pending.filter(|_| !self.disabled) else {
             if !was_valid {
                 self.skipped += 1;
             }
+            t.unknown_carry = carry;
             return Ok(());
         };
         self.checks += 1;
         let seen = |m: &Model| visible(m, now_ms);
         let got = seen(loaded);
-        if candidates.iter().any(|c| seen(c).keys == got.keys) {
+        let seen_all: Vec<(Option<usize>, Model)> =
+            candidates.iter().map(|c| (c.idx, seen(&c.model))).collect();
+        if let Some(j) = seen_all.iter().rposition(|(_, c)| c.keys == got.keys) {
+            if carry {
+                let mut states: Vec<State> = candidates.into_iter().take(j + 1).collect();
+                for s in &mut states {
+                    s.carried = true;
+                }
+                states.push(base);
+                t.states = states;
+            }
             return Ok(());
         }
-        let newest = candidates.last().map(seen).unwrap_or_default();
-        let oldest = candidates.first().map(seen).unwrap_or_default();
+        // The closest candidate (fewest differing keys; the newest on ties)
+        // tells what was lost or invented.
+        let (pos, (idx, closest)) = seen_all
+            .iter()
+            .enumerate()
+            .min_by_key(|(p, (_, c))| (differences(c, &got).len(), usize::MAX - p))
+            .expect("at least the floor");
+        let after = |i: &Option<usize>| i.map_or("the last load".to_string(), |i| format!("#{i}"));
         Err(format!(
             "n{n} loaded {} keys matching none of the {} states the history allows \
-             (floor has {} keys, newest {}); first difference from the floor: {}",
+             (floor: after {}, {} keys; newest: after {}, {} keys); closest: state {pos} \
+             (after {}): {}",
             got.keys.len(),
-            candidates.len(),
-            oldest.keys.len(),
-            newest.keys.len(),
-            first_difference(&oldest, &got)
+            seen_all.len(),
+            after(&seen_all[0].0),
+            seen_all[0].1.keys.len(),
+            after(&seen_all[seen_all.len() - 1].0),
+            seen_all[seen_all.len() - 1].1.keys.len(),
+            after(idx),
+            differences(closest, &got).join("; ")
         ))
     }
+}
+
+/// Under `everysec`, the newest state promised durable at `now_ms`: an
+/// acknowledged write the node has had the window to fsync since (carried
+/// states do not count: their process is gone).
+fn everysec_floor(states: &[State], now_ms: i64) -> Option<usize> {
+    states
+        .iter()
+        .rposition(|s| s.acked && !s.carried && s.executed_ms + EVERYSEC_WINDOW_MS <= now_ms)
 }
 
 /// The dataset as a read at `now_ms` sees it.
 fn visible(m: &Model, now_ms: i64) -> Model {
     let mut v = m.clone();
-    let gone = |at: i64| now_ms > at || (m.expire_at_deadline && now_ms == at);
-    v.keys.retain(|_, e| !e.expire_ms.is_some_and(gone));
+    v.keys
+        .retain(|_, e| !e.expire_ms.is_some_and(|at| m.is_expired(at, now_ms)));
     v
 }
 
-fn first_difference(want: &Model, got: &Model) -> String {
+/// How `got` differs from `want`, key by key.
+fn differences(want: &Model, got: &Model) -> Vec<String> {
+    let name = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+    let mut out = Vec::new();
     for (k, e) in &want.keys {
         match got.keys.get(k) {
-            None => return format!("{} missing", String::from_utf8_lossy(k)),
-            Some(g) if g != e => {
-                return format!(
-                    "{}: want {:?}, loaded {:?}",
-                    String::from_utf8_lossy(k),
-                    e,
-                    g
-                )
-            }
+            None => out.push(format!("{} missing", name(k))),
+            Some(g) if g != e => out.push(format!(
+                "{}: want {}, loaded {}",
+                name(k),
+                e.short(),
+                g.short()
+            )),
             _ => {}
         }
     }
-    for k in got.keys.keys() {
+    for (k, g) in &got.keys {
         if !want.keys.contains_key(k) {
-            return format!("{} never written", String::from_utf8_lossy(k));
+            out.push(format!("{} never written (loaded {})", name(k), g.short()));
         }
     }
-    "none".into()
+    out
 }

@@ -31,25 +31,7 @@ pub use world::{Report, SimConfig, World};
 /// Seeds known to fail because of an engine bug (not a simulator bug). Each
 /// entry: (seed, scenario flags, what goes wrong). Kept so the bug is not
 /// forgotten and the checker is not weakened to hide it.
-pub const KNOWN_ENGINE_BUGS: &[(u64, &str, &str)] = &[
-    (
-        1,
-        "quiet",
-        "keys expire 1 ms early: the engine's Db::is_expired uses `at <= now_ms`, Redis \
-         `now > when` (EXISTS k3 one ms before the TTL ends: expected :3, got :2); \
-         model::KnownBug::ExpireAtDeadline",
-    ),
-    (
-        2,
-        "quiet",
-        "same bug: SREM on a string key in its last TTL millisecond replies :0 instead of WRONGTYPE",
-    ),
-    (
-        11,
-        "quiet",
-        "same bug: PTTL in the key's last millisecond replies -2 instead of 0",
-    ),
-];
+pub const KNOWN_ENGINE_BUGS: &[(u64, &str, &str)] = &[];
 
 /// Runs one seed with the given config and returns its report.
 pub fn run(cfg: SimConfig) -> Report {

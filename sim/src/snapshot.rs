@@ -8,12 +8,9 @@ use cinnabar_engine::Node;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The node's db 0 as a model. Keys whose TTL passed are left out (a read
-/// would not see them); `expire_at_deadline` as in [`Model`].
-pub fn model_of(node: &Node, now_ms: i64, expire_at_deadline: bool) -> Model {
-    let mut m = Model {
-        expire_at_deadline,
-        ..Model::default()
-    };
+/// would not see them).
+pub fn model_of(node: &Node, now_ms: i64) -> Model {
+    let mut m = Model::default();
     let Some(db) = node.dbs.first() else {
         return m;
     };

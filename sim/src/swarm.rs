@@ -99,6 +99,20 @@ pub fn persistence(r: &mut SimRng, cfg: &mut SimConfig) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if p != Persistence::None {
+        // Background snapshots and AOF rewrites racing with writes and
+        // crashes. (Not without persistence: a BGSAVE would write the
+        // dump.rdb the next start loads.)
+        if r.chance(0.6) {
+            cfg.workload.background_pm = r.range(1, 15);
+        }
+        if matches!(p, Persistence::AofAlways | Persistence::AofEverysec) && r.chance(0.5) {
+            // Automatic rewrites once the AOF doubles past a few kB.
+            let min = r.range(1_000, 50_000).to_string();
+            cfg.engine_params
+                .push(("auto-aof-rewrite-min-size".into(), min));
+        }
+    }
     if p == Persistence::Snapshot {
         // Save points on some seeds (snapshots the node takes by itself),
         // SAVE commands from the clients on all.

@@ -15,6 +15,8 @@ pub struct Workload {
     pub write_pct: u64,
     /// SAVE commands per thousand operations (snapshot durability points).
     pub save_pm: u64,
+    /// BGSAVE / BGREWRITEAOF per thousand operations.
+    pub background_pm: u64,
 }
 
 impl Workload {
@@ -24,6 +26,7 @@ impl Workload {
             members: rng.range(2, 8),
             write_pct: rng.range(30, 90),
             save_pm: 0,
+            background_pm: 0,
         }
     }
 
@@ -74,6 +77,13 @@ impl Workload {
     pub fn next_cmd(&self, rng: &mut SimRng, now_ms: i64) -> Cmd {
         if self.save_pm > 0 && rng.below(1000) < self.save_pm {
             return Cmd::Save;
+        }
+        if self.background_pm > 0 && rng.below(1000) < self.background_pm {
+            return if rng.chance(0.5) {
+                Cmd::BgSave
+            } else {
+                Cmd::BgRewriteAof
+            };
         }
         if rng.below(100) < self.write_pct {
             self.write(rng, now_ms)

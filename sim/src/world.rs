@@ -145,6 +145,7 @@ impl SimConfig {
                 members: 4,
                 write_pct: 60,
                 save_pm: 0,
+                background_pm: 0,
             },
             think_us_mean: 20_000,
             pipeline_max: 3,
@@ -163,10 +164,7 @@ impl SimConfig {
 
     /// An empty model with the emulated bugs switched on.
     pub fn new_model(&self) -> Model {
-        Model {
-            expire_at_deadline: self.emulates(KnownBug::ExpireAtDeadline),
-            ..Model::default()
-        }
+        Model::default()
     }
 
     /// True if any fault can happen in the safety phase.
@@ -350,6 +348,8 @@ struct SimNode {
     /// The node exited because its disk failed it: it may stay down, and
     /// its clients are exempt from the liveness check.
     excused: bool,
+    /// `disk.stats.undetectable` at the last crash.
+    undetectable_seen: u64,
 }
 
 /// What the history knows of one request.
@@ -422,6 +422,7 @@ impl World {
                 down_since: None,
                 stopped: false,
                 excused: false,
+                undetectable_seen: 0,
             })
             .collect();
         let clients = (0..cfg.clients)
@@ -436,7 +437,7 @@ impl World {
             })
             .collect();
         let mut durability = Durability::new(cfg.persistence, cfg.nodes);
-        durability.disabled = !missing.is_empty() || !crate::engine_state::PREDICTS_REFUSALS;
+        durability.disabled = !missing.is_empty();
         let mut w = World {
             now: START_US,
             rng,
@@ -467,9 +468,7 @@ impl World {
         };
         w.report.seed = w.cfg.seed;
         for m in missing {
-            w.log(format_args!(
-                "engine lacks parameter {m}: durability not checked"
-            ));
+            w.fail("sim", format!("the engine refused parameter {m}"));
         }
         w
     }
@@ -728,14 +727,9 @@ impl World {
                     return;
                 }
                 Output::Disk { id, op } => self.disk_issue(n, id, op),
-                #[allow(unreachable_patterns)]
-                other => {
-                    if let Some(message) = crate::engine_state::fatal_message(&other) {
-                        self.log(format_args!("n{n} fatal: {message}"));
-                        self.node_fatal(n, message);
-                        return;
-                    }
-                    self.fail("sim", format!("n{n}: unknown output {other:?}"));
+                Output::Fatal { message } => {
+                    self.log(format_args!("n{n} fatal: {message}"));
+                    self.node_fatal(n, message);
                     return;
                 }
             }
@@ -804,6 +798,16 @@ impl World {
         node.model = None;
         if power_loss {
             node.disk.crash(&mut self.rng);
+            // Damage no checksum can reveal (see disk::checksummed): the
+            // node may load anything, so the load is not checked.
+            let undetectable = node.disk.stats.undetectable;
+            if undetectable > node.undetectable_seen {
+                node.undetectable_seen = undetectable;
+                self.durability.unknown_write(n);
+                self.log(format_args!(
+                    "n{n} disk damaged where no checksum covers it: next load not checked"
+                ));
+            }
         }
         self.new_epoch(n);
         let conns: Vec<u64> = self
@@ -819,7 +823,8 @@ impl World {
             self.reset_conn(id, "node down");
         }
         let now_ms = self.node_now(n).as_millis();
-        self.durability.crashed(n, now_ms, &self.history);
+        self.durability
+            .crashed(n, now_ms, power_loss, &self.history);
         let restart = self
             .rng
             .range(1_000, self.cfg.proc.restart_us_max.max(1_000));
@@ -1086,8 +1091,7 @@ impl World {
     fn learn_dataset(&mut self, n: usize) {
         let now_ms = self.node_now(n).as_millis();
         let engine = self.nodes[n].engine.as_ref().expect("node up");
-        let quirk = self.cfg.emulates(KnownBug::ExpireAtDeadline);
-        let loaded = crate::snapshot::model_of(engine, now_ms, quirk);
+        let loaded = crate::snapshot::model_of(engine, now_ms);
         let extra = crate::snapshot::keys_outside_db0(engine);
         self.log(format_args!(
             "n{n} model synced: {} keys loaded",
@@ -1186,21 +1190,6 @@ impl World {
             );
             return;
         };
-        let refused = matches!(&v, Value::Error(e) if e.starts_with(b"LOADING ") || e.starts_with(b"MISCONF "));
-        if refused
-            && !crate::engine_state::PREDICTS_REFUSALS
-            && !matches!(expect, Some(Expect::Refused(_)))
-        {
-            // Without the engine's state the refusal was not foreseen: what
-            // the model did since it was learnt is void; learn it again.
-            self.log(format_args!("n{node} refused #{idx}: model re-learnt"));
-            if inc == self.nodes[node].model_epoch {
-                self.nodes[node].model = None;
-                self.new_epoch(node);
-            }
-            self.history[idx].reply = Some(v);
-            return;
-        }
         if let Some(expect) = expect {
             if inc == self.nodes[node].model_epoch || matches!(expect, Expect::Refused(_)) {
                 self.report.ops_checked += 1;

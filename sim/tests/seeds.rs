@@ -64,9 +64,7 @@ fn network_and_process_faults() {
     run_seeds(Scenario::Net, 100..112);
 }
 
-/// Crashes and disk faults: needs the engine's persistence state to predict
-/// LOADING/MISCONF refusals (feature `engine-persist`).
-#[cfg(feature = "engine-persist")]
+/// Crashes and disk faults, with every persistence mode.
 #[test]
 fn crash_and_disk_faults() {
     run_seeds(Scenario::CrashDisk, 200..210);
