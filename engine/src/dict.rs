@@ -127,11 +127,20 @@ impl<V> Dict<V> {
     /// anything that converts into a boxed slice without copying when it
     /// can (`Vec<u8>`, a uniquely owned `Bytes` via [`boxed`]).
     pub fn insert(&mut self, key: Box<[u8]>, value: V) -> Option<V> {
-        if let Some(slot) = self.get_mut(&key) {
-            return Some(std::mem::replace(slot, value));
+        // One hash for the search and the insertion.
+        let h = self.hash(&key) as usize;
+        if self.len > 0 {
+            let idx = h & self.mask();
+            let mut cur = self.buckets[idx].as_deref_mut();
+            while let Some(n) = cur {
+                if n.key == key {
+                    return Some(std::mem::replace(&mut n.value, value));
+                }
+                cur = n.next.as_deref_mut();
+            }
         }
         self.grow_if_needed();
-        let idx = self.hash(&key) as usize & self.mask();
+        let idx = h & self.mask();
         // New entries go to the head of the chain, as in Redis.
         let next = self.buckets[idx].take();
         self.buckets[idx] = Some(Box::new(Node { key, value, next }));
@@ -175,6 +184,13 @@ impl<V> Dict<V> {
         self.buckets.truncate(MIN_BUCKETS);
         self.buckets.shrink_to_fit();
         self.len = 0;
+    }
+
+    /// Makes room for `n` entries in one step (RDB loading knows the size).
+    pub fn reserve(&mut self, n: usize) {
+        if n > self.buckets.len() {
+            self.resize(n.next_power_of_two());
+        }
     }
 
     fn grow_if_needed(&mut self) {
