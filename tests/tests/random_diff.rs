@@ -2586,12 +2586,6 @@ const fn known(cmds: &'static [&'static str], words: &'static [&'static str]) ->
 
 /// Known mismatches: engine bugs to fix (remove the entry with the fix).
 const KNOWN_MISMATCHES: &[Known] = &[
-    // ZRANDMEMBER key 9223372036854775807 WITHSCORES: Redis replies "value
-    // is out of range" for any count above LONG_MAX / 2 with WITHSCORES
-    // (count * 2 would overflow), checked before the key is looked up:
-    // also for a missing key (Cinnabar: *0) or a non-zset (Cinnabar:
-    // WRONGTYPE).
-    known(&["ZRANDMEMBER"], &["9223372036854775807", "WITHSCORES"]),
     // WATCH: a write that changes the dataset also invalidates the watched
     // keys among its arguments that exist but that it didn't modify (Redis
     // signals only the keys it modified): SADD k0 a; WATCH k0; SUNIONSTORE

@@ -2633,6 +2633,11 @@ pub fn zrandmember(cx: &mut Ctx) {
         return cx.syntax_error();
     }
     let withscores = argv.len() == 4;
+    // Redis refuses counts whose doubled reply length would overflow,
+    // before it looks at the key.
+    if withscores && (l > i64::MAX / 2 || l < -(i64::MAX / 2)) {
+        return cx.error("ERR value is out of range");
+    }
     let (count, uniq) = if l >= 0 {
         (l as u64, true)
     } else {
