@@ -1,0 +1,6 @@
+#![no_main]
+//! See fuzz/core/src/aof_load.rs for what this target checks.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| cinnabar_fuzz_core::aof_load::run(data));

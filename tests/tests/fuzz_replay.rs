@@ -1,0 +1,146 @@
+//! The fuzz targets on stable Rust: every checked-in seed corpus
+//! (`fuzz/corpus/TARGET/`) and regression (`fuzz/regressions/TARGET/`) goes
+//! through the same function a libFuzzer campaign runs
+//! (`cinnabar_fuzz_core::TARGET::run`), followed by pseudo-random and
+//! mutated inputs from a fixed seed. `FUZZ_REPLAY_CASES` scales the number
+//! of generated inputs (default: the per-target counts below, about a
+//! minute in a debug build on two cores); `FUZZ_REPLAY_SEED` changes the
+//! seed. Failing inputs are saved under `target/fuzz-replay-failures/`.
+//!
+//! Crashes found and not fixed yet live in `fuzz/regressions/open/TARGET/`
+//! and run in the ignored tests at the end, each with the reason.
+
+use cinnabar_fuzz_core::replay::{read_dir, replay, run_one};
+use std::path::PathBuf;
+
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fuzz-replay-failures")
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
+fn run(name: &str, default_cases: usize) {
+    let (_, target) = cinnabar_fuzz_core::TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("known target");
+    let cases = env_u64("FUZZ_REPLAY_CASES").map_or(default_cases, |n| n as usize);
+    let seed = env_u64("FUZZ_REPLAY_SEED").unwrap_or(0x5eed);
+    let dir = fuzz_dir();
+    let stats = replay(
+        name,
+        *target,
+        &dir.join("corpus").join(name),
+        &dir.join("regressions").join(name),
+        cases,
+        seed,
+        &out_dir(),
+    );
+    println!("{name}: {stats:?}");
+}
+
+#[test]
+fn resp_request() {
+    run("resp_request", 20_000);
+}
+
+#[test]
+fn resp_reply() {
+    run("resp_reply", 20_000);
+}
+
+#[test]
+fn rdb_load() {
+    run("rdb_load", 3_000);
+}
+
+#[test]
+fn rdb_roundtrip() {
+    run("rdb_roundtrip", 5_000);
+}
+
+#[test]
+fn restore_payload() {
+    run("restore_payload", 3_000);
+}
+
+#[test]
+fn aof_load() {
+    run("aof_load", 3_000);
+}
+
+#[test]
+fn command_sequence() {
+    run("command_sequence", 40);
+}
+
+/// Replays one open (unfixed) regression file.
+fn open_regression(target: &str, file: &str) {
+    let (_, f) = cinnabar_fuzz_core::TARGETS
+        .iter()
+        .find(|(n, _)| *n == target)
+        .expect("known target");
+    let path = fuzz_dir().join("regressions/open").join(target).join(file);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    run_one(target, *f, &data, file, &out_dir());
+}
+
+#[test]
+fn open_regressions_are_listed() {
+    // Every file in fuzz/regressions/open/ has an ignored test below.
+    let listed: &[&str] = &[];
+    for (target, _) in cinnabar_fuzz_core::TARGETS {
+        for (path, _) in read_dir(&fuzz_dir().join("regressions/open").join(target)) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                listed.contains(&name.as_str()),
+                "{}: add an ignored test for it",
+                path.display()
+            );
+        }
+    }
+    let _ = open_regression;
+}
+
+/// The Redis-made seeds get past the front door: otherwise a campaign
+/// would start from inputs that only exercise error paths.
+#[test]
+fn seeds_reach_the_deep_paths() {
+    use cinnabar_fuzz_core::{aof_load, harness, rdb_load};
+    let dir = fuzz_dir().join("corpus");
+    for t in ["rdb_load", "restore_payload", "aof_load"] {
+        assert!(read_dir(&dir.join(t)).len() >= 3, "{t}: seeds missing");
+    }
+    for (path, data) in read_dir(&dir.join("rdb_load")) {
+        let (items, _) = rdb_load::load(&data, &cinnabar_engine::Config::default(), true)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let empty = path.ends_with("empty.rdb");
+        assert_eq!(items.is_empty(), empty, "{}", path.display());
+    }
+    for (path, data) in read_dir(&dir.join("restore_payload")) {
+        let opts = cinnabar_engine::rdb::LoadOptions {
+            config: &cinnabar_engine::Config::default(),
+            check_checksum: true,
+            sanitize: true,
+        };
+        cinnabar_engine::rdb::restore_payload(&data, &opts)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    for (path, data) in read_dir(&dir.join("aof_load")) {
+        let config = cinnabar_engine::Config {
+            appendonly: true,
+            ..cinnabar_engine::Config::default()
+        };
+        let mut h = harness::Harness::start(config, 1, aof_load::unpack(&data));
+        assert_eq!(h.fatal, None, "{}", path.display());
+        let c = h.connect();
+        let snap = aof_load::snapshot(&mut h, c).expect("answers");
+        assert!(snap.len() > 5, "{}: {snap:?}", path.display());
+    }
+}
