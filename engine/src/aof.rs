@@ -51,6 +51,14 @@ pub struct Aof {
     pub synced: u64,
     write_in_flight: bool,
     fsync_in_flight: bool,
+    /// Appends handed to the disk, oldest first: (path, the file offset it
+    /// starts at, the incr file generation). At most one to the current
+    /// file; a rewrite's switch may leave one more to the old file.
+    appends: std::collections::VecDeque<(String, u64, u64)>,
+    /// Where the next append to the current incr file lands.
+    incr_end: u64,
+    /// Bumped each time a rewrite switches to a new incr file.
+    generation: u64,
     last_fsync: Time,
     /// The last write or fsync failed with this error: writes are refused.
     pub write_error: Option<String>,
@@ -69,6 +77,9 @@ pub struct Aof {
     pub replaying: bool,
     /// Writes of the running top-level command: (db, argv).
     pending: Vec<(usize, Vec<Bytes>)>,
+    /// An append to an incr file a rewrite had left failed: the running
+    /// rewrite must succeed (or another one run) for the AOF to be whole.
+    rewrite_lost_old: bool,
 }
 
 /// The manifest: which files make up the AOF, in order.
@@ -367,6 +378,11 @@ fn write_buffer(node: &mut Node) {
     let len = data.len() as u64;
     node.aof.issued += len;
     node.aof.write_in_flight = true;
+    let gen = node.aof.generation;
+    node.aof
+        .appends
+        .push_back((path.clone(), node.aof.incr_end, gen));
+    node.aof.incr_end += len;
     persist::issue(
         node,
         DiskOp::Append {
@@ -425,7 +441,8 @@ pub fn tick(node: &mut Node) {
 pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
     match purpose {
         Purpose::AofWrite { data } => {
-            node.aof.write_in_flight = false;
+            let (path, offset, gen) = node.aof.appends.pop_front().unwrap_or_default();
+            node.aof.write_in_flight = node.aof.appends.iter().any(|a| a.2 == node.aof.generation);
             match result {
                 Ok(DiskReply::Written(n)) if n == data.len() as u64 => {
                     node.aof.written += n;
@@ -435,10 +452,24 @@ pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
                     }
                 }
                 other => {
+                    let partial = matches!(other, Ok(DiskReply::Written(n)) if n > 0);
                     let why = match other {
                         Err(e) => e.to_string(),
                         Ok(_) => "short write".to_string(),
                     };
+                    if partial {
+                        // Remove the partial command, as Redis ftruncates
+                        // to aof_last_incr_size: a retry appended after it
+                        // would make the file unreadable.
+                        persist::issue(
+                            node,
+                            DiskOp::Truncate {
+                                path: path.clone(),
+                                len: offset,
+                            },
+                            Purpose::Ignore,
+                        );
+                    }
                     if fsync_policy(node) == "always" {
                         return persist::fatal(
                             node,
@@ -451,9 +482,19 @@ pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
                     // tail (Redis truncates it back; we rewrite it whole).
                     node.aof.write_error = Some(why);
                     node.aof.issued -= data.len() as u64;
-                    let mut again = data.to_vec();
-                    again.extend_from_slice(&node.aof.buf);
-                    node.aof.buf = again;
+                    if gen == node.aof.generation {
+                        node.aof.incr_end = offset;
+                        let mut again = data.to_vec();
+                        again.extend_from_slice(&node.aof.buf);
+                        node.aof.buf = again;
+                    } else {
+                        // Bytes for an incr file a rewrite has since left:
+                        // the rewrite's base holds their effects (it began
+                        // after them); appending them to the new file would
+                        // apply them twice. If that rewrite fails, another
+                        // one recaptures the dataset.
+                        node.aof.rewrite_lost_old = true;
+                    }
                 }
             }
             if fsync_policy(node) == "always" {
@@ -618,9 +659,13 @@ fn replay_all(node: &mut Node) {
             continue;
         }
         let last = i + 1 == count;
+        if last {
+            node.aof.incr_end = data.len() as u64;
+        }
         match replay(node, &mut client, &data) {
             Replay::Done => {}
             Replay::Truncated { valid } if last && node.config.aof_load_truncated => {
+                node.aof.incr_end = valid;
                 tracing::warn!(
                     "!!! Warning: short read while loading the AOF file {name}!!! AOF loaded anyway because aof-load-truncated is enabled; truncating it to {valid} bytes"
                 );
@@ -800,8 +845,29 @@ pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
     if node.aof.rewrite_in_progress {
         return Err("ERR Background append only file rewriting already in progress".into());
     }
-    // Whatever is buffered belongs to the old incr file.
+    // Whatever is buffered belongs to the old incr file (the new base is
+    // a snapshot of the dataset now, which includes it), even if an append
+    // is still in flight; and the fsync that covers it must be of that
+    // file (Redis flushes the buffer and fsyncs the old file in the
+    // background before it opens the new one).
+    if !node.aof.buf.is_empty() && node.aof.write_in_flight {
+        node.aof.write_in_flight = false;
+    }
     write_buffer(node);
+    if node.aof.synced < node.aof.issued {
+        if let Some(old) = current_incr(node) {
+            node.aof.fsync_in_flight = true;
+            let upto = node.aof.issued;
+            persist::issue(
+                node,
+                DiskOp::Fsync { path: old },
+                Purpose::AofFsync { upto },
+            );
+        }
+    }
+    node.aof.generation += 1;
+    node.aof.incr_end = 0;
+    node.aof.write_in_flight = false;
     let seq = node.aof.manifest.next_incr_seq();
     let incr = format!("{}.{seq}.incr.aof", node.config.appendfilename);
     node.aof.manifest.incrs.push((incr.clone(), seq));
@@ -890,8 +956,12 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
     node.aof.last_rewrite_ok = ok;
     if !ok {
         tracing::warn!("Background AOF rewrite failed");
+        if node.aof.rewrite_lost_old {
+            node.aof.rewrite_scheduled = true;
+        }
         return;
     }
+    node.aof.rewrite_lost_old = false;
     let base_name = base_path
         .rsplit('/')
         .next()

@@ -284,9 +284,11 @@ fn load_done(node: &mut Node, result: DiskResult) {
 }
 
 /// Replaces nothing: adds the keys and functions of an RDB image to the
-/// (empty) dataset. Expired keys are skipped, as a master does.
+/// (empty) dataset. Expired keys are skipped, as a master does (not in an
+/// AOF's base file).
 pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<(), String> {
     let now_ms = node.now.as_millis();
+    let aof_base = node.aof.replaying;
     let lru_now = node.now.as_secs();
     let databases = node.dbs.len();
     let (mut loaded, mut expired) = (0u64, 0u64);
@@ -315,7 +317,11 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<(), String> {
                             "FATAL: Data file was created with a Redis server configured to handle more than {databases} databases"
                         )));
                     }
-                    if expire_ms.is_some_and(|at| at <= now_ms) {
+                    // A master drops keys whose time has passed (Redis:
+                    // `expiretime < now`: a key lives through its last
+                    // millisecond), except in the AOF's base: the log after
+                    // it may touch them, as they were when it was written.
+                    if !aof_base && expire_ms.is_some_and(|at| at < now_ms) {
                         expired += 1;
                         return Ok(());
                     }
