@@ -140,6 +140,11 @@ pub fn run(data: &[u8]) {
     if mentions_lua(data) {
         return;
     }
+    run_unfiltered(data);
+}
+
+/// [`run`] without the Lua filter (for the F-1 reproducer).
+pub fn run_unfiltered(data: &[u8]) {
     let files = unpack(data);
     let mut h = Harness::start(config(true), 1, files.clone());
     if h.truncated {

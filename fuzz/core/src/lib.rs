@@ -21,11 +21,14 @@
 //! - [`aof_load`]: arbitrary manifests and AOF files at node start-up.
 //! - [`command_sequence`]: arbitrary command sequences with keyspace
 //!   invariants checked after every command.
+//! - [`model_sequence`]: the simulator workload's commands, every reply
+//!   checked against the simulator's reference model.
 
 pub mod aof_load;
 pub mod canon;
 pub mod command_sequence;
 pub mod harness;
+pub mod model_sequence;
 pub mod rdb_load;
 pub mod rdb_roundtrip;
 pub mod replay;
@@ -45,4 +48,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("restore_payload", restore_payload::run),
     ("aof_load", aof_load::run),
     ("command_sequence", command_sequence::run),
+    ("model_sequence", model_sequence::run),
 ];
