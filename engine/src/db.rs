@@ -6,7 +6,7 @@
 //! Expiry is lazy on access ([`Db::expire_if_needed`]) and active on ticks
 //! (`expire.rs`).
 
-use crate::dict::Dict;
+use crate::dict::{Dict, Key};
 use bytes::Bytes;
 
 /// A string value in one of Redis's three encodings, which `OBJECT
@@ -254,7 +254,7 @@ impl Db {
             match self.expires.get_mut(key) {
                 Some(at) => *at = at_ms,
                 None => {
-                    self.expires.insert(Box::from(key), at_ms);
+                    self.expires.insert(Key::from(key), at_ms);
                 }
             }
         }

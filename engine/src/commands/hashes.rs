@@ -25,7 +25,7 @@ use super::keys::parse_cursor;
 use super::Lookup;
 use crate::command::Handler;
 use crate::db::Value;
-use crate::dict::Dict;
+use crate::dict::{Dict, Key};
 use crate::node::Ctx;
 use crate::numeric::LongDouble;
 use crate::resp::parse_i64;
@@ -226,7 +226,7 @@ impl Listpack {
 /// The "hashtable" encoding: a seeded [`Dict`] (boxed so a [`Hash`] stays
 /// small). The seed is kept so a copy (COPY) needs no fresh randomness.
 pub struct HashTable {
-    dict: Dict<Box<[u8]>>,
+    dict: Dict<Key>,
     seed: [u64; 2],
 }
 
@@ -244,7 +244,7 @@ impl Clone for HashTable {
     fn clone(&self) -> HashTable {
         let mut dict = Dict::new(self.seed);
         for (k, v) in self.dict.iter() {
-            dict.insert(Box::from(k), v.clone());
+            dict.insert(Key::from(k), v.clone());
         }
         HashTable {
             dict,
@@ -297,7 +297,7 @@ pub struct HashIter<'a>(IterInner<'a>);
 
 enum IterInner<'a> {
     Listpack(PairPositions<'a>),
-    Table(crate::dict::Iter<'a, Box<[u8]>>),
+    Table(crate::dict::Iter<'a, Key>),
 }
 
 impl<'a> Iterator for HashIter<'a> {
@@ -359,7 +359,7 @@ impl Hash {
         if let Hash::Listpack(lp) = self {
             let mut t = HashTable::new(rng);
             for (f, v) in lp.iter() {
-                t.dict.insert(Box::from(f), v.into());
+                t.dict.insert(Key::from(f), v.into());
             }
             *self = Hash::Table(Box::new(t));
         }
@@ -411,7 +411,7 @@ impl Hash {
                     *slot = value.into();
                     false
                 } else {
-                    t.dict.insert(Box::from(field), value.into());
+                    t.dict.insert(Key::from(field), value.into());
                     true
                 }
             }
@@ -913,9 +913,9 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
 
     // CASE 3: copy everything, then remove random fields down to count.
     if count * HRANDFIELD_SUB_STRATEGY_MUL > size {
-        let mut d: Dict<Box<[u8]>> = Dict::new([rng.next_u64(), rng.next_u64()]);
+        let mut d: Dict<Key> = Dict::new([rng.next_u64(), rng.next_u64()]);
         for (f, v) in h.iter() {
-            d.insert(Box::from(f), v.into());
+            d.insert(Key::from(f), v.into());
         }
         let mut left = size;
         while left > count {
@@ -955,7 +955,7 @@ fn hrandfield_with_count(cx: &mut Ctx, l: i64, withvalues: bool) {
         if seen.contains_key(f) {
             continue;
         }
-        seen.insert(Box::from(f), ());
+        seen.insert(Key::from(f), ());
         added += 1;
         emit(out, f, v);
     }

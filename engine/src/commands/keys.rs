@@ -3,6 +3,7 @@
 
 use super::strings::expire_time_error;
 use crate::db::Value;
+use crate::dict::Key;
 use crate::glob;
 use crate::node::Ctx;
 use bytes::Bytes;
@@ -72,7 +73,7 @@ fn rename_generic(cx: &mut Ctx, nx: bool) {
         return;
     };
     db.persist(&src);
-    db.keys.insert(Box::from(&dst[..]), entry);
+    db.keys.insert(Key::from(&dst[..]), entry);
     if let Some(at) = expire {
         db.set_expire(&dst, at);
     }
@@ -447,7 +448,7 @@ pub fn move_(cx: &mut Ctx) {
     };
     src.persist(&key);
     let target = &mut cx.node.dbs[dst_db];
-    target.keys.insert(Box::from(&key[..]), entry);
+    target.keys.insert(Key::from(&key[..]), entry);
     if let Some(at) = expire {
         target.set_expire(&key, at);
     }

@@ -26,7 +26,7 @@ use super::keys::parse_cursor;
 use super::Lookup;
 use crate::command::Handler;
 use crate::db::{Entry, Value};
-use crate::dict::Dict;
+use crate::dict::{Dict, Key};
 use crate::node::{Ctx, Node};
 use crate::resp::{parse_i64, ReplyBuf};
 use bytes::Bytes;
@@ -203,7 +203,7 @@ impl SetTable {
         if self.dict.contains_key(m) {
             return false;
         }
-        self.dict.insert(Box::from(m), ());
+        self.dict.insert(Key::from(m), ());
         true
     }
 }
@@ -212,7 +212,7 @@ impl Clone for SetTable {
     fn clone(&self) -> SetTable {
         let mut dict = Dict::new(self.seed);
         for (k, _) in self.dict.iter() {
-            dict.insert(Box::from(k), ());
+            dict.insert(Key::from(k), ());
         }
         SetTable {
             dict,
@@ -355,7 +355,7 @@ impl Set {
             let mut t = SetTable::new(rng);
             let mut buf = itoa::Buffer::new();
             for v in s.iter() {
-                t.dict.insert(Box::from(buf.format(v).as_bytes()), ());
+                t.dict.insert(Key::from(buf.format(v).as_bytes()), ());
             }
             *self = Set::Table(Box::new(t));
         }
@@ -864,7 +864,7 @@ fn srandmember_with_count(cx: &mut Ctx) {
     if count * SRANDMEMBER_SUB_STRATEGY_MUL > size {
         // CASE 3: copy everything, then remove random members down to count.
         for m in s.iter() {
-            d.insert(m.to_bytes().to_vec().into(), ());
+            d.insert(m.to_bytes().to_vec(), ());
         }
         let mut left = size;
         while left > count {
@@ -884,7 +884,7 @@ fn srandmember_with_count(cx: &mut Ctx) {
             };
             let b = m.to_bytes();
             if !d.contains_key(&b) {
-                d.insert(b.to_vec().into(), ());
+                d.insert(b.to_vec(), ());
                 added += 1;
             }
         }

@@ -2635,7 +2635,7 @@ pub fn zrandmember(cx: &mut Ctx) {
     let withscores = argv.len() == 4;
     // Redis refuses counts whose doubled reply length would overflow,
     // before it looks at the key.
-    if withscores && (l > i64::MAX / 2 || l < -(i64::MAX / 2)) {
+    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return cx.error("ERR value is out of range");
     }
     let (count, uniq) = if l >= 0 {
