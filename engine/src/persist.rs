@@ -26,6 +26,7 @@
 //! `dbfilename`, fsync the directory, and only then count the save as done.
 
 use crate::command::{flags, Command};
+use crate::dict::Key;
 use crate::disk::{self, DiskError, DiskOp, DiskOpId, DiskReply, DiskResult};
 use crate::node::{ConnId, Node, Output, Time};
 use crate::rdb::{self, AuxValue, LoadOptions, Loaded, RdbWriter};
@@ -348,10 +349,10 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<(), String> {
     for (db, key, value, expire_ms, lru) in keys {
         let d = &mut node.dbs[db];
         if let Some(at) = expire_ms {
-            d.expires.insert(Box::from(&key[..]), at);
+            d.expires.insert(Key::from(&key[..]), at);
         }
         let entry = crate::db::Entry { value, lru_s: lru };
-        if d.keys.insert(Box::from(&key[..]), entry).is_some() {
+        if d.keys.insert(Key::from(&key[..]), entry).is_some() {
             return Err(format!(
                 "Duplicate key '{}' found in RDB file",
                 String::from_utf8_lossy(&key)
