@@ -76,6 +76,16 @@ struct NodeTrack {
     /// A load was not checked after a kill: what may come back below the
     /// carried states is unknown until a write is made durable.
     unknown_carry: bool,
+    /// The node served a command (its dataset was learnt) since the last
+    /// crash. If not, a new crash keeps the candidates of the previous one:
+    /// nothing was written in between, and the time that passed does not
+    /// make anything durable (no process held the writes).
+    loaded_since_crash: bool,
+    /// When this incarnation's AOF first failed a write or fsync (its own
+    /// clock). `everysec` promises nothing about writes near or after that:
+    /// they may sit in a buffer the disk refuses, or in pages a failed fsync
+    /// marked clean.
+    aof_trouble_ms: Option<i64>,
 }
 
 pub struct Durability {
@@ -106,6 +116,8 @@ impl Durability {
                     pending: None,
                     power_loss: true,
                     unknown_carry: false,
+                    loaded_since_crash: true,
+                    aof_trouble_ms: None,
                 })
                 .collect(),
             checks: 0,
@@ -153,7 +165,7 @@ impl Durability {
             Persistence::Snapshot if t.states[pos].saved => Some(pos),
             Persistence::AofEverysec => {
                 let newest = t.states.last().map_or(0, |s| s.executed_ms);
-                everysec_floor(&t.states, newest)
+                everysec_floor(&t.states, newest.min(t.aof_trouble_ms.unwrap_or(i64::MAX)))
             }
             _ => None,
         };
@@ -162,6 +174,14 @@ impl Durability {
             if !t.states[0].carried {
                 t.unknown_carry = false;
             }
+        }
+    }
+
+    /// The node's AOF reports a write or fsync error at `now_ms`.
+    pub fn aof_trouble(&mut self, n: usize, now_ms: i64) {
+        let t = &mut self.nodes[n];
+        if t.aof_trouble_ms.is_none() {
+            t.aof_trouble_ms = Some(now_ms);
         }
     }
 
@@ -177,6 +197,9 @@ impl Durability {
             t.pending = None;
             return;
         }
+        if !std::mem::replace(&mut t.loaded_since_crash, false) {
+            return;
+        }
         let floor = match persistence {
             Persistence::None => {
                 // Nothing is ever written: only the empty dataset (or the
@@ -185,7 +208,10 @@ impl Durability {
                 return;
             }
             Persistence::Snapshot | Persistence::AofAlways => 0,
-            Persistence::AofEverysec => everysec_floor(&t.states, now_ms).unwrap_or(0),
+            Persistence::AofEverysec => {
+                everysec_floor(&t.states, now_ms.min(t.aof_trouble_ms.unwrap_or(i64::MAX)))
+                    .unwrap_or(0)
+            }
         };
         if power_loss && t.unknown_carry && t.states[floor].carried {
             // Nothing known to be durable since a load that was not
@@ -215,6 +241,8 @@ impl Durability {
         let was_valid = t.valid;
         t.states = vec![base.clone()];
         t.valid = true;
+        t.loaded_since_crash = true;
+        t.aof_trouble_ms = None;
         let Some(candidates) = pending.filter(|_| !self.disabled) else {
             if !was_valid {
                 self.skipped += 1;

@@ -738,6 +738,10 @@ impl World {
         let Some(engine) = self.nodes[n].engine.as_ref() else {
             return;
         };
+        if engine.aof.write_error.is_some() {
+            let now_ms = self.node_now(n).as_millis();
+            self.durability.aof_trouble(n, now_ms);
+        }
         if let Some(t) = engine.poll_timeout() {
             let at =
                 t.0.saturating_sub(self.nodes[n].clock_offset_us)
@@ -781,7 +785,34 @@ impl World {
             let inc = self.nodes[n].inc;
             self.schedule(at, Event::DiskDone { node: n, inc });
         }
+        // The reaction to a failed AOF fsync: under `always` stop (nothing
+        // unsynced may be acknowledged; the durability checker sees the
+        // loss at the next power cut), under `everysec` refuse writes.
+        let aof_fsync_failed =
+            matches!(&op, DiskOp::Fsync { path } if path.ends_with(".aof")) && result.is_err();
+        let inc = self.nodes[n].inc;
         self.node_input(n, Input::DiskDone { id, result });
+        if aof_fsync_failed {
+            let engine = self.nodes[n]
+                .engine
+                .as_ref()
+                .filter(|_| self.nodes[n].inc == inc);
+            match self.cfg.persistence {
+                Persistence::AofAlways if engine.is_some() => self.fail(
+                    "durability",
+                    format!("n{n}: an AOF fsync failed under appendfsync always and the node went on"),
+                ),
+                Persistence::AofEverysec
+                    if engine.is_some_and(|e| cinnabar_engine::aof::write_error(e).is_none()) =>
+                {
+                    self.fail(
+                        "durability",
+                        format!("n{n}: an AOF fsync failed under appendfsync everysec and writes are not refused"),
+                    )
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The node process is gone (crash or its own shutdown): its
@@ -837,21 +868,36 @@ impl World {
     /// is a failure.
     fn node_fatal(&mut self, n: usize, message: String) {
         let s = &self.nodes[n].disk.stats;
-        // Redis exits on these too: unreadable data (corruption, EIO, a
-        // torn tail it cannot parse), or an AOF write it cannot complete
-        // under `appendfsync always` (EIO, ENOSPC, a short write).
-        let excused = s.corruptions
-            + s.misdirected
-            + s.read_eio
-            + s.fsync_eio
-            + s.enospc
-            + s.short_writes
-            + s.torn_sectors
-            > 0;
+        let loading = self.nodes[n]
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.persist.loading);
+        // Redis exits on these too: at start-up, data it cannot read
+        // (corruption, EIO, sectors lost by a failed fsync, a torn file it
+        // cannot parse); running, an AOF write or fsync that failed under
+        // `appendfsync always`. Anything else is a failure: under
+        // `everysec` a failed write is retried (a short one cut off first)
+        // and writes are refused meanwhile.
+        let excused = if loading {
+            s.corruptions
+                + s.misdirected
+                + s.read_eio
+                + s.fsync_eio
+                + s.enospc
+                + s.short_writes
+                + s.torn_sectors
+                > 0
+        } else {
+            self.cfg.persistence == Persistence::AofAlways
+                && s.fsync_eio + s.enospc + s.short_writes > 0
+        };
         if !excused {
             self.fail(
                 "fatal",
-                format!("n{n} exited without any disk fault to explain it: {message}"),
+                format!(
+                    "n{n} exited {} without a disk fault that explains it: {message}",
+                    if loading { "loading" } else { "running" }
+                ),
             );
             return;
         }
