@@ -62,6 +62,11 @@ struct State {
     /// a kill): its durability is not known, and time does not make it
     /// durable (the process that would have fsynced it is gone).
     carried: bool,
+    /// The write changed the dataset: the node logged something, so its
+    /// acknowledgement (always) or its window (everysec) implies an fsync
+    /// that covered everything before it. A write that changed nothing
+    /// (DEL of a missing key) is acknowledged without any disk work.
+    changed: bool,
 }
 
 struct NodeTrack {
@@ -86,6 +91,9 @@ struct NodeTrack {
     /// they may sit in a buffer the disk refuses, or in pages a failed fsync
     /// marked clean.
     aof_trouble_ms: Option<i64>,
+    /// Intervals (world ms) the node was paused: no fsync happens in them,
+    /// so they stretch the everysec window.
+    pauses: Vec<(i64, i64)>,
 }
 
 pub struct Durability {
@@ -111,6 +119,7 @@ impl Durability {
                         saved: true,
                         executed_ms: 0,
                         carried: false,
+                        changed: true,
                     }],
                     valid: true,
                     pending: None,
@@ -118,6 +127,7 @@ impl Durability {
                     unknown_carry: false,
                     loaded_since_crash: true,
                     aof_trouble_ms: None,
+                    pauses: Vec::new(),
                 })
                 .collect(),
             checks: 0,
@@ -125,13 +135,16 @@ impl Durability {
         }
     }
 
-    /// The node ran write `idx`; `model` is the state after it.
+    /// The node ran write `idx`; `model` is the state after it. Times in
+    /// this checker are the world's (milliseconds of virtual time), not the
+    /// node's clock, which may jump.
     pub fn write_executed(&mut self, n: usize, idx: usize, model: &Model, now_ms: i64) {
         let t = &mut self.nodes[n];
         if t.states.len() >= STATES_MAX {
             t.valid = false;
             return;
         }
+        let changed = t.states.last().is_none_or(|s| s.model != *model);
         t.states.push(State {
             idx: Some(idx),
             model: model.clone(),
@@ -139,6 +152,7 @@ impl Durability {
             saved: false,
             executed_ms: now_ms,
             carried: false,
+            changed,
         });
     }
 
@@ -161,11 +175,11 @@ impl Durability {
         }
         // Move the floor up where the promise allows it now.
         let floor = match persistence {
-            Persistence::AofAlways => Some(pos),
+            Persistence::AofAlways => t.states[pos].changed.then_some(pos),
             Persistence::Snapshot if t.states[pos].saved => Some(pos),
             Persistence::AofEverysec => {
                 let newest = t.states.last().map_or(0, |s| s.executed_ms);
-                everysec_floor(&t.states, newest.min(t.aof_trouble_ms.unwrap_or(i64::MAX)))
+                everysec_floor(t, newest)
             }
             _ => None,
         };
@@ -175,6 +189,11 @@ impl Durability {
                 t.unknown_carry = false;
             }
         }
+    }
+
+    /// The node was paused (SIGSTOP) from `from_ms` to `to_ms`.
+    pub fn paused(&mut self, n: usize, from_ms: i64, to_ms: i64) {
+        self.nodes[n].pauses.push((from_ms, to_ms));
     }
 
     /// The node's AOF reports a write or fsync error at `now_ms`.
@@ -208,10 +227,7 @@ impl Durability {
                 return;
             }
             Persistence::Snapshot | Persistence::AofAlways => 0,
-            Persistence::AofEverysec => {
-                everysec_floor(&t.states, now_ms.min(t.aof_trouble_ms.unwrap_or(i64::MAX)))
-                    .unwrap_or(0)
-            }
+            Persistence::AofEverysec => everysec_floor(t, now_ms).unwrap_or(0),
         };
         if power_loss && t.unknown_carry && t.states[floor].carried {
             // Nothing known to be durable since a load that was not
@@ -223,8 +239,15 @@ impl Durability {
     }
 
     /// A restarted node serves its first command with `loaded` as its
-    /// dataset (read at `now_ms`). Checks it and makes it the new base.
-    pub fn loaded(&mut self, n: usize, loaded: &Model, now_ms: i64) -> Result<(), String> {
+    /// dataset (read at `now_ms` of its clock, at `world_ms`). Checks it
+    /// and makes it the new base.
+    pub fn loaded(
+        &mut self,
+        n: usize,
+        loaded: &Model,
+        now_ms: i64,
+        world_ms: i64,
+    ) -> Result<(), String> {
         let t = &mut self.nodes[n];
         let pending = t.pending.take();
         // After a kill the loaded data may not be durable (see the module
@@ -235,14 +258,16 @@ impl Durability {
             model: loaded.clone(),
             acked: true,
             saved: true,
-            executed_ms: now_ms,
+            executed_ms: world_ms,
             carried: carry,
+            changed: true,
         };
         let was_valid = t.valid;
         t.states = vec![base.clone()];
         t.valid = true;
         t.loaded_since_crash = true;
         t.aof_trouble_ms = None;
+        t.pauses.clear();
         let Some(candidates) = pending.filter(|_| !self.disabled) else {
             if !was_valid {
                 self.skipped += 1;
@@ -293,10 +318,21 @@ impl Durability {
 /// Under `everysec`, the newest state promised durable at `now_ms`: an
 /// acknowledged write the node has had the window to fsync since (carried
 /// states do not count: their process is gone).
-fn everysec_floor(states: &[State], now_ms: i64) -> Option<usize> {
-    states
-        .iter()
-        .rposition(|s| s.acked && !s.carried && s.executed_ms + EVERYSEC_WINDOW_MS <= now_ms)
+fn everysec_floor(t: &NodeTrack, now_ms: i64) -> Option<usize> {
+    // Nothing is promised past the AOF's first write error.
+    let until = now_ms.min(t.aof_trouble_ms.unwrap_or(i64::MAX));
+    let paused = |from: i64| -> i64 {
+        t.pauses
+            .iter()
+            .map(|&(a, b)| (b.min(until) - a.max(from)).max(0))
+            .sum()
+    };
+    t.states.iter().rposition(|s| {
+        s.acked
+            && !s.carried
+            && s.changed
+            && s.executed_ms + EVERYSEC_WINDOW_MS + paused(s.executed_ms) <= until
+    })
 }
 
 /// The dataset as a read at `now_ms` sees it.

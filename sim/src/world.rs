@@ -350,6 +350,8 @@ struct SimNode {
     excused: bool,
     /// `disk.stats.undetectable` at the last crash.
     undetectable_seen: u64,
+    /// When the current pause began.
+    paused_at: u64,
 }
 
 /// What the history knows of one request.
@@ -423,6 +425,7 @@ impl World {
                 stopped: false,
                 excused: false,
                 undetectable_seen: 0,
+                paused_at: 0,
             })
             .collect();
         let clients = (0..cfg.clients)
@@ -650,6 +653,11 @@ impl World {
         self.nodes[n].model_epoch = self.next_epoch;
     }
 
+    /// Virtual time in milliseconds (the world's clock, which never jumps).
+    fn world_ms(&self) -> i64 {
+        (self.now / 1000) as i64
+    }
+
     fn node_now(&self, n: usize) -> Time {
         Time(self.now + self.nodes[n].clock_offset_us)
     }
@@ -739,8 +747,8 @@ impl World {
             return;
         };
         if engine.aof.write_error.is_some() {
-            let now_ms = self.node_now(n).as_millis();
-            self.durability.aof_trouble(n, now_ms);
+            let world_ms = self.world_ms();
+            self.durability.aof_trouble(n, world_ms);
         }
         if let Some(t) = engine.poll_timeout() {
             let at =
@@ -818,6 +826,10 @@ impl World {
     /// The node process is gone (crash or its own shutdown): its
     /// connections reset, its timers and disk queue vanish.
     fn take_down(&mut self, n: usize, power_loss: bool) {
+        if self.nodes[n].paused.is_some() {
+            let (from, to) = ((self.nodes[n].paused_at / 1000) as i64, self.world_ms());
+            self.durability.paused(n, from, to);
+        }
         let node = &mut self.nodes[n];
         node.engine = None;
         node.inc += 1;
@@ -853,9 +865,9 @@ impl World {
             }
             self.reset_conn(id, "node down");
         }
-        let now_ms = self.node_now(n).as_millis();
+        let world_ms = self.world_ms();
         self.durability
-            .crashed(n, now_ms, power_loss, &self.history);
+            .crashed(n, world_ms, power_loss, &self.history);
         let restart = self
             .rng
             .range(1_000, self.cfg.proc.restart_us_max.max(1_000));
@@ -911,12 +923,19 @@ impl World {
         }
         let id = self.next_pause;
         self.next_pause += 1;
+        if self.nodes[n].paused.is_none() {
+            self.nodes[n].paused_at = self.now;
+        }
         self.nodes[n].paused = Some(id);
         self.report.pauses += 1;
         self.schedule(self.now + us, Event::Resume { node: n, pause: id });
     }
 
     fn resume(&mut self, n: usize) {
+        if self.nodes[n].paused.is_some() {
+            let (from, to) = ((self.nodes[n].paused_at / 1000) as i64, self.world_ms());
+            self.durability.paused(n, from, to);
+        }
         self.nodes[n].paused = None;
         self.log(format_args!("n{n} resume"));
         let deferred = std::mem::take(&mut self.nodes[n].deferred);
@@ -1149,7 +1168,8 @@ impl World {
                 format!("n{n} loaded {extra} keys outside db 0, which the workload never writes"),
             );
         }
-        if let Err(e) = self.durability.loaded(n, &loaded, now_ms) {
+        let world_ms = self.world_ms();
+        if let Err(e) = self.durability.loaded(n, &loaded, now_ms, world_ms) {
             self.fail("durability", e);
         }
         self.nodes[n].model = Some(loaded);
@@ -1170,7 +1190,10 @@ impl World {
         };
         if cmd.is_write() && refusal.is_none() {
             match &self.nodes[n].model {
-                Some(m) => self.durability.write_executed(n, idx, m, now_ms),
+                Some(m) => {
+                    let world_ms = self.world_ms();
+                    self.durability.write_executed(n, idx, m, world_ms)
+                }
                 None => self.durability.unknown_write(n),
             }
         }
