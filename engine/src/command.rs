@@ -70,6 +70,9 @@ pub struct Command {
     pub first_key: i32,
     pub last_key: i32,
     pub key_step: i32,
+    /// Redis 7.0's key specifications: where the keys are and what the
+    /// command does to each.
+    pub key_specs: Vec<KeySpec>,
     /// `None` for container commands (CONFIG, CLIENT...), which dispatch to a
     /// subcommand.
     pub handler: Option<Handler>,
@@ -120,6 +123,184 @@ impl Command {
         while i <= last && (i as usize) < argc {
             out.push(i as usize);
             i += self.key_step.max(1);
+        }
+        out
+    }
+}
+
+/// What a command does to the keys of one key spec (Redis's key-spec
+/// flags; only those the engine acts on).
+pub mod key_flags {
+    /// Read only.
+    pub const RO: u32 = 1 << 0;
+    /// Read and written.
+    pub const RW: u32 = 1 << 1;
+    /// Overwritten without being read.
+    pub const OW: u32 = 1 << 2;
+    /// Removed.
+    pub const RM: u32 = 1 << 3;
+
+    pub fn from_name(n: &[u8]) -> u32 {
+        match n {
+            b"RO" => RO,
+            b"RW" => RW,
+            b"OW" => OW,
+            b"RM" => RM,
+            _ => 0,
+        }
+    }
+}
+
+/// One key specification: how to find its keys in the arguments.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub flags: u32,
+    begin: Begin,
+    find: Find,
+}
+
+#[derive(Debug, Clone)]
+enum Begin {
+    Index(i64),
+    Keyword { keyword: Vec<u8>, startfrom: i64 },
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+enum Find {
+    Range { lastkey: i64, step: i64, limit: i64 },
+    Keynum { idx: i64, first: i64, step: i64 },
+    Unknown,
+}
+
+/// A map frame's value for `key`.
+fn field<'a>(m: &'a Frame, key: &str) -> Option<&'a Frame> {
+    let Frame::Map(kv) = m else { return None };
+    kv.chunks(2)
+        .find(|p| p[0].as_bytes() == Some(key.as_bytes()))
+        .map(|p| &p[1])
+}
+
+fn int_field(m: &Frame, key: &str) -> i64 {
+    match field(m, key) {
+        Some(Frame::Int(n)) => *n,
+        _ => 0,
+    }
+}
+
+impl KeySpec {
+    fn parse(f: &Frame) -> KeySpec {
+        let mut flags = 0;
+        if let Some(Frame::Set(fl)) | Some(Frame::Array(fl)) = field(f, "flags") {
+            for x in fl {
+                flags |= key_flags::from_name(x.as_bytes().unwrap_or_default());
+            }
+        }
+        let begin = match field(f, "begin_search") {
+            Some(b) => match (field(b, "type").and_then(Frame::as_bytes), field(b, "spec")) {
+                (Some(b"index"), Some(s)) => Begin::Index(int_field(s, "index")),
+                (Some(b"keyword"), Some(s)) => Begin::Keyword {
+                    keyword: field(s, "keyword")
+                        .and_then(Frame::as_bytes)
+                        .unwrap_or_default()
+                        .to_vec(),
+                    startfrom: int_field(s, "startfrom"),
+                },
+                _ => Begin::Unknown,
+            },
+            None => Begin::Unknown,
+        };
+        let find = match field(f, "find_keys") {
+            Some(k) => match (field(k, "type").and_then(Frame::as_bytes), field(k, "spec")) {
+                (Some(b"range"), Some(s)) => Find::Range {
+                    lastkey: int_field(s, "lastkey"),
+                    step: int_field(s, "keystep"),
+                    limit: int_field(s, "limit"),
+                },
+                (Some(b"keynum"), Some(s)) => Find::Keynum {
+                    idx: int_field(s, "keynumidx"),
+                    first: int_field(s, "firstkey"),
+                    step: int_field(s, "keystep"),
+                },
+                _ => Find::Unknown,
+            },
+            None => Find::Unknown,
+        };
+        KeySpec { flags, begin, find }
+    }
+
+    /// The argument positions of this spec's keys (Redis's
+    /// `getKeysUsingKeySpecs` for one spec); empty when they cannot be
+    /// found (a missing keyword, a bad key count).
+    pub fn positions(&self, argv: &[bytes::Bytes]) -> Vec<usize> {
+        let argc = argv.len() as i64;
+        let first = match &self.begin {
+            Begin::Index(i) => *i,
+            Begin::Keyword { keyword, startfrom } => {
+                let (start, end, dir): (i64, i64, i64) = if *startfrom >= 0 {
+                    (*startfrom, argc, 1)
+                } else {
+                    (argc + startfrom, 0, -1)
+                };
+                let mut i = start;
+                let mut found = None;
+                while (dir > 0 && i < end) || (dir < 0 && i > end) {
+                    if i >= 1 && i < argc && argv[i as usize].eq_ignore_ascii_case(keyword) {
+                        found = Some(i + 1);
+                        break;
+                    }
+                    i += dir;
+                }
+                match found {
+                    Some(f) => f,
+                    None => return vec![],
+                }
+            }
+            Begin::Unknown => return vec![],
+        };
+        if first <= 0 || first >= argc {
+            return vec![];
+        }
+        let (first, last, step) = match &self.find {
+            Find::Range {
+                lastkey,
+                step,
+                limit,
+            } => {
+                let last = if *lastkey >= 0 {
+                    first + lastkey
+                } else if *limit <= 1 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (first, last, (*step).max(1))
+            }
+            Find::Keynum {
+                idx,
+                first: fk,
+                step,
+            } => {
+                let Some(n) = argv
+                    .get((first + idx) as usize)
+                    .and_then(|a| crate::resp::parse_i64(a))
+                else {
+                    return vec![];
+                };
+                if n <= 0 {
+                    return vec![];
+                }
+                let f = first + fk;
+                let step = (*step).max(1);
+                (f, f + (n - 1).saturating_mul(step), step)
+            }
+            Find::Unknown => return vec![],
+        };
+        let mut out = vec![];
+        let mut i = first;
+        while i <= last && i < argc {
+            out.push(i as usize);
+            i += step;
         }
         out
     }
@@ -219,6 +400,12 @@ fn build(entry: &Frame, docs: Option<&Frame>) -> Option<Command> {
         first_key: int(3),
         last_key: int(4),
         key_step: int(5),
+        key_specs: match f.get(8) {
+            Some(Frame::Array(specs)) | Some(Frame::Set(specs)) => {
+                specs.iter().map(KeySpec::parse).collect()
+            }
+            _ => vec![],
+        },
         handler,
         subcommands,
         info: Frame::Array(info),

@@ -1045,7 +1045,17 @@ impl Node {
     /// argument, which can only make EXEC fail more eagerly, never less.
     /// Only watched keys are returned.
     fn command_keys(&self, cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
-        let positions: Vec<usize> = if cmd.has(flags::MOVABLE_KEYS) {
+        use crate::command::key_flags::{OW, RM, RW};
+        let positions: Vec<usize> = if !cmd.key_specs.is_empty() {
+            // Only the keys the command may write: a STORE command's
+            // sources (RO) are not touched, as Redis signals only keys it
+            // modifies.
+            cmd.key_specs
+                .iter()
+                .filter(|s| s.flags & (RW | OW | RM) != 0)
+                .flat_map(|s| s.positions(argv))
+                .collect()
+        } else if cmd.has(flags::MOVABLE_KEYS) {
             (1..argv.len()).collect()
         } else {
             cmd.key_positions(argv.len())
