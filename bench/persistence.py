@@ -138,6 +138,36 @@ def bgsave_loop(port, stop_file):
     return subprocess.Popen(["bash", "-c", script])
 
 
+def loss_on_kill9(kind, fsync, rounds=5):
+    """Acknowledged INCRs lost when the server is killed with -9 while a
+    client writes (the OS keeps what was written; the page cache survives).
+    Returns (max writes lost, writes per second)."""
+    d = tempfile.mkdtemp(prefix=f"cinnabar-bench-kill-{kind}-")
+    extra = ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
+    worst, rates = 0, []
+    for _ in range(rounds):
+        s = Server(kind, d, extra)
+        start = int(cli(s.port, "GET", "n") or 0)
+        sock = socket.create_connection(("127.0.0.1", s.port))
+        acked, t0 = start, time.monotonic()
+        buf = b""
+        while time.monotonic() - t0 < 0.5:
+            sock.sendall(b"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n")
+            while b"\r\n" not in buf:
+                buf += sock.recv(4096)
+            line, buf = buf.split(b"\r\n", 1)
+            acked = int(line[1:])
+        rates.append((acked - start) / (time.monotonic() - t0))
+        s.proc.kill()
+        s.proc.wait()
+        s = Server(kind, d, extra)
+        have = int(cli(s.port, "GET", "n") or 0)
+        worst = max(worst, acked - have)
+        s.stop()
+    shutil.rmtree(d, ignore_errors=True)
+    return worst, sum(rates) / len(rates)
+
+
 def row(name, r, c, unit, fmt="{:.3f}"):
     ratio = c / r if r else float("nan")
     print(f"{name:<34} {fmt.format(r):>12} {fmt.format(c):>12} {ratio:>8.2f}  {unit}")
@@ -183,6 +213,9 @@ def main():
             s.stop()
             shutil.rmtree(d2, ignore_errors=True)
         shutil.rmtree(d, ignore_errors=True)
+    for kind in ("redis", "cinnabar"):
+        for fsync in ("everysec", "always"):
+            res[kind]["kill-" + fsync] = loss_on_kill9(kind, fsync)
     r, c = res["redis"], res["cinnabar"]
     row("SAVE (s)", r["save"], c["save"], "lower is better")
     row("load at start-up (s)", r["load"], c["load"], "lower is better")
@@ -196,6 +229,8 @@ def main():
     for fsync in ("everysec", "always"):
         row(f"SET rps, appendfsync {fsync}", r[fsync]["rps"], c[fsync]["rps"], "higher is better", "{:.0f}")
         row(f"SET p99 ms, appendfsync {fsync}", r[fsync]["p99"], c[fsync]["p99"], "lower is better")
+        (rl, rr), (cl, cr) = r["kill-" + fsync], c["kill-" + fsync]
+        row(f"acked writes lost on kill -9, {fsync}", rl, cl, "max over 5 kills", "{:.0f}")
 
 
 if __name__ == "__main__":
