@@ -35,6 +35,76 @@ use crate::node::{Client, Node, Time};
 use crate::persist::{self, Purpose};
 use bytes::Bytes;
 
+/// Deliberately broken variants (feature `planted-bugs`, compiled out
+/// otherwise): the simulator must catch each of them
+/// (`sim/tests/planted.rs`). Selected per thread, so parallel tests and
+/// worlds do not see each other's.
+#[cfg(feature = "planted-bugs")]
+pub mod planted {
+    use std::cell::Cell;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Bug {
+        /// `appendfsync always` replies before the fsync completes.
+        ReplyBeforeFsync = 1,
+        /// No fsync of the directory after a rename (SAVE, BGSAVE, AOF
+        /// manifest and base): the rename may be lost at a power cut.
+        NoDirFsync = 2,
+        /// The AOF buffer is dropped when a rewrite starts.
+        LoseBufOnRewrite = 4,
+        /// A torn AOF tail is cut one byte short of the last whole command.
+        TornTailOffByOne = 8,
+        /// Keys expire one millisecond early (`at <= now`).
+        ExpireEarly = 16,
+    }
+
+    impl Bug {
+        pub const ALL: [Bug; 5] = [
+            Bug::ReplyBeforeFsync,
+            Bug::NoDirFsync,
+            Bug::LoseBufOnRewrite,
+            Bug::TornTailOffByOne,
+            Bug::ExpireEarly,
+        ];
+
+        pub fn name(self) -> &'static str {
+            match self {
+                Bug::ReplyBeforeFsync => "reply-before-fsync",
+                Bug::NoDirFsync => "no-dir-fsync",
+                Bug::LoseBufOnRewrite => "lose-buf-on-rewrite",
+                Bug::TornTailOffByOne => "torn-tail-off-by-one",
+                Bug::ExpireEarly => "expire-early",
+            }
+        }
+
+        pub fn parse(s: &str) -> Option<Bug> {
+            Bug::ALL.into_iter().find(|b| b.name() == s)
+        }
+    }
+
+    thread_local! {
+        static ACTIVE: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Switches these bugs on (and every other off) for this thread.
+    pub fn set(bugs: &[Bug]) {
+        ACTIVE.with(|a| a.set(bugs.iter().fold(0, |m, b| m | *b as u32)));
+    }
+
+    pub fn on(bug: Bug) -> bool {
+        ACTIVE.with(|a| a.get() & bug as u32 != 0)
+    }
+}
+
+/// fsync(2) of a directory after a rename (or the planted bug's no-op).
+pub(crate) fn fsync_dir(path: String) -> DiskOp {
+    #[cfg(feature = "planted-bugs")]
+    if planted::on(planted::Bug::NoDirFsync) {
+        return DiskOp::ListDir { path };
+    }
+    DiskOp::FsyncDir { path }
+}
+
 /// The state of the AOF.
 #[derive(Default)]
 pub struct Aof {
@@ -363,6 +433,10 @@ pub fn after_input(node: &mut Node) {
             issue_fsync(node);
         }
         let needed = node.aof.issued + node.aof.buf.len() as u64;
+        #[cfg(feature = "planted-bugs")]
+        if planted::on(planted::Bug::ReplyBeforeFsync) {
+            return;
+        }
         node.hold_outputs_until(needed);
     }
 }
@@ -546,6 +620,12 @@ pub fn flush_for_shutdown(node: &mut Node) -> bool {
     false
 }
 
+/// Bytes logged but not yet handed to the disk (the simulator checks the
+/// files replay to the dataset only when nothing is left here).
+pub fn buffered(node: &Node) -> usize {
+    node.aof.buf.len()
+}
+
 /// Writes are refused with -MISCONF while the AOF cannot be written.
 pub fn write_error(node: &Node) -> Option<String> {
     if !node.aof.enabled {
@@ -670,6 +750,11 @@ fn replay_all(node: &mut Node) {
                     "!!! Warning: short read while loading the AOF file {name}!!! AOF loaded anyway because aof-load-truncated is enabled; truncating it to {valid} bytes"
                 );
                 total -= data.len() as u64 - valid;
+                #[cfg(feature = "planted-bugs")]
+                let valid = match planted::on(planted::Bug::TornTailOffByOne) {
+                    true => valid.saturating_sub(1),
+                    false => valid,
+                };
                 let path = in_dir(node, &name);
                 persist::issue(node, DiskOp::Truncate { path, len: valid }, Purpose::Ignore);
             }
@@ -845,6 +930,10 @@ pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
     if node.aof.rewrite_in_progress {
         return Err("ERR Background append only file rewriting already in progress".into());
     }
+    #[cfg(feature = "planted-bugs")]
+    if planted::on(planted::Bug::LoseBufOnRewrite) {
+        node.aof.buf.clear();
+    }
     // Whatever is buffered belongs to the old incr file (the new base is
     // a snapshot of the dataset now, which includes it), even if an append
     // is still in flight; and the fsync that covers it must be of that
@@ -947,7 +1036,7 @@ fn write_manifest(node: &mut Node, m: Manifest) {
         },
         Purpose::Ignore,
     );
-    persist::issue(node, DiskOp::FsyncDir { path: dir }, Purpose::Ignore);
+    persist::issue(node, fsync_dir(dir), Purpose::Ignore);
 }
 
 /// The rewrite's base file is in place (or the rewrite failed).

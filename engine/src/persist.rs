@@ -597,7 +597,7 @@ fn step_job(node: &mut Node, budget: usize) {
         );
         issue(
             node,
-            DiskOp::FsyncDir { path: dir },
+            crate::aof::fsync_dir(dir),
             Purpose::Save { job: j, last: true },
         );
     } else {

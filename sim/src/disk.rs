@@ -17,7 +17,8 @@
 //!   assumed to have flushed an arbitrary subset of dirty sectors (each
 //!   sector is atomic, the write is not) and, per directory, possibly the
 //!   live namespace: a crash "may lose anything else", so it may also keep
-//!   some of it.
+//!   some of it. Or, as ext4's ordered mode does, a grown file keeps a
+//!   clean prefix of its new data (a torn tail, cut anywhere).
 //!
 //! # Faults (each switchable, drawn from the world's RNG)
 //!
@@ -117,6 +118,8 @@ pub struct DiskStats {
     pub read_eio: u64,
     pub misdirected: u64,
     pub torn_sectors: u64,
+    /// Torn crashes that left a file with a hole (not a clean prefix).
+    pub torn_holes: u64,
     pub crashes: u64,
     /// Bit flips and misdirected sectors that landed in files without a
     /// checksum (the AOF's incr files and manifest, as in Redis): the node
@@ -130,6 +133,7 @@ pub fn checksummed(path: &str) -> bool {
     path.ends_with(".rdb")
 }
 
+#[derive(Clone)]
 pub struct SimDisk {
     pub faults: DiskFaults,
     files: BTreeMap<Inode, File>,
@@ -397,7 +401,17 @@ impl SimDisk {
         let corrupt_p = self.faults.corrupt_on_crash_p;
         let names = &self.names;
         for (ino, f) in self.files.iter_mut() {
-            if torn && (!f.dirty.is_empty() || f.len_dirty) {
+            let grown = f.cache.len() > f.durable.len();
+            if torn && grown && rng.chance(0.4) {
+                // Ordered write-back (ext4 data=ordered): the kernel wrote
+                // the new data in order and the size reached the journal
+                // part-way: a clean prefix of what was written, usually
+                // ending inside an append (a torn tail).
+                let lo = f.durable.len() as u64;
+                let cut = rng.range(lo, f.cache.len() as u64) as usize;
+                f.durable = f.cache[..cut].to_vec();
+                self.stats.torn_sectors += 1;
+            } else if torn && (!f.dirty.is_empty() || f.len_dirty) {
                 if f.len_dirty && rng.chance(0.5) {
                     // The size update reached the journal: the file has its
                     // new length, with stale or zero bytes where data did
@@ -412,6 +426,13 @@ impl SimDisk {
                         f.durable.truncate(keep);
                         self.stats.torn_sectors += 1;
                     }
+                }
+                // A hole: the durable image is no longer a prefix of what
+                // was written (zeros or stale bytes before flushed ones).
+                // A clean prefix is a torn tail, which a loader repairs.
+                let m = f.durable.len().min(f.cache.len());
+                if f.durable[..m] != f.cache[..m] {
+                    self.stats.torn_holes += 1;
                 }
             }
             if !f.durable.is_empty() && rng.chance(corrupt_p) {

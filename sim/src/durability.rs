@@ -105,6 +105,27 @@ pub struct Durability {
     pub skipped: u64,
 }
 
+impl Persistence {
+    pub fn parse(s: &str) -> Option<Persistence> {
+        match s {
+            "none" => Some(Persistence::None),
+            "snapshot" => Some(Persistence::Snapshot),
+            "always" => Some(Persistence::AofAlways),
+            "everysec" => Some(Persistence::AofEverysec),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Persistence::None => "none",
+            Persistence::Snapshot => "snapshot",
+            Persistence::AofAlways => "always",
+            Persistence::AofEverysec => "everysec",
+        }
+    }
+}
+
 impl Durability {
     pub fn new(persistence: Persistence, nodes: usize) -> Durability {
         Durability {
@@ -189,6 +210,11 @@ impl Durability {
                 t.unknown_carry = false;
             }
         }
+    }
+
+    /// The next load of node `n` is checked (its candidates are known).
+    pub fn will_check(&self, n: usize) -> bool {
+        !self.disabled && self.nodes[n].pending.is_some()
     }
 
     /// The node was paused (SIGSTOP) from `from_ms` to `to_ms`.
@@ -344,7 +370,7 @@ fn visible(m: &Model, now_ms: i64) -> Model {
 }
 
 /// How `got` differs from `want`, key by key.
-fn differences(want: &Model, got: &Model) -> Vec<String> {
+pub fn differences(want: &Model, got: &Model) -> Vec<String> {
     let name = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
     let mut out = Vec::new();
     for (k, e) in &want.keys {

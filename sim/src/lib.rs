@@ -11,6 +11,7 @@
 //! - [`model`]: the reference model of Redis semantics the replies are
 //!   checked against; [`workload`]: the operations clients issue.
 //! - [`durability`]: what a restarted node may load.
+//! - [`reload`]: a node's files must load back to its dataset.
 //! - [`resp`]: the clients' RESP2/RESP3 reply decoder.
 //! - [`swarm`]: per-seed choice of faults and rates.
 
@@ -18,6 +19,7 @@ pub mod disk;
 pub mod durability;
 pub mod engine_state;
 pub mod model;
+pub mod reload;
 pub mod resp;
 pub mod rng;
 pub mod snapshot;

@@ -12,6 +12,7 @@
 //! look past them). A failure prints the seed
 //! and the command that replays it; the exit status is 1 if any seed failed.
 
+use cinnabar_sim::durability::Persistence;
 use cinnabar_sim::swarm::{self, Scenario};
 use cinnabar_sim::{run, World};
 use std::process::ExitCode;
@@ -25,12 +26,17 @@ struct Args {
     trace: bool,
     /// Emulate the engine's known bugs in the model, to look past them.
     emulate_known_bugs: bool,
+    /// Planted engine bugs to switch on (feature `planted-bugs`).
+    plant: Vec<String>,
+    /// Forced persistence mode (crash-disk and swarm).
+    persistence: Option<Persistence>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cinnabar-sim [--seed N | --seeds A..B] [--scenario quiet|net|crash-disk|swarm] \
-         [--duration SECONDS] [--clients N] [--trace] [--emulate-known-bugs]"
+         [--persistence none|snapshot|always|everysec] [--duration SECONDS] [--clients N] \
+         [--trace] [--emulate-known-bugs] [--plant BUG]..."
     );
     std::process::exit(2)
 }
@@ -43,6 +49,8 @@ fn parse_args() -> Args {
         clients: None,
         trace: false,
         emulate_known_bugs: false,
+        plant: Vec::new(),
+        persistence: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -63,6 +71,10 @@ fn parse_args() -> Args {
             "--clients" => a.clients = Some(val().parse().unwrap_or_else(|_| usage())),
             "--trace" => a.trace = true,
             "--emulate-known-bugs" => a.emulate_known_bugs = true,
+            "--plant" => a.plant.push(val()),
+            "--persistence" => {
+                a.persistence = Some(Persistence::parse(&val()).unwrap_or_else(|| usage()))
+            }
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -75,6 +87,9 @@ fn replay_command(seed: u64, a: &Args) -> String {
         "cargo run -p cinnabar-sim --release -- --seed {seed} --scenario {}",
         a.scenario.name()
     );
+    if let Some(p) = a.persistence {
+        s.push_str(&format!(" --persistence {}", p.name()));
+    }
     if let Some(d) = a.duration_s {
         s.push_str(&format!(" --duration {d}"));
     }
@@ -84,8 +99,35 @@ fn replay_command(seed: u64, a: &Args) -> String {
     if a.emulate_known_bugs {
         s.push_str(" --emulate-known-bugs");
     }
+    if !a.plant.is_empty() {
+        s = s.replace("-p cinnabar-sim", "-p cinnabar-sim --features planted-bugs");
+        for p in &a.plant {
+            s.push_str(&format!(" --plant {p}"));
+        }
+    }
     s.push_str(" --trace");
     s
+}
+
+#[cfg(feature = "planted-bugs")]
+fn plant(cfg: &mut cinnabar_sim::SimConfig, names: &[String]) {
+    use cinnabar_engine::aof::planted::Bug;
+    for n in names {
+        match Bug::parse(n) {
+            Some(b) => cfg.planted.push(b),
+            None => {
+                let all: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+                eprintln!("unknown planted bug {n:?}; one of {all:?}");
+                std::process::exit(2)
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+fn plant(_cfg: &mut cinnabar_sim::SimConfig, _names: &[String]) {
+    eprintln!("--plant needs: cargo run -p cinnabar-sim --features planted-bugs");
+    std::process::exit(2)
 }
 
 fn main() -> ExitCode {
@@ -100,7 +142,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mut failed, mut ran, mut sim_us, mut ops) = (0u64, 0u64, 0u64, 0u64);
     for seed in args.seeds.clone() {
-        let mut cfg = swarm::config(seed, args.scenario);
+        let mut cfg = swarm::config_with(seed, args.scenario, args.persistence);
         if let Some(d) = args.duration_s {
             cfg.safety_us = d * 1_000_000;
         }
@@ -109,6 +151,9 @@ fn main() -> ExitCode {
         }
         if args.emulate_known_bugs {
             cfg.emulate = cinnabar_sim::model::KnownBug::ALL.to_vec();
+        }
+        if !args.plant.is_empty() {
+            plant(&mut cfg, &args.plant);
         }
         let report = if args.trace {
             let mut w = World::new(cfg);
@@ -129,7 +174,7 @@ fn main() -> ExitCode {
             println!("  replay: {}", replay_command(seed, &args));
         } else if args.seeds.end - args.seeds.start == 1 {
             println!(
-                "seed {seed} ok: trace {:016x} ({} lines), {} ops ({} checked), {} crashes, {} restarts, {} resets, {} partitions, {} pauses, {} clock jumps, {} disk faults, {} durability checks",
+                "seed {seed} ok: trace {:016x} ({} lines), {} ops ({} checked), {} crashes, {} restarts, {} resets, {} partitions, {} pauses, {} clock jumps, {} disk faults, {} durability checks, {} reload checks",
                 report.trace_hash,
                 report.trace_lines,
                 report.ops_completed,
@@ -142,6 +187,7 @@ fn main() -> ExitCode {
                 report.clock_jumps,
                 report.disk_faults,
                 report.durability_checks,
+                report.reload_checks,
             );
         }
     }

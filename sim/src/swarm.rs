@@ -73,14 +73,16 @@ fn disk_faults(r: &mut SimRng) -> DiskFaults {
     }
 }
 
-/// Picks how the node persists, and configures the engine and workload.
-pub fn persistence(r: &mut SimRng, cfg: &mut SimConfig) {
+/// Picks how the node persists (unless `force`d), and configures the
+/// engine and workload.
+pub fn persistence(r: &mut SimRng, cfg: &mut SimConfig, force: Option<Persistence>) {
     let p = match r.below(20) {
         0..=4 => Persistence::None,
         5..=11 => Persistence::Snapshot,
         12..=16 => Persistence::AofAlways,
         _ => Persistence::AofEverysec,
     };
+    let p = force.unwrap_or(p);
     let params: &[(&str, &str)] = match p {
         Persistence::None => &[("save", ""), ("appendonly", "no")],
         Persistence::Snapshot => &[("appendonly", "no")],
@@ -125,6 +127,12 @@ pub fn persistence(r: &mut SimRng, cfg: &mut SimConfig) {
 
 /// The configuration of `seed` for `scenario`.
 pub fn config(seed: u64, scenario: Scenario) -> SimConfig {
+    config_with(seed, scenario, None)
+}
+
+/// As [`config`], with the persistence mode forced (crash-disk and swarm):
+/// the other choices stay those of the seed.
+pub fn config_with(seed: u64, scenario: Scenario, force: Option<Persistence>) -> SimConfig {
     let mut r = SimRng::new(seed ^ 0x5157_4a52_4d5f_5357);
     let mut cfg = SimConfig::quiet(seed);
     cfg.clients = r.range(1, 10) as usize;
@@ -150,7 +158,7 @@ pub fn config(seed: u64, scenario: Scenario) -> SimConfig {
             cfg.proc.power_loss_w = r.range(1, 10);
             cfg.proc.kill_w = r.range(0, 10);
             cfg.disk = disk_faults(&mut r);
-            persistence(&mut r, &mut cfg);
+            persistence(&mut r, &mut cfg, force);
         }
         Scenario::Swarm => {
             cfg.net.reset_w = weight(&mut r);
@@ -161,7 +169,7 @@ pub fn config(seed: u64, scenario: Scenario) -> SimConfig {
             cfg.proc.power_loss_w = weight(&mut r);
             cfg.proc.kill_w = weight(&mut r);
             cfg.disk = disk_faults(&mut r);
-            persistence(&mut r, &mut cfg);
+            persistence(&mut r, &mut cfg, force);
         }
     }
     cfg
