@@ -119,6 +119,9 @@ pub struct Aof {
     issued: u64,
     written: u64,
     pub synced: u64,
+    /// Offset up to which append attempts have completed (replies under
+    /// everysec and no wait for this).
+    pub attempted: u64,
     write_in_flight: bool,
     fsync_in_flight: bool,
     /// Appends handed to the disk, oldest first: (path, the file offset it
@@ -428,16 +431,21 @@ pub fn after_input(node: &mut Node) {
         return;
     }
     write_buffer(node);
+    let needed = node.aof.issued + node.aof.buf.len() as u64;
     if fsync_policy(node) == "always" {
         if node.aof.synced < node.aof.issued && !node.aof.fsync_in_flight {
             issue_fsync(node);
         }
-        let needed = node.aof.issued + node.aof.buf.len() as u64;
         #[cfg(feature = "planted-bugs")]
         if planted::on(planted::Bug::ReplyBeforeFsync) {
             return;
         }
-        node.hold_outputs_until(needed);
+        node.hold_outputs_until(needed, true);
+    } else {
+        // everysec / no: a reply goes out once its write reached the OS, so
+        // a crashed process (not machine) loses nothing acknowledged, as
+        // with Redis, which writes before it replies.
+        node.hold_outputs_until(needed, false);
     }
 }
 
@@ -463,7 +471,10 @@ fn write_buffer(node: &mut Node) {
             path,
             data: data.clone(),
         },
-        Purpose::AofWrite { data },
+        Purpose::AofWrite {
+            data,
+            end: node.aof.issued,
+        },
     );
 }
 
@@ -514,7 +525,11 @@ pub fn tick(node: &mut Node) {
 /// A write or fsync finished.
 pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
     match purpose {
-        Purpose::AofWrite { data } => {
+        Purpose::AofWrite { data, end } => {
+            // The write was attempted: under everysec and no, the replies
+            // that waited for it may go (Redis writes before it replies;
+            // a failed write is reported through -MISCONF instead).
+            node.aof.attempted = node.aof.attempted.max(end);
             let (path, offset, gen) = node.aof.appends.pop_front().unwrap_or_default();
             node.aof.write_in_flight = node.aof.appends.iter().any(|a| a.2 == node.aof.generation);
             match result {
@@ -571,12 +586,14 @@ pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
                     }
                 }
             }
-            if fsync_policy(node) == "always" {
-                write_buffer(node);
-                if node.aof.synced < node.aof.issued && !node.aof.fsync_in_flight {
-                    issue_fsync(node);
-                }
+            write_buffer(node);
+            if fsync_policy(node) == "always"
+                && node.aof.synced < node.aof.issued
+                && !node.aof.fsync_in_flight
+            {
+                issue_fsync(node);
             }
+            node.release_held_outputs();
         }
         Purpose::AofFsync { upto } => {
             node.aof.fsync_in_flight = false;
@@ -584,7 +601,7 @@ pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
                 Ok(_) => {
                     node.aof.synced = node.aof.synced.max(upto);
                     node.aof.last_fsync = node.now;
-                    node.release_held_outputs(node.aof.synced);
+                    node.release_held_outputs();
                 }
                 Err(e) => {
                     if fsync_policy(node) == "always" {
@@ -785,6 +802,7 @@ fn replay_all(node: &mut Node) {
     node.aof.issued = 0;
     node.aof.written = 0;
     node.aof.synced = 0;
+    node.aof.attempted = 0;
     node.dirty = 0;
     tracing::info!("DB loaded from append only file");
     // As Redis's aofOpenIfNeededOnServerStart: open the current incr file
@@ -1077,6 +1095,11 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
             .map(|i| i.0.clone()),
     );
     m.history = Vec::new();
+    // A file the new manifest names is never deleted, even if an old entry
+    // had the same name (a hand-edited manifest whose names and sequence
+    // numbers disagree).
+    history
+        .retain(|h| m.base.as_ref().is_none_or(|b| &b.0 != h) && m.incrs.iter().all(|i| &i.0 != h));
     node.aof.manifest = m.clone();
     write_manifest(node, m);
     for name in history {

@@ -359,7 +359,7 @@ pub struct Node {
     explicit_props: u64,
     /// Under `appendfsync always`: outputs waiting for the AOF fsync that
     /// covers offset `.0`.
-    held: VecDeque<(u64, Output)>,
+    held: VecDeque<(u64, bool, Output)>,
     /// Held outputs whose fsync completed, sent at the end of this input.
     released: VecDeque<Output>,
 }
@@ -966,24 +966,40 @@ impl Node {
 
     /// Under `appendfsync always`: client-visible outputs queued from now on
     /// wait until the AOF is fsynced up to `offset`.
-    pub(crate) fn hold_outputs_until(&mut self, offset: u64) {
-        if offset <= self.aof.synced && self.held.is_empty() {
+    /// The AOF: client-visible outputs queued from now on wait until the
+    /// stream is fsynced (`by_fsync`, appendfsync always) or written up to
+    /// `offset`.
+    pub(crate) fn hold_outputs_until(&mut self, offset: u64, by_fsync: bool) {
+        let done = if by_fsync {
+            self.aof.synced
+        } else {
+            self.aof.attempted
+        };
+        if offset <= done && self.held.is_empty() {
             return;
         }
         let mut keep = VecDeque::with_capacity(self.outputs.len());
         for o in self.outputs.drain(..) {
             match o {
-                Output::Send { .. } | Output::Close { .. } => self.held.push_back((offset, o)),
+                Output::Send { .. } | Output::Close { .. } => {
+                    self.held.push_back((offset, by_fsync, o))
+                }
                 o => keep.push_back(o),
             }
         }
         self.outputs = keep;
     }
 
-    /// The AOF is fsynced up to `synced`: release what waited for it.
-    pub(crate) fn release_held_outputs(&mut self, synced: u64) {
-        while self.held.front().is_some_and(|(need, _)| *need <= synced) {
-            if let Some((_, o)) = self.held.pop_front() {
+    /// An AOF write or fsync completed: release, in order, what waited
+    /// for it.
+    pub(crate) fn release_held_outputs(&mut self) {
+        let (synced, attempted) = (self.aof.synced, self.aof.attempted);
+        while self
+            .held
+            .front()
+            .is_some_and(|(need, by_fsync, _)| *need <= if *by_fsync { synced } else { attempted })
+        {
+            if let Some((_, _, o)) = self.held.pop_front() {
                 self.released.push_back(o);
             }
         }

@@ -79,6 +79,8 @@ pub(crate) enum Purpose {
     /// AOF: appending these bytes to the current incr file.
     AofWrite {
         data: Bytes,
+        /// The stream offset this append ends at.
+        end: u64,
     },
     /// AOF: fsync covering the stream up to this offset.
     AofFsync {

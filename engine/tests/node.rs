@@ -1038,3 +1038,33 @@ fn rdb_load_keeps_a_key_in_its_last_millisecond() {
     r.advance_ms(1);
     assert_eq!(r.cmd(1, "GET k"), "$-1\r\n");
 }
+
+#[test]
+fn aof_everysec_replies_after_the_write_not_the_fsync() {
+    let mut h = Harness::new(aof_config("everysec"), 21);
+    h.connect(1);
+    h.node.handle(
+        Time(h.now),
+        Input::Received {
+            conn: ConnId(1),
+            data: b"SET k v\r\n",
+        },
+    );
+    let mut pending = Vec::new();
+    let mut sends = Vec::new();
+    while let Some(o) = h.node.poll_output() {
+        match o {
+            Output::Disk { id, op } => pending.push((id, op)),
+            Output::Send { .. } => sends.push(o),
+            _ => {}
+        }
+    }
+    // Redis writes the AOF buffer before it replies: so do we.
+    assert!(sends.is_empty(), "reply before the write: {sends:?}");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(matches!(pending[0].1, DiskOp::Append { .. }));
+    let (id, op) = pending.remove(0);
+    let result = h.perform(op);
+    h.node.handle(Time(h.now), Input::DiskDone { id, result });
+    assert_eq!(sent(&h.drain()), "+OK\r\n");
+}
