@@ -34,6 +34,7 @@ use crate::disk::SimDisk;
 use crate::model::{Cmd, Model};
 use crate::world::Op;
 use cinnabar_engine::disk::{DiskOp, DiskResult};
+use std::rc::Rc;
 
 /// How long `appendfsync everysec` may lose, with slack for a slow fsync.
 pub const EVERYSEC_WINDOW_MS: i64 = 3_000;
@@ -53,7 +54,8 @@ pub enum Persistence {
 struct State {
     /// History index of the write that produced it (`None`: the base).
     idx: Option<usize>,
-    model: Model,
+    /// Shared with the previous state when the write changed nothing.
+    model: Rc<Model>,
     acked: bool,
     /// A SAVE that succeeded: the state is on disk.
     saved: bool,
@@ -135,7 +137,7 @@ impl Durability {
                 .map(|_| NodeTrack {
                     states: vec![State {
                         idx: None,
-                        model: Model::new(),
+                        model: Rc::new(Model::new()),
                         acked: true,
                         saved: true,
                         executed_ms: 0,
@@ -160,15 +162,24 @@ impl Durability {
     /// this checker are the world's (milliseconds of virtual time), not the
     /// node's clock, which may jump.
     pub fn write_executed(&mut self, n: usize, idx: usize, model: &Model, now_ms: i64) {
+        if self.persistence == Persistence::None {
+            // Only the empty dataset may come back: nothing to remember.
+            return;
+        }
         let t = &mut self.nodes[n];
         if t.states.len() >= STATES_MAX {
             t.valid = false;
             return;
         }
-        let changed = t.states.last().is_none_or(|s| s.model != *model);
+        let prev = t.states.last().map(|s| s.model.clone());
+        let changed = prev.as_ref().is_none_or(|m| **m != *model);
+        let model = match prev {
+            Some(m) if !changed => m,
+            _ => Rc::new(model.clone()),
+        };
         t.states.push(State {
             idx: Some(idx),
-            model: model.clone(),
+            model,
             acked: false,
             saved: false,
             executed_ms: now_ms,
@@ -187,7 +198,8 @@ impl Durability {
     pub fn acked(&mut self, n: usize, idx: usize, cmd: &Cmd) {
         let persistence = self.persistence;
         let t = &mut self.nodes[n];
-        let Some(pos) = t.states.iter().position(|s| s.idx == Some(idx)) else {
+        // Replies come soon after execution: search from the newest.
+        let Some(pos) = t.states.iter().rposition(|s| s.idx == Some(idx)) else {
             return;
         };
         t.states[pos].acked = true;
@@ -261,7 +273,8 @@ impl Durability {
             t.pending = None;
             return;
         }
-        t.pending = Some(t.states[floor..].to_vec());
+        // Until the load, nothing is written: the states can move.
+        t.pending = Some(t.states.split_off(floor));
     }
 
     /// A restarted node serves its first command with `loaded` as its
@@ -281,7 +294,7 @@ impl Durability {
         let carry = !t.power_loss;
         let base = State {
             idx: None,
-            model: loaded.clone(),
+            model: Rc::new(loaded.clone()),
             acked: true,
             saved: true,
             executed_ms: world_ms,
@@ -304,9 +317,10 @@ impl Durability {
         self.checks += 1;
         let seen = |m: &Model| visible(m, now_ms);
         let got = seen(loaded);
-        let seen_all: Vec<(Option<usize>, Model)> =
-            candidates.iter().map(|c| (c.idx, seen(&c.model))).collect();
-        if let Some(j) = seen_all.iter().rposition(|(_, c)| c.keys == got.keys) {
+        if let Some(j) = candidates
+            .iter()
+            .rposition(|c| same_visible(&c.model, &got, now_ms))
+        {
             if carry {
                 let mut states: Vec<State> = candidates.into_iter().take(j + 1).collect();
                 for s in &mut states {
@@ -317,6 +331,8 @@ impl Durability {
             }
             return Ok(());
         }
+        let seen_all: Vec<(Option<usize>, Model)> =
+            candidates.iter().map(|c| (c.idx, seen(&c.model))).collect();
         // The closest candidate (fewest differing keys; the newest on ties)
         // tells what was lost or invented.
         let (pos, (idx, closest)) = seen_all
@@ -353,12 +369,33 @@ fn everysec_floor(t: &NodeTrack, now_ms: i64) -> Option<usize> {
             .map(|&(a, b)| (b.min(until) - a.max(from)).max(0))
             .sum()
     };
-    t.states.iter().rposition(|s| {
+    // States are in execution order: none after this one is old enough
+    // even without pauses.
+    let end = t
+        .states
+        .partition_point(|s| s.executed_ms + EVERYSEC_WINDOW_MS <= until);
+    t.states[..end].iter().rposition(|s| {
         s.acked
             && !s.carried
             && s.changed
             && s.executed_ms + EVERYSEC_WINDOW_MS + paused(s.executed_ms) <= until
     })
+}
+
+/// `candidate` as a read at `now_ms` sees it equals `got` (already seen so).
+fn same_visible(candidate: &Model, got: &Model, now_ms: i64) -> bool {
+    let mut live = candidate.keys.iter().filter(|(_, e)| {
+        !e.expire_ms
+            .is_some_and(|at| candidate.is_expired(at, now_ms))
+    });
+    let mut want = got.keys.iter();
+    loop {
+        match (live.next(), want.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
 }
 
 /// The dataset as a read at `now_ms` sees it.

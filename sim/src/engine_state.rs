@@ -5,6 +5,15 @@
 
 use cinnabar_engine::Node;
 
+/// True if `node` may refuse some commands now (a cheap test before
+/// [`refusal`]).
+pub fn refusing(node: &Node) -> bool {
+    !node.aof.replaying
+        && (node.persist.loading
+            || cinnabar_engine::persist::writes_refused(node)
+            || cinnabar_engine::aof::write_error(node).is_some())
+}
+
 /// The error prefix `node` would answer `name` with, without running it,
 /// if it refuses it now (the checks of `Node::execute`, in its order).
 pub fn refusal(node: &Node, name: &str) -> Option<&'static str> {

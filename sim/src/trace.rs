@@ -1,6 +1,10 @@
 //! The run's trace: one text line per event, hashed as it is written (FNV-1a,
 //! 64 bits), and printed only when asked for. Two runs of one seed must give
 //! the same hash; a difference means something nondeterministic crept in.
+//! Without `--trace` no text is built: the formatted pieces go straight into
+//! the hash.
+
+use std::fmt::Write as _;
 
 pub struct Trace {
     hash: u64,
@@ -21,14 +25,41 @@ impl Trace {
     }
 
     pub fn line(&mut self, line: &str) {
-        for &b in line.as_bytes().iter().chain(b"\n") {
-            self.hash ^= b as u64;
-            self.hash = self.hash.wrapping_mul(FNV_PRIME);
-        }
-        self.lines += 1;
+        self.hash_line(line);
         if self.verbose {
             tracing::info!(target: "sim", "{line}");
         }
+    }
+
+    /// Hashes a line without printing it.
+    pub fn hash_line(&mut self, line: &str) {
+        self.bytes(line.as_bytes());
+        self.bytes(b"\n");
+        self.lines += 1;
+    }
+
+    /// Hashes `<time> <args>` as a line (printing it if verbose).
+    pub fn line_fmt(&mut self, time: u64, args: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            let line = format!("{time} {args}");
+            self.line(&line);
+            return;
+        }
+        let _ = writeln!(HashWriter(self), "{time} {args}");
+        self.lines += 1;
+    }
+
+    /// Hashes raw bytes (a request or reply as sent): cheaper than a
+    /// readable rendering, and as exact.
+    pub fn bytes(&mut self, data: &[u8]) {
+        for &b in data {
+            self.hash ^= b as u64;
+            self.hash = self.hash.wrapping_mul(FNV_PRIME);
+        }
+    }
+
+    pub fn verbose(&self) -> bool {
+        self.verbose
     }
 
     pub fn hash(&self) -> u64 {
@@ -37,5 +68,15 @@ impl Trace {
 
     pub fn lines(&self) -> u64 {
         self.lines
+    }
+}
+
+/// Feeds formatted text to the trace's hash.
+struct HashWriter<'a>(&'a mut Trace);
+
+impl std::fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.bytes(s.as_bytes());
+        Ok(())
     }
 }

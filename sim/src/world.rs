@@ -47,7 +47,7 @@ pub const START_US: u64 = 1_700_000_000_000_000;
 
 /// How often (virtual time) a running node's AOF is replayed by a shadow
 /// engine and compared with its dataset.
-pub const RELOAD_CHECK_US: u64 = 250_000;
+pub const RELOAD_CHECK_US: u64 = 1_000_000;
 
 /// Network behaviour and faults.
 #[derive(Debug, Clone)]
@@ -379,11 +379,11 @@ pub struct Op {
     pub node: usize,
     pub cmd: Cmd,
     pub invoked_us: u64,
-    /// Set when the node executed it: the model's prediction (if the model
-    /// was known) and the model epoch it was made in.
+    /// Set when the node executed it, until its reply is checked: the
+    /// model's prediction (if the model was known) and the model epoch it
+    /// was made in.
     pub executed: Option<(Option<Expect>, u64)>,
     pub completed_us: Option<u64>,
-    pub reply: Option<Value>,
     /// The connection broke before a reply.
     pub lost: bool,
 }
@@ -514,10 +514,21 @@ impl World {
     }
 
     fn log(&mut self, args: std::fmt::Arguments<'_>) {
+        self.trace.line_fmt(self.now - START_US, args);
+    }
+
+    /// As [`World::log`], with a readable `detail` printed with `--trace`
+    /// but neither built nor hashed otherwise (what it shows is hashed in
+    /// another form, or follows from what is).
+    fn log_detail(&mut self, args: std::fmt::Arguments<'_>, detail: impl FnOnce() -> String) {
         self.line.clear();
         let _ = write!(self.line, "{} ", self.now - START_US);
         let _ = self.line.write_fmt(args);
-        self.trace.line(&self.line);
+        self.trace.hash_line(&self.line);
+        if self.trace.verbose() {
+            let d = detail();
+            tracing::info!(target: "sim", "{} {d}", self.line);
+        }
     }
 
     fn fail(&mut self, kind: &'static str, message: String) {
@@ -801,7 +812,7 @@ impl World {
         let lat = self.nodes[n].disk.latency_us(&op, &mut self.rng);
         let tail = self.nodes[n].disk_queue.back().map_or(0, |e| e.2);
         let done_at = tail.max(self.now + lat);
-        self.log(format_args!("n{n} disk issue #{} {}", id.0, op_short(&op)));
+        self.log(format_args!("n{n} disk issue #{} {}", id.0, OpShort(&op)));
         let was_empty = self.nodes[n].disk_queue.is_empty();
         self.nodes[n].disk_queue.push_back((id, op, done_at));
         if was_empty {
@@ -819,8 +830,8 @@ impl World {
         self.log(format_args!(
             "n{n} disk done #{} {} -> {}",
             id.0,
-            op_short(&op),
-            result_short(&result)
+            OpShort(&op),
+            ResultShort(&result)
         ));
         self.durability
             .disk_done(n, &op, &result, &self.nodes[n].disk);
@@ -1159,9 +1170,13 @@ impl World {
                     ran.push(idx);
                 }
                 let engine = self.nodes[n].engine.as_ref().expect("node up");
+                let refusing = crate::engine_state::refusing(engine);
                 let refusals: Vec<Option<&'static str>> = ran
                     .iter()
                     .map(|&idx| {
+                        if !refusing {
+                            return None;
+                        }
                         let name = &self.history[idx].cmd.argv()[0];
                         crate::engine_state::refusal(engine, &String::from_utf8_lossy(name))
                     })
@@ -1285,10 +1300,9 @@ impl World {
                 None => self.durability.unknown_write(n),
             }
         }
-        self.log(format_args!(
-            "n{n} ran #{idx} -> {}",
+        self.log_detail(format_args!("n{n} ran #{idx} ->"), || {
             expect.as_ref().map_or("?".into(), expect_short)
-        ));
+        });
         self.history[idx].executed = Some((expect, inc));
     }
 
@@ -1306,6 +1320,7 @@ impl World {
                 self.reset_conn(conn, "closed by server");
             }
             Seg::Data(data) => {
+                self.trace.bytes(&data);
                 self.clients[cl].decoder.feed(&data);
                 loop {
                     match self.clients[cl].decoder.next_value() {
@@ -1336,10 +1351,12 @@ impl World {
             );
             return;
         };
-        self.log(format_args!("c{cl} reply #{idx} {}", v.short()));
+        self.log_detail(format_args!("c{cl} reply #{idx}"), || v.short());
         let node = self.history[idx].node;
         self.history[idx].completed_us = Some(self.now);
-        let Some((expect, inc)) = self.history[idx].executed.clone() else {
+        // Taken: the prediction is checked once (and not kept for the rest
+        // of the run).
+        let Some((expect, inc)) = self.history[idx].executed.take() else {
             let line = self.history[idx].cmd.line();
             self.fail(
                 "sim",
@@ -1359,7 +1376,6 @@ impl World {
         if self.history[idx].cmd.is_write() && !matches!(v, Value::Error(_)) {
             self.durability.acked(node, idx, &self.history[idx].cmd);
         }
-        self.history[idx].reply = Some(v);
     }
 
     /// Tears down a connection from both sides (a reset, or the node died).
@@ -1583,10 +1599,12 @@ impl World {
         let mut bytes = Vec::new();
         for cmd in cmds {
             let idx = self.history.len();
-            self.log(format_args!("c{cl} send #{idx} {}", cmd.line()));
-            bytes.extend_from_slice(&encode_request(&cmd.argv()));
+            let request = encode_request(&cmd.argv());
+            self.trace.bytes(&request);
+            self.log_detail(format_args!("c{cl} send #{idx}"), || cmd.line());
+            bytes.extend_from_slice(&request);
             let c = self.conns.get_mut(&conn).expect("open conn exists");
-            c.sent += encode_request(&cmd.argv()).len() as u64;
+            c.sent += request.len() as u64;
             c.unexecuted.push_back((c.sent, idx));
             self.history.push(Op {
                 client: cl,
@@ -1595,7 +1613,6 @@ impl World {
                 invoked_us: self.now,
                 executed: None,
                 completed_us: None,
-                reply: None,
                 lost: false,
             });
             self.clients[cl].inflight.push_back(idx);
@@ -1813,28 +1830,39 @@ impl World {
     }
 }
 
-fn op_short(op: &DiskOp) -> String {
-    match op {
-        DiskOp::Read { path } => format!("read {path}"),
-        DiskOp::Write { path, data } => format!("write {path} {}B", data.len()),
-        DiskOp::Append { path, data } => format!("append {path} {}B", data.len()),
-        DiskOp::Truncate { path, len } => format!("truncate {path} {len}"),
-        DiskOp::Fsync { path } => format!("fsync {path}"),
-        DiskOp::Rename { from, to } => format!("rename {from} {to}"),
-        DiskOp::Remove { path } => format!("remove {path}"),
-        DiskOp::CreateDir { path } => format!("mkdir {path}"),
-        DiskOp::FsyncDir { path } => format!("fsyncdir {path}"),
-        DiskOp::ListDir { path } => format!("listdir {path}"),
+/// A disk operation, shortly, for the trace (written straight into the
+/// line: no allocation).
+struct OpShort<'a>(&'a DiskOp);
+
+impl std::fmt::Display for OpShort<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            DiskOp::Read { path } => write!(f, "read {path}"),
+            DiskOp::Write { path, data } => write!(f, "write {path} {}B", data.len()),
+            DiskOp::Append { path, data } => write!(f, "append {path} {}B", data.len()),
+            DiskOp::Truncate { path, len } => write!(f, "truncate {path} {len}"),
+            DiskOp::Fsync { path } => write!(f, "fsync {path}"),
+            DiskOp::Rename { from, to } => write!(f, "rename {from} {to}"),
+            DiskOp::Remove { path } => write!(f, "remove {path}"),
+            DiskOp::CreateDir { path } => write!(f, "mkdir {path}"),
+            DiskOp::FsyncDir { path } => write!(f, "fsyncdir {path}"),
+            DiskOp::ListDir { path } => write!(f, "listdir {path}"),
+        }
     }
 }
 
-fn result_short(r: &cinnabar_engine::disk::DiskResult) -> String {
-    use cinnabar_engine::disk::DiskReply;
-    match r {
-        Ok(DiskReply::Done) => "ok".into(),
-        Ok(DiskReply::Data(b)) => format!("{}B", b.len()),
-        Ok(DiskReply::Written(n)) => format!("wrote {n}"),
-        Ok(DiskReply::Names(v)) => format!("{v:?}"),
-        Err(e) => format!("err {e}"),
+/// A disk result, shortly, for the trace.
+struct ResultShort<'a>(&'a cinnabar_engine::disk::DiskResult);
+
+impl std::fmt::Display for ResultShort<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use cinnabar_engine::disk::DiskReply;
+        match self.0 {
+            Ok(DiskReply::Done) => f.write_str("ok"),
+            Ok(DiskReply::Data(b)) => write!(f, "{}B", b.len()),
+            Ok(DiskReply::Written(n)) => write!(f, "wrote {n}"),
+            Ok(DiskReply::Names(v)) => write!(f, "{v:?}"),
+            Err(e) => write!(f, "err {e}"),
+        }
     }
 }
