@@ -10,7 +10,7 @@
 //! | none (`save ""`, no AOF) | the empty dataset: nothing may come back |
 //! | snapshots (`SAVE` acknowledged) | the state at the last acknowledged SAVE |
 //! | AOF, `appendfsync always` | the state after the last acknowledged write |
-//! | AOF, `appendfsync everysec` | the last acknowledged write at least `EVERYSEC_WINDOW_MS` older than the crash |
+//! | AOF, `appendfsync everysec` | power loss: the last acknowledged write at least `EVERYSEC_WINDOW_MS` older than the crash (pauses excepted); kill -9: the last acknowledged write (replies wait for write(2)) |
 //!
 //! The dataset a restarted node loads must equal one candidate, compared as
 //! a read at load time would see it (keys whose TTL passed are absent): at
@@ -88,6 +88,10 @@ struct NodeTrack {
     /// nothing was written in between, and the time that passed does not
     /// make anything durable (no process held the writes).
     loaded_since_crash: bool,
+    /// In `pending`, the first state the load may show (after a kill under
+    /// everysec, the last acknowledged one); the states before it are kept
+    /// for what a later power loss may go back to.
+    pending_load_floor: usize,
     /// When this incarnation's AOF first failed a write or fsync (its own
     /// clock). `everysec` promises nothing about writes near or after that:
     /// they may sit in a buffer the disk refuses, or in pages a failed fsync
@@ -149,6 +153,7 @@ impl Durability {
                     power_loss: true,
                     unknown_carry: false,
                     loaded_since_crash: true,
+                    pending_load_floor: 0,
                     aof_trouble_ms: None,
                     pauses: Vec::new(),
                 })
@@ -255,8 +260,12 @@ impl Durability {
             return;
         }
         if !std::mem::replace(&mut t.loaded_since_crash, false) {
+            if power_loss {
+                t.pending_load_floor = 0;
+            }
             return;
         }
+        t.pending_load_floor = 0;
         let floor = match persistence {
             Persistence::None => {
                 // Nothing is ever written: only the empty dataset (or the
@@ -267,6 +276,14 @@ impl Durability {
             Persistence::Snapshot | Persistence::AofAlways => 0,
             Persistence::AofEverysec => everysec_floor(t, now_ms).unwrap_or(0),
         };
+        if persistence == Persistence::AofEverysec && !power_loss && t.aof_trouble_ms.is_none() {
+            // A reply under everysec waits for its write(2): after a kill
+            // (the page cache survives) the load shows every acknowledged
+            // write. What is durable is still only the floor above, which
+            // a later power loss may go back to.
+            let acked = t.states.iter().rposition(|s| s.acked).unwrap_or(0);
+            t.pending_load_floor = acked.saturating_sub(floor);
+        }
         if power_loss && t.unknown_carry && t.states[floor].carried {
             // Nothing known to be durable since a load that was not
             // checked: the disk may hold anything from before it.
@@ -317,9 +334,11 @@ impl Durability {
         self.checks += 1;
         let seen = |m: &Model| visible(m, now_ms);
         let got = seen(loaded);
+        let load_floor = std::mem::take(&mut t.pending_load_floor);
         if let Some(j) = candidates
             .iter()
             .rposition(|c| same_visible(&c.model, &got, now_ms))
+            .filter(|&j| j >= load_floor)
         {
             if carry {
                 let mut states: Vec<State> = candidates.into_iter().take(j + 1).collect();
@@ -331,8 +350,11 @@ impl Durability {
             }
             return Ok(());
         }
-        let seen_all: Vec<(Option<usize>, Model)> =
-            candidates.iter().map(|c| (c.idx, seen(&c.model))).collect();
+        let seen_all: Vec<(Option<usize>, Model)> = candidates
+            .iter()
+            .skip(load_floor)
+            .map(|c| (c.idx, seen(&c.model)))
+            .collect();
         // The closest candidate (fewest differing keys; the newest on ties)
         // tells what was lost or invented.
         let (pos, (idx, closest)) = seen_all
