@@ -70,7 +70,8 @@ pub fn unpack(data: &[u8]) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-fn mentions_lua(data: &[u8]) -> bool {
+/// True for inputs [`run`] skips (finding F-1).
+pub fn mentions_lua(data: &[u8]) -> bool {
     let lower = data.to_ascii_lowercase();
     [&b"eval"[..], b"fcall", b"function", b"script", b"#!lua"]
         .iter()
