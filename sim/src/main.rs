@@ -6,11 +6,13 @@
 //! ```
 //!
 //! Options: `--seed N`, `--seeds A..B`, `--scenario quiet|net|crash-disk|swarm`
-//! (default swarm), `--duration S` (virtual seconds of the safety phase),
+//! (default swarm), `--persistence none|snapshot|always|everysec` (forced
+//! mode), `--duration S` (virtual seconds of the safety phase, default 10),
 //! `--clients N`, `--trace` (print every event), `--emulate-known-bugs`
 //! (the model imitates the engine bugs listed in `KNOWN_ENGINE_BUGS`, to
-//! look past them). A failure prints the seed
-//! and the command that replays it; the exit status is 1 if any seed failed.
+//! look past them), `--plant BUG` (a planted engine bug; needs
+//! `--features planted-bugs`). A failure prints the seed and the command
+//! that replays it; the exit status is 1 if any seed failed.
 
 use cinnabar_sim::durability::Persistence;
 use cinnabar_sim::swarm::{self, Scenario};
