@@ -150,9 +150,17 @@ pub struct Aof {
     pub replaying: bool,
     /// Writes of the running top-level command: (db, argv).
     pending: Vec<(usize, Vec<Bytes>)>,
-    /// An append to an incr file a rewrite had left failed: the running
-    /// rewrite must succeed (or another one run) for the AOF to be whole.
-    rewrite_lost_old: bool,
+    /// An append to an incr file a rewrite had left failed: retried there
+    /// (path, file offset, generation, bytes).
+    old_retry: Option<(String, u64, u64, Bytes)>,
+    /// Manifests to install, in order (the first is being installed), each
+    /// with the files to delete once it is durable. Appends wait meanwhile:
+    /// the incr file they go to may not be named by a durable manifest yet.
+    installs: std::collections::VecDeque<(Manifest, Vec<String>)>,
+    /// The temp manifest's write failed (short or an error).
+    install_failed: Option<String>,
+    /// The sequence number of the base file the running rewrite writes.
+    rewrite_base_seq: u64,
 }
 
 /// The manifest: which files make up the AOF, in order.
@@ -225,6 +233,27 @@ impl Manifest {
 
     fn next_base_seq(&self) -> u64 {
         self.base.as_ref().map_or(0, |b| b.1) + 1
+    }
+
+    /// True if the manifest names `file` (as any type).
+    fn names(&self, file: &str) -> bool {
+        self.base.as_ref().is_some_and(|b| b.0 == file)
+            || self.incrs.iter().any(|i| i.0 == file)
+            || self.history.iter().any(|h| h == file)
+    }
+
+    /// `<prefix>.<seq>.<suffix>` from `seq` on, skipping names the manifest
+    /// already uses: a manifest whose names and sequence numbers disagree
+    /// (edited by hand, or damaged) must not make a new file overwrite a
+    /// file it names.
+    fn fresh_name(&self, prefix: &str, mut seq: u64, suffix: &str) -> (String, u64) {
+        loop {
+            let name = format!("{prefix}.{seq}.{suffix}");
+            if !self.names(&name) {
+                return (name, seq);
+            }
+            seq += 1;
+        }
     }
 }
 
@@ -450,7 +479,25 @@ pub fn after_input(node: &mut Node) {
 }
 
 fn write_buffer(node: &mut Node) {
-    if node.aof.buf.is_empty() || node.aof.write_in_flight {
+    if let Some((path, offset, gen, data)) = node.aof.old_retry.take() {
+        // A failed append to an incr file a rewrite has since left: again,
+        // to that file, then fsync it (everysec fsyncs only the current
+        // file). `synced` does not move: the current file is not covered.
+        node.aof.issued += data.len() as u64;
+        node.aof.appends.push_back((path.clone(), offset, gen));
+        let end = node.aof.issued;
+        persist::issue(
+            node,
+            DiskOp::Append {
+                path: path.clone(),
+                data: data.clone(),
+            },
+            Purpose::AofWrite { data, end },
+        );
+        let upto = node.aof.synced;
+        persist::issue(node, DiskOp::Fsync { path }, Purpose::AofFsync { upto });
+    }
+    if node.aof.buf.is_empty() || node.aof.write_in_flight || !node.aof.installs.is_empty() {
         return;
     }
     let Some(path) = current_incr(node) else {
@@ -578,11 +625,10 @@ pub(crate) fn done(node: &mut Node, purpose: Purpose, result: DiskResult) {
                         node.aof.buf = again;
                     } else {
                         // Bytes for an incr file a rewrite has since left:
-                        // the rewrite's base holds their effects (it began
-                        // after them); appending them to the new file would
-                        // apply them twice. If that rewrite fails, another
-                        // one recaptures the dataset.
-                        node.aof.rewrite_lost_old = true;
+                        // they are retried there (after them in the new
+                        // file they would be applied twice, over a base
+                        // that already holds them).
+                        node.aof.old_retry = Some((path, offset, gen, data));
                     }
                 }
             }
@@ -945,7 +991,7 @@ fn discard_transaction(client: &mut Client) {
 /// BGREWRITEAOF (and creating the AOF): switch to a new incr file, then
 /// snapshot the dataset as the next base.
 pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
-    if node.aof.rewrite_in_progress {
+    if node.aof.rewrite_in_progress || !node.aof.installs.is_empty() {
         return Err("ERR Background append only file rewriting already in progress".into());
     }
     #[cfg(feature = "planted-bugs")]
@@ -975,8 +1021,11 @@ pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
     node.aof.generation += 1;
     node.aof.incr_end = 0;
     node.aof.write_in_flight = false;
-    let seq = node.aof.manifest.next_incr_seq();
-    let incr = format!("{}.{seq}.incr.aof", node.config.appendfilename);
+    let (incr, seq) = node.aof.manifest.fresh_name(
+        &node.config.appendfilename,
+        node.aof.manifest.next_incr_seq(),
+        "incr.aof",
+    );
     node.aof.manifest.incrs.push((incr.clone(), seq));
     let path = in_dir(node, &incr);
     persist::issue(
@@ -989,10 +1038,14 @@ pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
     );
     // The stream in the new file starts with its own SELECT.
     node.aof.selected = None;
-    write_manifest(node, node.aof.manifest.clone());
+    write_manifest(node, node.aof.manifest.clone(), Vec::new());
     node.aof.rewrite_in_progress = true;
-    let base_seq = node.aof.manifest.next_base_seq();
-    let base = format!("{}.{base_seq}.base.rdb", node.config.appendfilename);
+    let (base, base_seq) = node.aof.manifest.fresh_name(
+        &node.config.appendfilename,
+        node.aof.manifest.next_base_seq(),
+        "base.rdb",
+    );
+    node.aof.rewrite_base_seq = base_seq;
     persist::start_aof_rewrite_job(node, in_dir(node, &base));
     Ok(())
 }
@@ -1030,31 +1083,111 @@ pub fn set_enabled(node: &mut Node, on: bool) {
     }
 }
 
-/// Writes a manifest durably: temp file, fsync, rename, fsync the directory.
-fn write_manifest(node: &mut Node, m: Manifest) {
-    let dir = aof_dir(node);
+/// Writes a manifest durably: temp file, fsync, rename, fsync the
+/// directory, then deletes `remove_after`. Each step is issued once the
+/// previous one succeeded (a rename after a failed fsync would install a
+/// manifest that may be lost or garbage); a failure stops the node (Redis
+/// exits when it cannot persist the manifest at start-up). Installs run one
+/// at a time, in order.
+fn write_manifest(node: &mut Node, m: Manifest, remove_after: Vec<String>) {
+    node.aof.installs.push_back((m, remove_after));
+    if node.aof.installs.len() == 1 {
+        start_install(node);
+    }
+}
+
+fn manifest_paths(node: &Node) -> (String, String, String) {
     let name = manifest_name(node);
-    let tmp = in_dir(node, &format!("temp-{name}"));
-    let path = in_dir(node, &name);
+    (
+        in_dir(node, &format!("temp-{name}")),
+        in_dir(node, &name),
+        aof_dir(node),
+    )
+}
+
+fn start_install(node: &mut Node) {
+    let Some((m, _)) = node.aof.installs.front() else {
+        return;
+    };
     let data = Bytes::from(m.render());
+    let (tmp, _, _) = manifest_paths(node);
+    node.aof.install_failed = None;
     persist::issue(
         node,
         DiskOp::Write {
             path: tmp.clone(),
             data,
         },
-        Purpose::Ignore,
+        Purpose::AofManifestWrite,
     );
-    persist::issue(node, DiskOp::Fsync { path: tmp.clone() }, Purpose::Ignore);
     persist::issue(
         node,
-        DiskOp::Rename {
-            from: tmp,
-            to: path,
-        },
-        Purpose::Ignore,
+        DiskOp::Fsync { path: tmp },
+        Purpose::AofManifestSynced,
     );
-    persist::issue(node, fsync_dir(dir), Purpose::Ignore);
+}
+
+/// A step of a manifest installation finished.
+pub(crate) fn manifest_step(node: &mut Node, purpose: Purpose, result: DiskResult) {
+    let (tmp, path, dir) = manifest_paths(node);
+    let failed = |node: &mut Node, why: String| {
+        persist::fatal(
+            node,
+            format!("Can't persist the AOF manifest: {why}. Exiting..."),
+        )
+    };
+    match purpose {
+        Purpose::AofManifestWrite => {
+            let want = node
+                .aof
+                .installs
+                .front()
+                .map_or(0, |i| i.0.render().len() as u64);
+            match result {
+                Ok(DiskReply::Written(n)) if n == want => {}
+                Ok(_) => node.aof.install_failed = Some("short write".into()),
+                Err(e) => node.aof.install_failed = Some(e.to_string()),
+            }
+        }
+        Purpose::AofManifestSynced => {
+            if let Some(why) = node.aof.install_failed.take() {
+                return failed(node, why);
+            }
+            if let Err(e) = result {
+                return failed(node, e.to_string());
+            }
+            persist::issue(
+                node,
+                DiskOp::Rename {
+                    from: tmp,
+                    to: path,
+                },
+                Purpose::AofManifestRenamed,
+            );
+        }
+        Purpose::AofManifestRenamed => {
+            if let Err(e) = result {
+                return failed(node, e.to_string());
+            }
+            persist::issue(node, fsync_dir(dir), Purpose::AofManifestInstalled);
+        }
+        Purpose::AofManifestInstalled => {
+            if let Err(e) = result {
+                return failed(node, e.to_string());
+            }
+            let Some((_, remove)) = node.aof.installs.pop_front() else {
+                return;
+            };
+            for name in remove {
+                let path = in_dir(node, &name);
+                persist::issue(node, DiskOp::Remove { path }, Purpose::Ignore);
+            }
+            if !node.aof.installs.is_empty() {
+                start_install(node);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The rewrite's base file is in place (or the rewrite failed).
@@ -1063,12 +1196,8 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
     node.aof.last_rewrite_ok = ok;
     if !ok {
         tracing::warn!("Background AOF rewrite failed");
-        if node.aof.rewrite_lost_old {
-            node.aof.rewrite_scheduled = true;
-        }
         return;
     }
-    node.aof.rewrite_lost_old = false;
     let base_name = base_path
         .rsplit('/')
         .next()
@@ -1080,7 +1209,7 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
         node.aof.rewrites += 1;
     }
     let mut m = Manifest {
-        base: Some((base_name, old.next_base_seq())),
+        base: Some((base_name, node.aof.rewrite_base_seq)),
         incrs: old.incrs.last().cloned().into_iter().collect(),
         history: Vec::new(),
     };
@@ -1101,11 +1230,8 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
     history
         .retain(|h| m.base.as_ref().is_none_or(|b| &b.0 != h) && m.incrs.iter().all(|i| &i.0 != h));
     node.aof.manifest = m.clone();
-    write_manifest(node, m);
-    for name in history {
-        let path = in_dir(node, &name);
-        persist::issue(node, DiskOp::Remove { path }, Purpose::Ignore);
-    }
+    // The old files go once the new manifest is durable.
+    write_manifest(node, m, history);
     node.aof.base_size = base_size.max(1);
     node.aof.current_size = base_size;
     tracing::info!("Background AOF rewrite finished successfully");

@@ -88,6 +88,13 @@ pub(crate) enum Purpose {
     },
     /// AOF start-up: the manifest, then each file it names.
     AofManifest,
+    /// Installing a new AOF manifest, one checked step at a time: the temp
+    /// file written, fsynced, renamed over the manifest, the directory
+    /// fsynced.
+    AofManifestWrite,
+    AofManifestSynced,
+    AofManifestRenamed,
+    AofManifestInstalled,
     AofFile {
         index: usize,
     },
@@ -235,6 +242,10 @@ pub fn disk_done(node: &mut Node, id: DiskOpId, result: DiskResult) {
         p @ (Purpose::AofManifest | Purpose::AofFile { .. }) => {
             crate::aof::load_step(node, p, result)
         }
+        p @ (Purpose::AofManifestWrite
+        | Purpose::AofManifestSynced
+        | Purpose::AofManifestRenamed
+        | Purpose::AofManifestInstalled) => crate::aof::manifest_step(node, p, result),
         Purpose::ShutdownAfter => {
             node.shutdown_requested = true;
             node.push_output(Output::Shutdown);
