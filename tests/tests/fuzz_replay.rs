@@ -99,7 +99,7 @@ fn open_regression(target: &str, file: &str) {
 #[test]
 fn open_regressions_are_listed() {
     // Every file in fuzz/regressions/open/ has an ignored test below.
-    let listed: &[&str] = &["lua-infinite-loop", "rewrite-deletes-new-base"];
+    let listed: &[&str] = &["lua-infinite-loop"];
     for (target, _) in cinnabar_fuzz_core::TARGETS {
         for (path, _) in read_dir(&fuzz_dir().join("regressions/open").join(target)) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -181,29 +181,4 @@ fn seeds_reach_the_deep_paths() {
         let snap = aof_load::snapshot(&mut h, c).expect("answers");
         assert!(snap.len() > 5, "{}: {snap:?}", path.display());
     }
-}
-
-/// F-2: a manifest whose incr file is named like the base a rewrite will
-/// create (`file appendonly.aof.1.base.rdb ... type i`, no base): the
-/// rewrite writes the new base under that name, then deletes the old incr
-/// file, which is the new base, so the next start-up fails with "Can't
-/// open the append-only file" and the data is gone. Redis 7.0 picks names
-/// the same way; a fix is to never delete a history file whose name the
-/// new manifest uses (or to refuse such manifests at load).
-#[test]
-#[ignore = "F-2: BGREWRITEAOF deletes its new base when an old file had the same name (engine/src/aof.rs)"]
-fn f2_rewrite_deletes_its_new_base_on_a_name_collision() {
-    open_regression_unfiltered("aof_load", "rewrite-deletes-new-base");
-}
-
-fn open_regression_unfiltered(target: &str, file: &str) {
-    let path = fuzz_dir().join("regressions/open").join(target).join(file);
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    run_one(
-        target,
-        cinnabar_fuzz_core::aof_load::run_unfiltered,
-        &data,
-        file,
-        &out_dir(),
-    );
 }

@@ -16,9 +16,7 @@
 //!
 //! Inputs that mention Lua (EVAL, FCALL, FUNCTION, SCRIPT, `#!lua`) are
 //! skipped: the engine has no script time limit, so `while true do end`
-//! in an AOF hangs the node (finding F-1 in docs/fuzzing.md). The rewrite
-//! check is skipped when the manifest's file names do not match their
-//! types and sequence numbers (finding F-2).
+//! in an AOF hangs the node (finding F-1 in docs/fuzzing.md).
 
 use crate::harness::{check_keyspace, text, Harness};
 use cinnabar_engine::Config;
@@ -139,45 +137,15 @@ pub fn snapshot(h: &mut Harness, conn: u64) -> Option<Snapshot> {
     Some(out)
 }
 
-/// True if every file the manifest names is called what a node would call
-/// it for its type and sequence number (`appendonly.aof.<seq>.base.rdb`,
-/// `.base.aof`, `.incr.aof`). Otherwise a rewrite may pick a name that an
-/// old file already has and delete the new file with the old one (finding
-/// F-2).
-fn names_match_seqs(manifest: &[u8]) -> bool {
-    let Ok(m) = cinnabar_engine::aof::Manifest::parse(manifest) else {
-        return true;
-    };
-    let prefix = "appendonly.aof";
-    let base_ok = m.base.iter().all(|(n, seq)| {
-        *n == format!("{prefix}.{seq}.base.rdb") || *n == format!("{prefix}.{seq}.base.aof")
-    });
-    let incr_ok = m
-        .incrs
-        .iter()
-        .all(|(n, seq)| *n == format!("{prefix}.{seq}.incr.aof"));
-    let history_ok = m
-        .history
-        .iter()
-        .all(|n| m.base.iter().all(|b| b.0 != *n) && m.incrs.iter().all(|i| i.0 != *n));
-    base_ok && incr_ok && history_ok
-}
-
 pub fn run(data: &[u8]) {
     if mentions_lua(data) {
         return;
     }
-    let parts = split(data);
-    check(data, names_match_seqs(parts[0]));
+    run_unfiltered(data);
 }
 
-/// [`run`] without its filters (for the F-1 and F-2 reproducers).
+/// [`run`] without the Lua filter (for the F-1 reproducer).
 pub fn run_unfiltered(data: &[u8]) {
-    check(data, true);
-}
-
-/// `rewrite`: also check that BGREWRITEAOF and a restart keep the dataset.
-fn check(data: &[u8], rewrite: bool) {
     let files = unpack(data);
     let mut h = Harness::start(config(true), 1, files.clone());
     if h.truncated {
@@ -197,7 +165,7 @@ fn check(data: &[u8], rewrite: bool) {
     let aof_on = h
         .call(c, &[b"INFO", b"persistence"])
         .and_then(|v| text(&v).map(|t| t.windows(13).any(|w| w == b"aof_enabled:1")));
-    if aof_on != Some(true) || !rewrite {
+    if aof_on != Some(true) {
         return;
     }
     h.call(c, &[b"BGREWRITEAOF"]);
