@@ -3,18 +3,24 @@
 #
 #   fuzz/run.sh TARGET [SECONDS] [libFuzzer flags...]
 #
-# Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
-# New inputs go to fuzz/work/TARGET/ (ignored by git); the checked-in seeds
-# in fuzz/corpus/TARGET/ are only read. Crashes land in
-# fuzz/artifacts/TARGET/. SANITIZER=address (or memory, thread) turns a
-# sanitizer on; the default is none, which is ~2x faster and enough for
-# Rust code (panics, overflow checks and libFuzzer's RSS limit still fire).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). Without a sanitizer it
+# builds on the default (stable) toolchain; SANITIZER=address (or memory,
+# thread) turns one on and needs nightly. The default, none, is faster and
+# enough for Rust code: panics, overflow checks (--debug-assertions) and
+# libFuzzer's RSS limit and timeout still fire. New inputs go to
+# fuzz/work/TARGET/ (ignored by git); the checked-in seeds in
+# fuzz/corpus/TARGET/ are only read. Crashes land in fuzz/artifacts/TARGET/.
 set -euo pipefail
 cd "$(dirname "$0")"
 target="${1:?usage: fuzz/run.sh TARGET [SECONDS] [libFuzzer flags...]}"
 seconds="${2:-600}"
 shift $(( $# >= 2 ? 2 : 1 ))
+sanitizer="${SANITIZER:-none}"
+toolchain=()
+if [ "$sanitizer" != none ]; then
+  toolchain=(+nightly)
+fi
 mkdir -p "work/$target" "corpus/$target"
-exec cargo +nightly fuzz run -s "${SANITIZER:-none}" --debug-assertions -O "$target" \
+exec cargo "${toolchain[@]}" fuzz run -s "$sanitizer" --debug-assertions -O "$target" \
   "work/$target" "corpus/$target" -- \
   -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 "$@"
