@@ -99,7 +99,7 @@ fn open_regression(target: &str, file: &str) {
 #[test]
 fn open_regressions_are_listed() {
     // Every file in fuzz/regressions/open/ has an ignored test below.
-    let listed: &[&str] = &["lua-infinite-loop"];
+    let listed: &[&str] = &["lua-infinite-loop", "keynum-overflow"];
     for (target, _) in cinnabar_fuzz_core::TARGETS {
         for (path, _) in read_dir(&fuzz_dir().join("regressions/open").join(target)) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -110,7 +110,6 @@ fn open_regressions_are_listed() {
             );
         }
     }
-    let _ = open_regression;
 }
 
 /// Runs `f` on another thread; true if it finished within `secs`.
@@ -139,6 +138,27 @@ fn f1_lua_infinite_loop_in_aof_hangs_the_node() {
         )),
         "loading the AOF did not finish in 10 s"
     );
+}
+
+/// F-3: a key-spec `keynum` near i64::MAX overflows `first + (n - 1) *
+/// step` in `Command` key extraction (engine/src/command.rs), which runs
+/// for a write while a client WATCHes: a panic in debug builds (overflow
+/// checks), a wrapped range in release. Redis answers "numkeys should be
+/// greater than 0" / "Number of keys can't be greater than number of
+/// args" without computing key positions from the claimed count.
+#[test]
+#[ignore = "F-3: key-spec keynum overflow in engine/src/command.rs (debug builds panic)"]
+fn f3_huge_numkeys_overflows_key_extraction() {
+    let mut h = cinnabar_fuzz_core::harness::Harness::start(
+        cinnabar_engine::Config::default(),
+        1,
+        Default::default(),
+    );
+    let (a, b) = (h.connect(), h.connect());
+    h.call(a, &[b"WATCH", b"k"]);
+    h.call(b, &[b"LMPOP", b"9223372036854775807", b"k", b"LEFT"]);
+    // The sequence the fuzzer found (BLMPOP, after a WATCH).
+    open_regression("command_sequence", "keynum-overflow");
 }
 
 /// The Redis-made seeds get past the front door: otherwise a campaign
