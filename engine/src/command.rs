@@ -292,7 +292,8 @@ impl KeySpec {
                 }
                 let f = first + fk;
                 let step = (*step).max(1);
-                (f, f + (n - 1).saturating_mul(step), step)
+                // A huge key count is clamped by `argc` below; no overflow.
+                (f, f.saturating_add((n - 1).saturating_mul(step)), step)
             }
             Find::Unknown => return vec![],
         };
@@ -300,7 +301,7 @@ impl KeySpec {
         let mut i = first;
         while i <= last && i < argc {
             out.push(i as usize);
-            i += step;
+            i = i.saturating_add(step);
         }
         out
     }

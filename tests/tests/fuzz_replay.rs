@@ -10,7 +10,7 @@
 //! Crashes found and not fixed yet live in `fuzz/regressions/open/TARGET/`
 //! and run in the ignored tests at the end, each with the reason.
 
-use cinnabar_fuzz_core::replay::{read_dir, replay, run_one};
+use cinnabar_fuzz_core::replay::{read_dir, replay};
 use std::path::PathBuf;
 
 fn fuzz_dir() -> PathBuf {
@@ -85,21 +85,10 @@ fn model_sequence() {
     run("model_sequence", 2_000);
 }
 
-/// Replays one open (unfixed) regression file.
-fn open_regression(target: &str, file: &str) {
-    let (_, f) = cinnabar_fuzz_core::TARGETS
-        .iter()
-        .find(|(n, _)| *n == target)
-        .expect("known target");
-    let path = fuzz_dir().join("regressions/open").join(target).join(file);
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    run_one(target, *f, &data, file, &out_dir());
-}
-
 #[test]
 fn open_regressions_are_listed() {
     // Every file in fuzz/regressions/open/ has an ignored test below.
-    let listed: &[&str] = &["lua-infinite-loop", "keynum-overflow"];
+    let listed: &[&str] = &["lua-infinite-loop"];
     for (target, _) in cinnabar_fuzz_core::TARGETS {
         for (path, _) in read_dir(&fuzz_dir().join("regressions/open").join(target)) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -140,14 +129,12 @@ fn f1_lua_infinite_loop_in_aof_hangs_the_node() {
     );
 }
 
-/// F-3: a key-spec `keynum` near i64::MAX overflows `first + (n - 1) *
-/// step` in `Command` key extraction (engine/src/command.rs), which runs
-/// for a write while a client WATCHes: a panic in debug builds (overflow
-/// checks), a wrapped range in release. Redis answers "numkeys should be
-/// greater than 0" / "Number of keys can't be greater than number of
-/// args" without computing key positions from the claimed count.
+/// F-3 (fixed): a key-spec `keynum` near i64::MAX overflowed `first +
+/// (n - 1) * step` in `Command` key extraction (engine/src/command.rs),
+/// which runs for a write while a client WATCHes: a panic in debug builds.
+/// The fuzzer's input is now a regression under
+/// fuzz/regressions/command_sequence/.
 #[test]
-#[ignore = "F-3: key-spec keynum overflow in engine/src/command.rs (debug builds panic)"]
 fn f3_huge_numkeys_overflows_key_extraction() {
     let mut h = cinnabar_fuzz_core::harness::Harness::start(
         cinnabar_engine::Config::default(),
@@ -157,8 +144,6 @@ fn f3_huge_numkeys_overflows_key_extraction() {
     let (a, b) = (h.connect(), h.connect());
     h.call(a, &[b"WATCH", b"k"]);
     h.call(b, &[b"LMPOP", b"9223372036854775807", b"k", b"LEFT"]);
-    // The sequence the fuzzer found (BLMPOP, after a WATCH).
-    open_regression("command_sequence", "keynum-overflow");
 }
 
 /// The Redis-made seeds get past the front door: otherwise a campaign
