@@ -806,8 +806,8 @@ fn replay_all(node: &mut Node) {
             node.aof.incr_end = data.len() as u64;
         }
         match replay(node, &mut client, &data) {
-            Replay::Done => {}
-            Replay::Truncated { valid } if last && node.config.aof_load_truncated => {
+            Scan::Done { .. } => {}
+            Scan::Truncated { valid } if last && node.config.aof_load_truncated => {
                 node.aof.incr_end = valid;
                 tracing::warn!(
                     "!!! Warning: short read while loading the AOF file {name}!!! AOF loaded anyway because aof-load-truncated is enabled; truncating it to {valid} bytes"
@@ -821,14 +821,14 @@ fn replay_all(node: &mut Node) {
                 let path = in_dir(node, &name);
                 persist::issue(node, DiskOp::Truncate { path, len: valid }, Purpose::Ignore);
             }
-            Replay::Truncated { .. } => {
+            Scan::Truncated { .. } => {
                 node.aof.replaying = false;
                 return persist::fatal(
                     node,
                     format!("Unexpected end of file reading the append only file {name}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."),
                 );
             }
-            Replay::Bad(why) => {
+            Scan::Bad { why, .. } => {
                 node.aof.replaying = false;
                 return persist::fatal(
                     node,
@@ -876,16 +876,16 @@ fn replay_all(node: &mut Node) {
     persist::loading_finished(node);
 }
 
-/// The outcome of replaying one file.
+/// The outcome of walking one AOF file ([`scan_commands`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Replay {
-    Done,
+pub enum Scan {
+    /// Every byte belongs to a whole command; `commands` of them.
+    Done { commands: u64 },
     /// The file ends inside a command (or an unfinished MULTI): the first
     /// `valid` bytes are whole.
-    Truncated {
-        valid: u64,
-    },
-    Bad(String),
+    Truncated { valid: u64 },
+    /// Malformed at `offset` (not fixable by truncation).
+    Bad { offset: u64, why: String },
 }
 
 /// Parses one command at `pos`: Ok(None) when the data ends inside it.
@@ -928,55 +928,82 @@ pub fn parse_command(data: &[u8], pos: usize) -> Result<Option<(Vec<Bytes>, usiz
     Ok(Some((argv, p)))
 }
 
-fn replay(node: &mut Node, client: &mut Client, data: &[u8]) -> Replay {
+/// Walks the commands of an AOF file in order, handing each to `on_command`
+/// (an error from it stops the walk as `Bad`). Annotations (`#TS:...`) are
+/// skipped. A file that ends inside a command or inside a MULTI that never
+/// reached EXEC is `Truncated` at the last whole point. Used by the loader
+/// and by `--check-aof`, so both draw the same line.
+pub fn scan_commands(
+    data: &[u8],
+    mut on_command: impl FnMut(&[Bytes]) -> Result<(), String>,
+) -> Scan {
     let mut pos = 0;
-    // Where the last MULTI began: a file cut inside a transaction is valid
+    let mut commands = 0;
+    // Where the open MULTI began: a file cut inside a transaction is valid
     // only up to there.
     let mut multi_start: Option<usize> = None;
     while pos < data.len() {
         if data[pos] == b'#' {
-            // Annotations (aof-timestamp-enabled): "#TS:...\r\n".
             match data[pos..].windows(2).position(|w| w == b"\r\n") {
                 Some(n) => {
                     pos += n + 2;
                     continue;
                 }
-                None => return Replay::Truncated { valid: pos as u64 },
+                None => return Scan::Truncated { valid: pos as u64 },
             }
         }
         match parse_command(data, pos) {
             Ok(Some((argv, next))) => {
-                let name = argv[0].to_ascii_lowercase();
-                if name == b"multi" {
+                if argv[0].eq_ignore_ascii_case(b"multi") {
                     multi_start = Some(pos);
-                } else if name == b"exec" {
+                } else if argv[0].eq_ignore_ascii_case(b"exec") {
                     multi_start = None;
                 }
-                if !node.execute_for_replay(client, &argv) {
-                    return Replay::Bad(format!(
-                        "Unknown command '{}' reading the append only file",
-                        String::from_utf8_lossy(&argv[0])
-                    ));
+                if let Err(why) = on_command(&argv) {
+                    return Scan::Bad {
+                        offset: pos as u64,
+                        why,
+                    };
                 }
+                commands += 1;
                 pos = next;
             }
             Ok(None) => {
-                let valid = multi_start.unwrap_or(pos);
-                discard_transaction(client);
-                return Replay::Truncated {
-                    valid: valid as u64,
-                };
+                return Scan::Truncated {
+                    valid: multi_start.unwrap_or(pos) as u64,
+                }
             }
-            Err(why) => return Replay::Bad(why),
+            Err(why) => {
+                return Scan::Bad {
+                    offset: pos as u64,
+                    why,
+                }
+            }
         }
     }
-    if let Some(start) = multi_start {
-        discard_transaction(client);
-        return Replay::Truncated {
+    match multi_start {
+        Some(start) => Scan::Truncated {
             valid: start as u64,
-        };
+        },
+        None => Scan::Done { commands },
     }
-    Replay::Done
+}
+
+fn replay(node: &mut Node, client: &mut Client, data: &[u8]) -> Scan {
+    let scan = scan_commands(data, |argv| {
+        if node.execute_for_replay(client, argv) {
+            Ok(())
+        } else {
+            Err(format!(
+                "Unknown command '{}' reading the append only file",
+                String::from_utf8_lossy(&argv[0])
+            ))
+        }
+    });
+    if !matches!(scan, Scan::Done { .. }) {
+        discard_transaction(client);
+    }
+    scan
 }
 
 fn discard_transaction(client: &mut Client) {

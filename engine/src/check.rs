@@ -2,7 +2,7 @@
 //! (Redis's redis-check-rdb and redis-check-aof). Pure functions over bytes;
 //! the shim reads the files and applies `--fix`.
 
-use crate::aof::{parse_command, Manifest};
+use crate::aof::{scan_commands, Manifest, Scan};
 use crate::config::Config;
 use crate::rdb::{self, LoadOptions, Loaded};
 
@@ -42,77 +42,29 @@ pub fn check_rdb(data: &[u8]) -> Result<RdbSummary, String> {
     Ok(s)
 }
 
-/// The verdict on one AOF file in command format.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AofVerdict {
-    /// Every byte belongs to a whole command; `commands` of them.
-    Valid { commands: u64 },
-    /// The file ends inside a command or an unfinished MULTI: the first
-    /// `valid` bytes are whole (what `--fix` keeps).
-    Truncated { valid: u64 },
-    /// Malformed at `offset` (not fixable by truncation).
-    Bad { offset: u64, why: String },
-}
+/// The verdict on one AOF file: the loader's own walk ([`Scan`]), with
+/// the transaction nesting redis-check-aof also insists on.
+pub type AofVerdict = Scan;
 
 /// Checks one AOF file: RDB preamble (a base file) or commands.
 pub fn check_aof_file(data: &[u8]) -> AofVerdict {
     if data.starts_with(b"REDIS") {
         return match check_rdb(data) {
-            Ok(s) => AofVerdict::Valid { commands: s.keys },
-            Err(why) => AofVerdict::Bad { offset: 0, why },
+            Ok(s) => Scan::Done { commands: s.keys },
+            Err(why) => Scan::Bad { offset: 0, why },
         };
     }
-    let mut pos = 0;
-    let mut commands = 0;
-    let mut multi_start: Option<usize> = None;
-    while pos < data.len() {
-        if data[pos] == b'#' {
-            match data[pos..].windows(2).position(|w| w == b"\r\n") {
-                Some(n) => {
-                    pos += n + 2;
-                    continue;
-                }
-                None => return AofVerdict::Truncated { valid: pos as u64 },
+    let mut in_multi = false;
+    scan_commands(data, |argv| {
+        if argv[0].eq_ignore_ascii_case(b"multi") {
+            if std::mem::replace(&mut in_multi, true) {
+                return Err("Unexpected MULTI".into());
             }
+        } else if argv[0].eq_ignore_ascii_case(b"exec") && !std::mem::take(&mut in_multi) {
+            return Err("Unexpected EXEC".into());
         }
-        match parse_command(data, pos) {
-            Ok(Some((argv, next))) => {
-                if argv[0].eq_ignore_ascii_case(b"multi") {
-                    if multi_start.is_some() {
-                        return AofVerdict::Bad {
-                            offset: pos as u64,
-                            why: "Unexpected MULTI".into(),
-                        };
-                    }
-                    multi_start = Some(pos);
-                } else if argv[0].eq_ignore_ascii_case(b"exec") && multi_start.take().is_none() {
-                    return AofVerdict::Bad {
-                        offset: pos as u64,
-                        why: "Unexpected EXEC".into(),
-                    };
-                }
-                commands += 1;
-                pos = next;
-            }
-            Ok(None) => {
-                return AofVerdict::Truncated {
-                    valid: multi_start.unwrap_or(pos) as u64,
-                }
-            }
-            Err(why) => {
-                return AofVerdict::Bad {
-                    offset: pos as u64,
-                    why,
-                }
-            }
-        }
-    }
-    match multi_start {
-        Some(start) => AofVerdict::Truncated {
-            valid: start as u64,
-        },
-        None => AofVerdict::Valid { commands },
-    }
+        Ok(())
+    })
 }
 
 /// The files a manifest names, in load order (base first).
@@ -130,7 +82,7 @@ mod tests {
     #[test]
     fn aof_verdicts() {
         let ok = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n";
-        assert_eq!(check_aof_file(ok), AofVerdict::Valid { commands: 2 });
+        assert_eq!(check_aof_file(ok), AofVerdict::Done { commands: 2 });
         let mut torn = ok.to_vec();
         torn.extend_from_slice(b"*3\r\n$3\r\nSE");
         assert_eq!(

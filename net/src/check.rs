@@ -100,7 +100,7 @@ fn check_aof(path: &Path, fix: bool) -> i32 {
             }
         };
         match check::check_aof_file(&data) {
-            AofVerdict::Valid { .. } => println!("AOF {} is valid", f.display()),
+            AofVerdict::Done { .. } => println!("AOF {} is valid", f.display()),
             AofVerdict::Truncated { valid } if i == last => {
                 println!(
                     "AOF {} has a truncated tail: {} of {} bytes are valid",
