@@ -37,6 +37,17 @@ pub struct Config {
     pub unixsocket: String,
     pub pidfile: String,
     pub enable_debug_command: String,
+    /// Eviction and observability (issue 10).
+    pub maxmemory_eviction_tenacity: i64,
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub replica_lazy_flush: bool,
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: i64,
+    pub latency_monitor_threshold: i64,
+    pub latency_tracking: bool,
+    pub latency_tracking_info_percentiles: String,
     /// Compact-encoding thresholds of the collection types.
     pub list_max_listpack_size: i64,
     pub list_compress_depth: i64,
@@ -96,6 +107,16 @@ impl Default for Config {
             unixsocket: "".into(),
             pidfile: "".into(),
             enable_debug_command: "no".into(),
+            maxmemory_eviction_tenacity: 10,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            replica_lazy_flush: false,
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            latency_tracking: true,
+            latency_tracking_info_percentiles: "50 99 99.9".into(),
             list_max_listpack_size: -2,
             list_compress_depth: 0,
             hash_max_listpack_entries: 512,
@@ -280,13 +301,7 @@ static PARAMS: &[Param] = &[
         Kind::Enum(POLICIES),
         Yes
     ),
-    p_int!(
-        "maxmemory-samples",
-        maxmemory_samples,
-        1,
-        i32::MAX as i64,
-        Yes
-    ),
+    p_int!("maxmemory-samples", maxmemory_samples, 1, 64, Yes),
     p_text!("save", save, Kind::Text, Yes),
     p_bool!("appendonly", appendonly, Yes),
     p_text!("dir", dir, Kind::Text, Yes),
@@ -345,6 +360,39 @@ static PARAMS: &[Param] = &[
         enable_debug_command,
         Kind::Enum(&["yes", "no", "local"]),
         Immutable
+    ),
+    p_int!(
+        "maxmemory-eviction-tenacity",
+        maxmemory_eviction_tenacity,
+        0,
+        100,
+        Yes
+    ),
+    p_bool!("lazyfree-lazy-eviction", lazyfree_lazy_eviction, Yes),
+    p_bool!("lazyfree-lazy-expire", lazyfree_lazy_expire, Yes),
+    p_bool!("lazyfree-lazy-server-del", lazyfree_lazy_server_del, Yes),
+    p_bool!("replica-lazy-flush", replica_lazy_flush, Yes),
+    p_int!(
+        "slowlog-log-slower-than",
+        slowlog_log_slower_than,
+        -1,
+        i64::MAX,
+        Yes
+    ),
+    p_int!("slowlog-max-len", slowlog_max_len, 0, i64::MAX, Yes),
+    p_int!(
+        "latency-monitor-threshold",
+        latency_monitor_threshold,
+        0,
+        i64::MAX,
+        Yes
+    ),
+    p_bool!("latency-tracking", latency_tracking, Yes),
+    p_text!(
+        "latency-tracking-info-percentiles",
+        latency_tracking_info_percentiles,
+        Kind::Text,
+        Yes
     ),
     p_int!(
         "list-max-listpack-size",

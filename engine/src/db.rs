@@ -136,12 +136,24 @@ impl Value {
 }
 
 /// A key's value plus the metadata Redis keeps in the object header.
+/// 40 bytes, so the keyspace dict node stays in the 80-byte class.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,
-    /// Last access, in seconds of the engine clock (Redis's LRU clock), for
-    /// OBJECT IDLETIME and, later, LRU eviction.
-    pub lru_s: u64,
+    /// Redis's 24-bit `lru` field: the LRU clock (seconds) of the last
+    /// access, or under an LFU policy minutes (16 bits) and a logarithmic
+    /// access counter (8 bits). See `evict.rs`.
+    pub lru: u32,
+    /// The value's estimated size as last added to [`Db::used_bytes`]
+    /// (see `memory.rs`).
+    pub mem: u32,
+}
+
+impl Entry {
+    /// A new entry; its `mem` is filled in when it enters a [`Db`].
+    pub fn new(value: Value, lru: u32) -> Entry {
+        Entry { value, lru, mem: 0 }
+    }
 }
 
 /// One numbered database.
@@ -160,6 +172,10 @@ pub struct Db {
     /// Set while the AOF is replayed: no key expires (Redis's
     /// `keyIsExpired` is false while loading), so the log replays exactly.
     pub loading: bool,
+    /// Estimated bytes of the keys and values (memory.rs), kept
+    /// incrementally: entries add their `mem` and key cost on insertion and
+    /// take them away on removal.
+    pub used_bytes: u64,
 }
 
 impl Db {
@@ -171,6 +187,55 @@ impl Db {
             log_expired: false,
             expired: Vec::new(),
             loading: false,
+            used_bytes: 0,
+        }
+    }
+
+    /// Estimated bytes of this db: entries, expires, bucket arrays.
+    pub fn memory_bytes(&self) -> u64 {
+        self.used_bytes
+            + self.expires.len() as u64 * crate::memory::EXPIRE_ENTRY_BYTES
+            + (self.keys.bucket_count() + self.expires.bucket_count()) as u64 * 8
+    }
+
+    /// Inserts (or replaces) an entry, accounting its size.
+    fn insert_entry(&mut self, key: crate::dict::Key, mut entry: Entry) {
+        let key_len = key.len();
+        entry.mem = crate::memory::clamp(crate::memory::value_bytes(&entry.value));
+        self.used_bytes += entry.mem as u64;
+        match self.keys.insert(key, entry) {
+            Some(old) => self.used_bytes = self.used_bytes.saturating_sub(old.mem as u64),
+            None => self.used_bytes += crate::memory::key_bytes(key_len),
+        }
+    }
+
+    /// Removes an entry keeping its TTL alone, accounting its size (RENAME
+    /// and MOVE carry the entry to another name or db with [`Db::put`]).
+    pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.keys.remove(key)?;
+        self.used_bytes = self
+            .used_bytes
+            .saturating_sub(e.mem as u64 + crate::memory::key_bytes(key.len()));
+        Some(e)
+    }
+
+    /// Adds an entry taken with [`Db::take`] (or loaded): false if the key
+    /// already existed (its value is replaced).
+    pub fn put(&mut self, key: &[u8], entry: Entry) -> bool {
+        let existed = self.keys.contains_key(key);
+        self.insert_entry(Key::from(key), entry);
+        !existed
+    }
+
+    /// Re-estimates a value changed in place (after a write command), so
+    /// the db total follows in-place growth and shrinkage.
+    pub fn reaccount(&mut self, key: &[u8]) {
+        if let Some(e) = self.keys.get_mut(key) {
+            let now = crate::memory::clamp(crate::memory::value_bytes(&e.value));
+            if now != e.mem {
+                self.used_bytes = (self.used_bytes + now as u64).saturating_sub(e.mem as u64);
+                e.mem = now;
+            }
         }
     }
 
@@ -216,7 +281,7 @@ impl Db {
 
     /// Removes a key and its TTL. Returns true if the key existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
-        if self.keys.remove(key).is_some() {
+        if self.take(key).is_some() {
             if !self.expires.is_empty() {
                 self.expires.remove(key);
             }
@@ -228,24 +293,26 @@ impl Db {
 
     /// Sets a key's value, dropping any TTL (Redis's `setKey` without
     /// KEEPTTL).
-    pub fn set(&mut self, key: Bytes, value: Value, lru_s: u64) {
+    /// `lru` is the new object's LRU/LFU field (`Ctx::lru_now`).
+    pub fn set(&mut self, key: Bytes, value: Value, lru: u32) {
         if !self.expires.is_empty() {
             self.expires.remove(&key);
         }
-        self.keys
-            .insert(crate::dict::boxed(key), Entry { value, lru_s });
+        self.insert_entry(crate::dict::boxed(key), Entry::new(value, lru));
     }
 
     /// Replaces the value of an existing key or adds it, keeping its TTL.
-    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value, lru_s: u64) {
+    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value, lru: u32) {
         match self.keys.get_mut(&key) {
             Some(e) => {
+                let mem = crate::memory::clamp(crate::memory::value_bytes(&value));
+                self.used_bytes = (self.used_bytes + mem as u64).saturating_sub(e.mem as u64);
                 e.value = value;
-                e.lru_s = lru_s;
+                e.lru = lru;
+                e.mem = mem;
             }
             None => {
-                self.keys
-                    .insert(crate::dict::boxed(key), Entry { value, lru_s });
+                self.insert_entry(crate::dict::boxed(key), Entry::new(value, lru));
             }
         }
     }
@@ -271,5 +338,6 @@ impl Db {
         self.keys.clear();
         self.expires.clear();
         self.avg_ttl_ms = 0;
+        self.used_bytes = 0;
     }
 }

@@ -381,6 +381,52 @@ impl<V> Dict<V> {
         }
     }
 
+    /// Up to `count` entries from consecutive buckets starting at a random
+    /// one (Redis's `dictGetSomeKeys`, used by eviction sampling): cheaper
+    /// than `count` random lookups, at most `count * 10` buckets visited,
+    /// and a run of empty buckets jumps elsewhere.
+    pub fn sample(&self, rng: &mut impl RngCore, count: usize, mut f: impl FnMut(&[u8], &V)) {
+        if self.len == 0 || count == 0 {
+            return;
+        }
+        let count = count.min(self.len);
+        let mask = self.mask();
+        let mut idx = rng.next_u64() as usize & mask;
+        let (mut taken, mut empty_run) = (0usize, 0usize);
+        for _ in 0..count * 10 {
+            match self.buckets[idx].as_deref() {
+                None => {
+                    empty_run += 1;
+                    if empty_run >= 5 && empty_run > count {
+                        idx = rng.next_u64() as usize & mask;
+                        empty_run = 0;
+                        continue;
+                    }
+                }
+                Some(mut n) => {
+                    empty_run = 0;
+                    loop {
+                        f(&n.key[..], &n.value);
+                        taken += 1;
+                        if taken == count {
+                            return;
+                        }
+                        match n.next.as_deref() {
+                            Some(next) => n = next,
+                            None => break,
+                        }
+                    }
+                }
+            }
+            idx = (idx + 1) & mask;
+        }
+    }
+
+    /// Number of buckets (memory accounting: one pointer each).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
     /// Iterates in bucket order (deterministic for a given seed and history).
     pub fn iter(&self) -> Iter<'_, V> {
         Iter {

@@ -280,6 +280,8 @@ pub struct Stats {
     pub connections_received: u64,
     pub commands_processed: u64,
     pub expired_keys: u64,
+    /// Keys removed by maxmemory eviction (INFO stats `evicted_keys`).
+    pub evicted_keys: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub net_input_bytes: u64,
@@ -362,6 +364,11 @@ pub struct Node {
     held: VecDeque<(u64, bool, Output)>,
     /// Held outputs whose fsync completed, sent at the end of this input.
     released: VecDeque<Output>,
+    /// maxmemory eviction state (evict.rs).
+    pub evictor: crate::evict::Evictor,
+    /// Estimated bytes of client buffers, refreshed every tick (summing
+    /// every client per command would cost O(clients)).
+    pub clients_memory: u64,
 }
 
 /// Per-command context handed to command implementations.
@@ -502,7 +509,7 @@ impl Node {
         let dbs = (0..config.databases)
             .map(|i| Db::new([hash_seed[0].wrapping_add(i as u64), hash_seed[1]]))
             .collect();
-        Node {
+        let mut node = Node {
             config,
             dbs,
             clients: BTreeMap::new(),
@@ -542,7 +549,14 @@ impl Node {
             explicit_props: 0,
             held: VecDeque::new(),
             released: VecDeque::new(),
-        }
+            evictor: crate::evict::Evictor::default(),
+            clients_memory: 0,
+        };
+        node.evictor.seed(hash_seed[0] ^ hash_seed[1]);
+        node.evictor.policy = Some(crate::evict::Policy::parse(
+            &node.config.maxmemory_policy,
+        ));
+        node
     }
 
     /// Sets the start time (for uptime) and the first tick. Call once before
@@ -597,7 +611,6 @@ impl Node {
             } => {
                 self.used_memory = used_bytes;
                 self.used_memory_rss = rss_bytes;
-                self.used_memory_peak = self.used_memory_peak.max(used_bytes);
             }
             Input::Host(info) => self.host = info,
             Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
@@ -624,7 +637,7 @@ impl Node {
             .values()
             .filter_map(|c| c.blocked.as_ref()?.deadline)
             .min();
-        if self.persist.wants_tick() {
+        if self.persist.wants_tick() || self.evictor.running {
             return Some(self.now);
         }
         Some(earliest_block.map_or(self.next_tick, |d| d.min(self.next_tick)))
@@ -850,6 +863,11 @@ impl Node {
             self.reject_command(c, cmd, "LOADING Redis is loading the dataset in memory");
             return;
         }
+        if self.config.maxmemory > 0 && !self.aof.replaying && self.oom_refuses(c, cmd) {
+            let msg = crate::evict::OOM_ERROR;
+            self.reject_command(c, cmd, msg);
+            return;
+        }
         let Some(handler) = cmd.handler else { return };
         if c.multi.is_some()
             && !matches!(
@@ -899,6 +917,9 @@ impl Node {
         if self.aof.enabled {
             self.log_effects(c.db, cmd, argv, dirty_before, explicit_before);
         }
+        if self.dirty != dirty_before {
+            self.account_written_keys(c.db, cmd, argv);
+        }
         let failed = (self.stats.total_error_replies > errors_before) as u64;
         self.count_call(cmd, failed);
         if self.dirty != dirty_before && !self.watchers.is_empty() {
@@ -911,6 +932,62 @@ impl Node {
         if !self.monitors.is_empty() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
             self.feed_monitors(c, cmd, argv);
         }
+    }
+
+    /// Redis's maxmemory gate in `processCommand`: at the top level, evict
+    /// first, then refuse deny-oom commands (and anything queued in MULTI
+    /// but EXEC/DISCARD/QUIT/RESET, and an EXEC holding a deny-oom
+    /// command) if memory is still over. Inside a script, deny-oom calls
+    /// are refused if memory was over when the script started.
+    fn oom_refuses(&mut self, c: &mut Client, cmd: &Command) -> bool {
+        if self.call_depth > 0 {
+            // A script's redis.call (the script client has no address);
+            // EXEC's queued commands are not checked again.
+            let script = c.peer.is_empty() && c.in_exec;
+            return script && self.evictor.pre_command_oom && cmd.has(flags::DENYOOM);
+        }
+        let oom = crate::evict::perform_evictions(self, Some(c)) == crate::evict::Outcome::Fail;
+        self.evictor.pre_command_oom = oom;
+        if !oom {
+            return false;
+        }
+        let queued_denyoom = cmd.name == "exec"
+            && c.multi.as_ref().is_some_and(|q| {
+                q.iter().any(|a| {
+                    let t = Table::get();
+                    let top = t.lookup(&a[0]);
+                    let sub = top.filter(|x| x.is_container()).and_then(|x| x.subcommand(a.get(1)?));
+                    sub.or(top).is_some_and(|x| x.has(flags::DENYOOM))
+                })
+            });
+        let in_multi = c.multi.is_some()
+            && !matches!(cmd.name.as_str(), "exec" | "discard" | "quit" | "reset");
+        cmd.has(flags::DENYOOM) || queued_denyoom || in_multi
+    }
+
+    /// Memory accounting after a write: re-estimates the values of the keys
+    /// the command may have changed in place (its write key positions).
+    fn account_written_keys(&mut self, db: usize, cmd: &Command, argv: &[Bytes]) {
+        use crate::command::key_flags::{OW, RM, RW};
+        if cmd.key_specs.is_empty() {
+            return;
+        }
+        for spec in cmd.key_specs.iter().filter(|s| s.flags & (RW | OW | RM) != 0) {
+            for i in spec.positions(argv) {
+                if let Some(k) = argv.get(i) {
+                    self.dbs[db].reaccount(k);
+                }
+            }
+        }
+    }
+
+    /// The memory estimate `maxmemory` is compared with and INFO reports
+    /// as `used_memory` (memory.rs): a fixed base, the datasets, and the
+    /// client buffers as of the last tick.
+    pub fn used_memory_estimate(&self) -> u64 {
+        crate::memory::BASE_OVERHEAD
+            + self.dbs.iter().map(|d| d.memory_bytes()).sum::<u64>()
+            + self.clients_memory
     }
 
     /// AOF: logs what the command just did (unless it reported its effects
@@ -1403,6 +1480,17 @@ impl Node {
         if self.active_expire_enabled {
             crate::expire::active_expire_cycle(self);
         }
+        self.clients_memory = self
+            .clients
+            .values()
+            .map(|c| {
+                (c.querybuf.capacity() + c.reply.buf.capacity()) as u64
+                    + c.argv.iter().map(|a| a.len() as u64).sum::<u64>()
+                    + crate::memory::CLIENT_BYTES
+            })
+            .sum();
+        self.used_memory_peak = self.used_memory_peak.max(self.used_memory_estimate());
+        crate::evict::tick(self);
     }
 
     /// Commands per second over the recent samples (Redis averages 16).
@@ -1421,7 +1509,7 @@ impl Node {
     pub fn reset_stats(&mut self) {
         self.stats = Stats::default();
         self.ops_samples.clear();
-        self.used_memory_peak = self.used_memory;
+        self.used_memory_peak = self.used_memory_estimate();
     }
 
     /// Closes another client (CLIENT KILL): its buffered reply is sent first.

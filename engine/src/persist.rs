@@ -304,10 +304,11 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<(), String> {
     let now_ms = node.now.as_millis();
     let aof_base = node.aof.replaying;
     let lru_now = node.now.as_secs();
+    let lfu = node.policy().is_lfu();
     let databases = node.dbs.len();
     let (mut loaded, mut expired) = (0u64, 0u64);
     let mut functions: Vec<Vec<u8>> = Vec::new();
-    let mut keys: Vec<(usize, Bytes, crate::db::Value, Option<i64>, u64)> = Vec::new();
+    let mut keys: Vec<(usize, Bytes, crate::db::Value, Option<i64>, u32)> = Vec::new();
     {
         let opts = LoadOptions {
             config: &node.config,
@@ -339,7 +340,10 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<(), String> {
                         expired += 1;
                         return Ok(());
                     }
-                    let lru = lru_now.saturating_sub(idle_s.unwrap_or(0));
+                    let lru = crate::evict::initial_stamp(
+                        lru_now.saturating_sub(idle_s.unwrap_or(0)),
+                        lfu,
+                    );
                     keys.push((db, key, value, expire_ms, lru));
                 }
             }
@@ -364,8 +368,7 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<(), String> {
         if let Some(at) = expire_ms {
             d.expires.insert(Key::from(&key[..]), at);
         }
-        let entry = crate::db::Entry { value, lru_s: lru };
-        if d.keys.insert(Key::from(&key[..]), entry).is_some() {
+        if !d.put(&key, crate::db::Entry::new(value, lru)) {
             return Err(format!(
                 "Duplicate key '{}' found in RDB file",
                 String::from_utf8_lossy(&key)

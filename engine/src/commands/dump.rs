@@ -73,9 +73,6 @@ pub fn restore(cx: &mut Ctx) {
         }
         j += 1;
     }
-    // LFU counters are not tracked yet (see OBJECT FREQ): FREQ is
-    // validated and otherwise has no effect.
-    let _ = freq;
 
     let Some(ttl) = cx.parse_int(2) else {
         return;
@@ -121,13 +118,17 @@ pub fn restore(cx: &mut Ctx) {
         return cx.out().ok();
     }
 
+    // Redis's objectSetLRUOrLFU: IDLETIME under LRU policies, FREQ under
+    // LFU ones; the other is ignored.
     let now_s = cx.node.now.as_secs();
-    let lru_s = match idle_s {
-        Some(idle) if !cx.node.config.maxmemory_policy.contains("lfu") => lru_for_idle(now_s, idle),
-        _ => now_s,
+    let lfu = cx.node.policy().is_lfu();
+    let lru = match (idle_s, freq) {
+        (Some(idle), _) if !lfu => lru_for_idle(now_s, idle),
+        (_, Some(f)) if lfu => ((((now_s / 60) & 0xffff) as u32) << 8) | f as u32,
+        _ => cx.lru_now(),
     };
     let blocking_type = matches!(value, Value::List(_) | Value::ZSet(_));
-    cx.db().set(key.clone(), value, lru_s);
+    cx.db().set(key.clone(), value, lru);
     if ttl != 0 {
         cx.db().set_expire(&key, at_ms);
     }
@@ -145,35 +146,34 @@ const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
 /// what Redis reports after `RESTORE ... IDLETIME idle`: Redis subtracts
 /// the idle time from its 24-bit wrapping clock (`objectSetLRUOrLFU`),
 /// so huge idle times wrap the way they do there.
-fn lru_for_idle(now_s: u64, idle_s: i64) -> u64 {
+fn lru_for_idle(now_s: u64, idle_s: i64) -> u32 {
     let clock = (now_s as i64) & LRU_CLOCK_MAX;
     let mut lru = clock.wrapping_sub(idle_s);
     if lru < 0 {
         lru = lru.wrapping_add(LRU_CLOCK_MAX);
     }
     // The object header's lru field is 24 bits wide.
-    let lru = lru & LRU_CLOCK_MAX;
-    let shown = if clock >= lru {
-        clock - lru
-    } else {
-        clock + (LRU_CLOCK_MAX - lru)
-    };
-    now_s.saturating_sub(shown as u64)
+    (lru & LRU_CLOCK_MAX) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::lru_for_idle;
 
+    /// What OBJECT IDLETIME reports for the stamp RESTORE stored.
+    fn shown(now: u64, idle: i64) -> u64 {
+        crate::evict::idle_ms(lru_for_idle(now, idle), now) / 1000
+    }
+
     #[test]
     fn idle_times() {
         let now = 1_700_000_000u64;
-        assert_eq!(now - lru_for_idle(now, 0), 0);
-        assert_eq!(now - lru_for_idle(now, 1000), 1000);
+        assert_eq!(shown(now, 0), 0);
+        assert_eq!(shown(now, 1000), 1000);
         // Up to a clock period the subtraction wraps back exactly...
         let clock = now & ((1 << 24) - 1);
-        assert_eq!(now - lru_for_idle(now, clock as i64 + 10), clock + 10);
+        assert_eq!(shown(now, clock as i64 + 10), clock + 10);
         // ...beyond, the 24-bit field keeps only the low bits.
-        assert_eq!(now - lru_for_idle(now, (1 << 25) + 5), 6);
+        assert_eq!(shown(now, (1 << 25) + 5), 6);
     }
 }

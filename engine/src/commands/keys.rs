@@ -3,7 +3,6 @@
 
 use super::strings::expire_time_error;
 use crate::db::Value;
-use crate::dict::Key;
 use crate::glob;
 use crate::node::Ctx;
 use bytes::Bytes;
@@ -69,11 +68,11 @@ fn rename_generic(cx: &mut Ctx, nx: bool) {
     }
     let db = cx.db();
     let expire = db.expire_of(&src);
-    let Some(entry) = db.keys.remove(&src) else {
+    let Some(entry) = db.take(&src) else {
         return;
     };
     db.persist(&src);
-    db.keys.insert(Key::from(&dst[..]), entry);
+    db.put(&dst, entry);
     if let Some(at) = expire {
         db.set_expire(&dst, at);
     }
@@ -412,7 +411,7 @@ pub fn copy(cx: &mut Ctx) {
         }
         target.delete(&dst);
     }
-    target.set(dst.clone(), entry.value, entry.lru_s);
+    target.set(dst.clone(), entry.value, entry.lru);
     if let Some(at) = expire {
         target.set_expire(&dst, at);
     }
@@ -443,12 +442,12 @@ pub fn move_(cx: &mut Ctx) {
     }
     let src = cx.db();
     let expire = src.expire_of(&key);
-    let Some(entry) = src.keys.remove(&key) else {
+    let Some(entry) = src.take(&key) else {
         return;
     };
     src.persist(&key);
     let target = &mut cx.node.dbs[dst_db];
-    target.keys.insert(Key::from(&key[..]), entry);
+    target.put(&key, entry);
     if let Some(at) = expire {
         target.set_expire(&key, at);
     }
@@ -470,34 +469,35 @@ pub fn object_encoding(cx: &mut Ctx) {
 }
 
 fn lfu_policy(cx: &Ctx) -> bool {
-    cx.node.config.maxmemory_policy.contains("lfu")
+    cx.node.policy().is_lfu()
 }
 
-/// OBJECT IDLETIME key: seconds since last access.
+/// OBJECT IDLETIME key: seconds since last access (LRU policies only).
 pub fn object_idletime(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
     let now = cx.node.now.as_secs();
-    let Some(lru) = cx.lookup_read_notouch(&key).map(|e| e.lru_s) else {
+    let Some(lru) = cx.lookup_read_notouch(&key).map(|e| e.lru) else {
         return cx.out().null();
     };
     if lfu_policy(cx) {
-        return cx.error("ERR An LRU maxmemory policy is not selected, access time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+        return cx.error("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    cx.out().int(now.saturating_sub(lru) as i64);
+    let idle_s = crate::evict::idle_ms(lru, now) / 1000;
+    cx.out().int(idle_s as i64);
 }
 
-/// OBJECT FREQ key: only meaningful with an LFU policy. LFU counters arrive
-/// with eviction (issue 10); until then an LFU policy gets an explicit error
-/// rather than a made-up frequency.
+/// OBJECT FREQ key: the decayed LFU counter (LFU policies only).
 pub fn object_freq(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
-    if cx.lookup_read_notouch(&key).is_none() {
+    let Some(lru) = cx.lookup_read_notouch(&key).map(|e| e.lru) else {
         return cx.out().null();
-    }
+    };
     if !lfu_policy(cx) {
         return cx.error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
     }
-    cx.error("ERR LFU access frequency is not tracked by this server yet");
+    let decay = cx.node.config.lfu_decay_time.clamp(0, u32::MAX as i64) as u32;
+    let freq = crate::evict::lfu_decr(lru, cx.node.now.as_secs(), decay);
+    cx.out().int(freq as i64);
 }
 
 /// OBJECT REFCOUNT key

@@ -189,11 +189,11 @@ impl crate::node::Node {
     /// A typed value for a write command (`lookupKeyWrite`: expiry, LRU
     /// touch, no stats).
     pub fn write_typed<T: Typed>(&mut self, db: usize, key: &[u8]) -> Lookup<&mut T> {
-        let lru = self.now.as_secs();
+        let clock = self.access_clock();
         match self.lookup_quiet(db, key) {
             None => Lookup::Missing,
             Some(e) => {
-                e.lru_s = lru;
+                clock.touch(&mut e.lru);
                 T::from_value(&mut e.value).map_or(Lookup::WrongType, Lookup::Found)
             }
         }
@@ -215,9 +215,9 @@ impl crate::node::Node {
     /// Reads a key for a read command: lazy expiry, LRU touch, hit/miss stats
     /// (Redis's `lookupKeyRead`).
     pub fn lookup_read(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
-        let lru = self.now.as_secs();
+        let clock = self.access_clock();
         let e = self.lookup_read_notouch(db, key)?;
-        e.lru_s = lru;
+        clock.touch(&mut e.lru);
         Some(e)
     }
 
@@ -285,9 +285,9 @@ impl Ctx<'_> {
     /// Reads a key for a write command (Redis's `lookupKeyWrite`: expiry,
     /// LRU touch, no hit/miss stats).
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let lru = self.node.now.as_secs();
+        let clock = self.node.access_clock();
         let e = self.lookup_quiet(key)?;
-        e.lru_s = lru;
+        clock.touch(&mut e.lru);
         Some(e)
     }
 
@@ -302,9 +302,9 @@ impl Ctx<'_> {
         self.node.dbs[db].delete(key)
     }
 
-    /// Current LRU clock value for new entries.
-    pub fn lru_now(&self) -> u64 {
-        self.node.now.as_secs()
+    /// The LRU/LFU field for new entries (Redis's `createObject`).
+    pub fn lru_now(&self) -> u32 {
+        self.node.initial_stamp()
     }
 
     /// Replies with one of Redis's stored HELP texts.

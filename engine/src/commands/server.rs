@@ -188,8 +188,9 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "clients_in_timeout_table", 0);
     }
     if section("memory", "Memory", &mut out) {
-        field!(out, "used_memory", n.used_memory);
-        field!(out, "used_memory_human", human(n.used_memory));
+        let used = n.used_memory_estimate();
+        field!(out, "used_memory", used);
+        field!(out, "used_memory_human", human(used));
         field!(out, "used_memory_rss", n.used_memory_rss);
         field!(out, "used_memory_rss_human", human(n.used_memory_rss));
         field!(out, "used_memory_peak", n.used_memory_peak);
@@ -280,7 +281,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "sync_partial_ok", 0);
         field!(out, "sync_partial_err", 0);
         field!(out, "expired_keys", s.expired_keys);
-        field!(out, "evicted_keys", 0);
+        field!(out, "evicted_keys", s.evicted_keys);
         field!(out, "keyspace_hits", s.keyspace_hits);
         field!(out, "keyspace_misses", s.keyspace_misses);
         field!(out, "pubsub_channels", n.pubsub_channels.len());
@@ -399,8 +400,23 @@ pub fn config_set(cx: &mut Ctx) {
         }
     }
     let appendonly = next.appendonly;
+    let maxmemory_changed = next.maxmemory != cx.node.config.maxmemory;
     cx.node.config = next;
+    cx.node.evictor.policy = Some(crate::evict::Policy::parse(
+        &cx.node.config.maxmemory_policy,
+    ));
     crate::aof::set_enabled(cx.node, appendonly);
+    if maxmemory_changed && cx.node.config.maxmemory > 0 {
+        // Redis's updateMaxmemory: warn if already over, evict now.
+        let used = cx.node.used_memory_estimate();
+        if (cx.node.config.maxmemory as u64) < used {
+            tracing::warn!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy.",
+                cx.node.config.maxmemory
+            );
+        }
+        crate::evict::perform_evictions(cx.node, Some(cx.client));
+    }
     cx.out().ok();
 }
 

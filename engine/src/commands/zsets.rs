@@ -1392,11 +1392,11 @@ pub fn zread<'a>(node: &'a mut Node, db: usize, key: &[u8]) -> Result<Option<&'a
 /// A zset for a write command (lookupKeyWrite); `Err` on a wrong type.
 #[allow(clippy::result_unit_err)]
 pub fn zwrite<'a>(node: &'a mut Node, db: usize, key: &[u8]) -> Result<Option<&'a mut ZSet>, ()> {
-    let lru = node.now.as_secs();
+    let clock = node.access_clock();
     match node.lookup_quiet(db, key) {
         None => Ok(None),
         Some(e) => {
-            e.lru_s = lru;
+            clock.touch(&mut e.lru);
             match &mut e.value {
                 Value::ZSet(z) => Ok(Some(z)),
                 _ => Err(()),
