@@ -301,7 +301,13 @@ static PARAMS: &[Param] = &[
         Kind::Enum(POLICIES),
         Yes
     ),
-    p_int!("maxmemory-samples", maxmemory_samples, 1, 64, Yes),
+    p_int!(
+        "maxmemory-samples",
+        maxmemory_samples,
+        1,
+        i32::MAX as i64,
+        Yes
+    ),
     p_text!("save", save, Kind::Text, Yes),
     p_bool!("appendonly", appendonly, Yes),
     p_text!("dir", dir, Kind::Text, Yes),
@@ -446,6 +452,9 @@ static PARAMS: &[Param] = &[
     p_mem!("hll-sparse-max-bytes", hll_sparse_max_bytes, 0, i64::MAX),
 ];
 
+/// Memory parameters Redis keeps unsigned (ULongLong/SizeT configs).
+const UNSIGNED_MEMORY: &[&str] = &["maxmemory", "hll-sparse-max-bytes", "stream-node-max-bytes"];
+
 /// Old names Redis 7.0 still accepts (ziplist became listpack).
 const ALIASES: &[(&str, &str)] = &[
     ("list-max-ziplist-size", "list-max-listpack-size"),
@@ -529,6 +538,11 @@ impl Config {
                 })?;
                 check_bounds(n, min, max)?;
                 n.to_string()
+            }
+            // Redis parses unsigned memory parameters with memtoull,
+            // which refuses a sign before any bounds check.
+            Kind::Memory { .. } if UNSIGNED_MEMORY.contains(&p.name) && value.starts_with('-') => {
+                return Err(SetError::Invalid("argument must be a memory value".into()));
             }
             Kind::Memory { min, max } => {
                 let n = parse_memory(value)

@@ -63,7 +63,10 @@ impl Policy {
     fn is_volatile(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 
@@ -403,14 +406,14 @@ fn pick(node: &mut Node, policy: Policy) -> Option<(usize, Bytes)> {
 /// Samples `maxmemory-samples` keys of one db into the pool
 /// (`evictionPoolPopulate`).
 fn populate(node: &mut Node, policy: Policy, db: usize) {
-    let samples = node.config.maxmemory_samples.clamp(1, 64) as usize;
+    let samples = node.config.maxmemory_samples.clamp(1, i32::MAX as i64) as usize;
     let now_s = node.now.as_secs();
     let decay = node.config.lfu_decay_time.clamp(0, u32::MAX as i64) as u32;
     let Node {
         dbs, rng, evictor, ..
     } = node;
     let d = &dbs[db];
-    let mut found: Vec<(u64, Bytes)> = Vec::with_capacity(samples);
+    let mut found: Vec<(u64, Bytes)> = Vec::with_capacity(samples.min(64));
     let score = |key: &[u8], expire_at: Option<i64>| -> Option<u64> {
         if policy == Policy::VolatileTtl {
             // Sooner expiry is better.

@@ -553,9 +553,7 @@ impl Node {
             clients_memory: 0,
         };
         node.evictor.seed(hash_seed[0] ^ hash_seed[1]);
-        node.evictor.policy = Some(crate::evict::Policy::parse(
-            &node.config.maxmemory_policy,
-        ));
+        node.evictor.policy = Some(crate::evict::Policy::parse(&node.config.maxmemory_policy));
         node
     }
 
@@ -956,7 +954,9 @@ impl Node {
                 q.iter().any(|a| {
                     let t = Table::get();
                     let top = t.lookup(&a[0]);
-                    let sub = top.filter(|x| x.is_container()).and_then(|x| x.subcommand(a.get(1)?));
+                    let sub = top
+                        .filter(|x| x.is_container())
+                        .and_then(|x| x.subcommand(a.get(1)?));
                     sub.or(top).is_some_and(|x| x.has(flags::DENYOOM))
                 })
             });
@@ -972,7 +972,11 @@ impl Node {
         if cmd.key_specs.is_empty() {
             return;
         }
-        for spec in cmd.key_specs.iter().filter(|s| s.flags & (RW | OW | RM) != 0) {
+        for spec in cmd
+            .key_specs
+            .iter()
+            .filter(|s| s.flags & (RW | OW | RM) != 0)
+        {
             for i in spec.positions(argv) {
                 if let Some(k) = argv.get(i) {
                     self.dbs[db].reaccount(k);

@@ -1,0 +1,332 @@
+//! maxmemory and eviction against genuine Redis 7.0: OOM refusals per
+//! policy and per command flag (plain, MULTI/EXEC, scripts), what each
+//! policy evicts, OBJECT FREQ/IDLETIME, the eviction config parameters,
+//! and that a filled server stays under its limit.
+//!
+//! A `maxmemory` of 1 byte puts either server over the limit whatever it
+//! holds, so the replies do not depend on how each counts memory.
+
+use cinnabar_tests::{show, Conn, Server};
+
+/// Runs the same commands on both servers and collects the differences.
+struct Pair {
+    redis: Conn,
+    ours: Conn,
+    failures: Vec<String>,
+}
+
+impl Pair {
+    fn new(redis: &Server, ours: &Server) -> Pair {
+        Pair {
+            redis: redis.connect(),
+            ours: ours.connect(),
+            failures: vec![],
+        }
+    }
+
+    /// Sends to both; the replies must be byte-identical. Returns ours.
+    fn same(&mut self, args: &[&str]) -> Vec<u8> {
+        let r = self.redis.cmd_str(args);
+        let c = self.ours.cmd_str(args);
+        if r != c {
+            self.failures.push(format!(
+                "{}\n    redis:    {}\n    cinnabar: {}",
+                args.join(" "),
+                show(&r),
+                show(&c)
+            ));
+        }
+        c
+    }
+
+    /// Sends to both without comparing (set-up whose replies may differ).
+    fn both(&mut self, args: &[&str]) {
+        self.redis.cmd_str(args);
+        self.ours.cmd_str(args);
+    }
+
+    fn check(self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} replies differ from Redis 7.0:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+fn servers() -> (Server, Server) {
+    (Server::redis(&[]), Server::cinnabar(&[]))
+}
+
+/// An INFO field's value.
+fn info_field(c: &mut Conn, section: &str, name: &str) -> Option<String> {
+    let r = c.cmd_str(&["INFO", section]);
+    let text = String::from_utf8_lossy(&r).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.to_string()))
+}
+
+const POLICIES: &[&str] = &[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+];
+
+/// Over the limit, each policy evicts what it may (all keys, only volatile
+/// ones, or nothing), then refuses the deny-oom command with Redis's OOM
+/// error; `evicted_keys` counts the same.
+#[test]
+fn each_policy_evicts_what_redis_evicts_then_refuses() {
+    let (redis, ours) = servers();
+    let mut p = Pair::new(&redis, &ours);
+    for policy in POLICIES {
+        p.both(&["FLUSHALL"]);
+        p.both(&["CONFIG", "SET", "maxmemory", "0"]);
+        p.both(&["CONFIG", "RESETSTAT"]);
+        for i in 0..20 {
+            p.both(&["SET", &format!("plain:{i}"), "v"]);
+        }
+        for i in 0..10 {
+            p.both(&[
+                "SET",
+                &format!("vol:{i}"),
+                "v",
+                "EX",
+                &(100 + i).to_string(),
+            ]);
+        }
+        p.same(&["CONFIG", "SET", "maxmemory-policy", policy]);
+        p.same(&["CONFIG", "SET", "maxmemory", "1"]);
+        p.same(&["SET", "x", "y"]);
+        p.same(&["DBSIZE"]);
+        p.same(&["EXISTS", "plain:0", "vol:0"]);
+        let (r, c) = (
+            info_field(&mut p.redis, "stats", "evicted_keys"),
+            info_field(&mut p.ours, "stats", "evicted_keys"),
+        );
+        if r != c {
+            p.failures
+                .push(format!("{policy}: evicted_keys redis {r:?} cinnabar {c:?}"));
+        }
+        p.same(&["CONFIG", "GET", "maxmemory-policy"]);
+    }
+    p.both(&["CONFIG", "SET", "maxmemory", "0"]);
+    p.check();
+}
+
+/// Which commands an out-of-memory server refuses: deny-oom ones (SET,
+/// LPUSH, APPEND, SETRANGE...), not reads or deletions; in MULTI every
+/// queued command but EXEC/DISCARD; EXEC holding a deny-oom command aborts;
+/// a script's deny-oom call fails inside the script.
+#[test]
+fn oom_refusals_follow_command_flags() {
+    let (redis, ours) = servers();
+    let mut p = Pair::new(&redis, &ours);
+    p.both(&["FLUSHALL"]);
+    p.both(&["SET", "s", "hello"]);
+    p.both(&["RPUSH", "l", "a", "b"]);
+    p.same(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    p.same(&["CONFIG", "SET", "maxmemory", "1"]);
+    for cmd in [
+        &["SET", "s", "x"][..],
+        &["APPEND", "s", "x"],
+        &["SETRANGE", "s", "0", "x"],
+        &["INCR", "n"],
+        &["LPUSH", "l", "x"],
+        &["SADD", "set", "m"],
+        &["HSET", "h", "f", "v"],
+        &["ZADD", "z", "1", "m"],
+        &["PFADD", "hll", "a"],
+        &["GET", "s"],
+        &["LRANGE", "l", "0", "-1"],
+        &["STRLEN", "s"],
+        &["EXPIRE", "s", "100"],
+        &["PERSIST", "s"],
+        &["LPOP", "l"],
+        &["PING"],
+        &["DEL", "l"],
+        &["DBSIZE"],
+    ] {
+        p.same(cmd);
+    }
+    // MULTI: anything queued is refused while out of memory.
+    p.same(&["MULTI"]);
+    p.same(&["GET", "s"]);
+    p.same(&["SET", "s", "y"]);
+    p.same(&["EXEC"]);
+    p.same(&["MULTI"]);
+    p.same(&["DISCARD"]);
+    // A transaction queued before the limit: EXEC aborts if it holds a
+    // deny-oom command, runs otherwise.
+    p.same(&["CONFIG", "SET", "maxmemory", "0"]);
+    p.same(&["MULTI"]);
+    p.same(&["SET", "s", "z"]);
+    p.both(&["CONFIG", "SET", "maxmemory", "1"]);
+    p.same(&["EXEC"]);
+    p.same(&["CONFIG", "SET", "maxmemory", "0"]);
+    p.same(&["MULTI"]);
+    p.same(&["GET", "s"]);
+    p.both(&["CONFIG", "SET", "maxmemory", "1"]);
+    p.same(&["EXEC"]);
+    // Scripts: reads run, deny-oom calls raise the OOM error, pcall sees it.
+    p.same(&["EVAL", "return redis.call('get','s')", "0"]);
+    p.same(&[
+        "EVAL",
+        "local ok = redis.pcall('set','s','w') return ok['err']",
+        "0",
+    ]);
+    p.same(&["EVAL", "return redis.call('del','nothing')", "0"]);
+    p.same(&["GET", "s"]);
+    p.both(&["CONFIG", "SET", "maxmemory", "0"]);
+    p.check();
+}
+
+/// OBJECT FREQ and IDLETIME: their errors under the other policy family,
+/// a new key's LFU counter (5), the first access's certain increment, and
+/// RESTORE's FREQ/IDLETIME.
+#[test]
+fn object_freq_and_idletime_match_redis() {
+    let (redis, ours) = servers();
+    let mut p = Pair::new(&redis, &ours);
+    p.both(&["FLUSHALL"]);
+    p.same(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    p.same(&["SET", "k", "v"]);
+    p.same(&["OBJECT", "FREQ", "k"]);
+    p.same(&["OBJECT", "IDLETIME", "k"]);
+    p.same(&["OBJECT", "FREQ", "missing"]);
+    p.same(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    p.same(&["SET", "f", "v"]);
+    p.same(&["OBJECT", "FREQ", "f"]);
+    p.same(&["GET", "f"]);
+    p.same(&["OBJECT", "FREQ", "f"]);
+    p.same(&["OBJECT", "IDLETIME", "f"]);
+    p.same(&["OBJECT", "IDLETIME", "missing"]);
+    let dump = p.redis.cmd_str(&["DUMP", "f"]);
+    // The payload is the bulk's body.
+    let text = dump.splitn(2, |&b| b == b'\n').nth(1).unwrap_or_default();
+    let payload = &text[..text.len().saturating_sub(2)];
+    let restore = |c: &mut Conn, extra: &[&[u8]]| {
+        let mut args: Vec<&[u8]> = vec![b"RESTORE", b"r", b"0", payload, b"REPLACE"];
+        args.extend_from_slice(extra);
+        c.cmd(&args)
+    };
+    for extra in [&[&b"FREQ"[..], b"100"][..], &[b"FREQ", b"256"]] {
+        let (r, c) = (restore(&mut p.redis, extra), restore(&mut p.ours, extra));
+        assert_eq!(show(&r), show(&c), "RESTORE {extra:?}");
+        p.same(&["OBJECT", "FREQ", "r"]);
+    }
+    p.same(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let (r, c) = (
+        restore(&mut p.redis, &[b"IDLETIME", b"1000"]),
+        restore(&mut p.ours, &[b"IDLETIME", b"1000"]),
+    );
+    assert_eq!(show(&r), show(&c));
+    p.same(&["OBJECT", "IDLETIME", "r"]);
+    p.both(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    p.check();
+}
+
+/// The eviction parameters: names, defaults, bounds and error texts.
+#[test]
+fn eviction_config_round_trips() {
+    let (redis, ours) = servers();
+    let mut p = Pair::new(&redis, &ours);
+    for name in [
+        "maxmemory",
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "maxmemory-eviction-tenacity",
+        "lfu-log-factor",
+        "lfu-decay-time",
+        "lazyfree-lazy-eviction",
+        "lazyfree-lazy-expire",
+        "lazyfree-lazy-server-del",
+        "lazyfree-lazy-user-del",
+        "lazyfree-lazy-user-flush",
+        "replica-lazy-flush",
+    ] {
+        p.same(&["CONFIG", "GET", name]);
+    }
+    for (name, value) in [
+        ("maxmemory", "100mb"),
+        ("maxmemory", "1gb"),
+        ("maxmemory", "-1"),
+        ("maxmemory", "abc"),
+        ("maxmemory-policy", "allkeys-lfu"),
+        ("maxmemory-policy", "VOLATILE-TTL"),
+        ("maxmemory-policy", "lru"),
+        ("maxmemory-samples", "10"),
+        ("maxmemory-samples", "0"),
+        ("maxmemory-samples", "65"),
+        ("maxmemory-eviction-tenacity", "100"),
+        ("maxmemory-eviction-tenacity", "101"),
+        ("lfu-log-factor", "-1"),
+        ("lfu-decay-time", "5"),
+        ("lazyfree-lazy-eviction", "maybe"),
+    ] {
+        p.same(&["CONFIG", "SET", name, value]);
+        p.same(&["CONFIG", "GET", name]);
+    }
+    // Several at once: all or nothing.
+    p.same(&[
+        "CONFIG",
+        "SET",
+        "maxmemory-samples",
+        "7",
+        "maxmemory-policy",
+        "bogus",
+    ]);
+    p.same(&["CONFIG", "GET", "maxmemory-samples"]);
+    p.both(&["CONFIG", "SET", "maxmemory", "0"]);
+    p.check();
+}
+
+/// Filling a server far beyond its limit under allkeys-lru keeps it under
+/// the limit by evicting (both servers: the property, not the numbers).
+#[test]
+fn filled_server_stays_under_maxmemory() {
+    for server in [Server::redis(&[]), Server::cinnabar(&[])] {
+        let mut c = server.connect();
+        c.cmd_str(&["CONFIG", "SET", "maxmemory", "4mb"]);
+        c.cmd_str(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        let value = "x".repeat(100);
+        for chunk in 0..200 {
+            let mut batch = Vec::new();
+            for i in 0..100 {
+                let k = format!("key:{}", chunk * 100 + i);
+                batch.extend(cinnabar_tests::encode(&[
+                    b"SET",
+                    k.as_bytes(),
+                    value.as_bytes(),
+                ]));
+            }
+            c.send_raw(&batch);
+            for _ in 0..100 {
+                let r = c.read_reply().expect("reply");
+                assert_eq!(r, b"+OK\r\n", "{}: {}", server.name, show(&r));
+            }
+        }
+        let used: u64 = info_field(&mut c, "memory", "used_memory")
+            .and_then(|v| v.parse().ok())
+            .expect("used_memory");
+        let evicted: u64 = info_field(&mut c, "stats", "evicted_keys")
+            .and_then(|v| v.parse().ok())
+            .expect("evicted_keys");
+        let dbsize = c.cmd_str(&["DBSIZE"]);
+        // Eviction runs before each command, so the last write may leave
+        // the server a little over (Redis too).
+        assert!(
+            used <= (4 << 20) + (64 << 10),
+            "{}: used_memory {used}",
+            server.name
+        );
+        assert!(evicted > 0, "{}: nothing evicted", server.name);
+        assert_ne!(dbsize, b":20000\r\n".to_vec(), "{}", server.name);
+    }
+}
