@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Eviction quality per policy, Cinnabar next to genuine Redis 7.0.
+
+Redis's LRU test, in the shape of the "Redis as an LRU cache" simulation:
+1. fill the server up to its maxmemory (capacity C keys, measured per server
+   since each stores a key in a different number of bytes);
+2. wait (the LRU clock has a one-second resolution), then access a hot set
+   (a fixed random fifth of the keys) several times;
+3. overflow: write C/2 new keys, so about a third of the data must go;
+4. count the hot keys that are still there.
+
+The hot-key hit rate is the share of hot keys kept. The random policies keep
+about two thirds whatever the access pattern; LRU and LFU should keep nearly
+all. Every key has a TTL (so volatile-* have candidates); TTLs are random
+and unrelated to hotness, so volatile-ttl behaves like random here.
+
+Usage: bench/eviction.py [maxmemory_mb] [value_bytes]
+Prints one line per policy: hit rates, ratio (Cinnabar / Redis), evictions.
+Both servers are started here on spare ports and stopped by their PIDs.
+"""
+import os, random, socket, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CINNABAR = os.environ.get("CINNABAR_BIN", os.path.join(ROOT, "target/release/cinnabar-server"))
+POLICIES = ["allkeys-lru", "allkeys-lfu", "allkeys-random",
+            "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"]
+
+
+def enc(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Conn:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self.buf += self.s.recv(1 << 20)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        t = line[:1]
+        if t in b"+-:":
+            return line[1:]
+        if t == b"$":
+            n = int(line[1:])
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.s.recv(1 << 20)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if t == b"*":
+            return [self._reply() for _ in range(int(line[1:]))]
+        if t == b"=":  # RESP3 verbatim (not used: RESP2 here)
+            raise ValueError(line)
+        raise ValueError(line)
+
+    def pipeline(self, cmds, batch=2000):
+        out = []
+        for i in range(0, len(cmds), batch):
+            part = cmds[i:i + batch]
+            self.s.sendall(b"".join(enc(*c) for c in part))
+            out.extend(self._reply() for _ in part)
+        return out
+
+    def cmd(self, *args):
+        return self.pipeline([args])[0]
+
+    def info(self, section):
+        text = self.cmd("INFO", section).decode()
+        return dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
+
+
+def start(kind, port, maxmemory_mb, policy):
+    args = ["--port", str(port), "--save", "", "--appendonly", "no",
+            "--maxmemory", "%dmb" % maxmemory_mb, "--maxmemory-policy", policy]
+    exe = "redis-server" if kind == "redis" else CINNABAR
+    dirname = "/tmp/eviction-bench-%s-%d" % (kind, port)
+    os.makedirs(dirname, exist_ok=True)
+    p = subprocess.Popen([exe] + args + ["--dir", dirname],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            c = Conn(port)
+            c.cmd("PING")
+            return p, c
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise SystemExit("%s did not start" % kind)
+
+
+def run(kind, port, maxmemory_mb, policy, value):
+    proc, c = start(kind, port, maxmemory_mb, policy)
+    try:
+        rng = random.Random(12345)
+        # 1. Fill until the first eviction: the capacity.
+        n = 0
+        while int(c.info("stats")["evicted_keys"]) == 0:
+            c.pipeline([("SET", "key:%d" % i, value, "EX", 100000 + rng.randrange(100000))
+                        for i in range(n, n + 5000)])
+            n += 5000
+        capacity = int(c.cmd("DBSIZE"))
+        present = [k for k, e in zip(range(n), c.pipeline([("EXISTS", "key:%d" % i) for i in range(n)]))
+                   if e == b"1"]
+        # 2. The hot set: a fifth of the keys present, accessed 10 times
+        #    each, after the LRU clock has moved on.
+        hot = rng.sample(present, len(present) // 5)
+        time.sleep(2.1)
+        for _ in range(10):
+            c.pipeline([("GET", "key:%d" % i) for i in hot])
+        time.sleep(1.1)
+        # 3. Overflow by half the capacity.
+        evicted_before = int(c.info("stats")["evicted_keys"])
+        c.pipeline([("SET", "new:%d" % i, value, "EX", 100000 + rng.randrange(100000))
+                    for i in range(capacity // 2)])
+        evicted = int(c.info("stats")["evicted_keys"]) - evicted_before
+        # 4. Hot keys kept.
+        kept = sum(1 for e in c.pipeline([("EXISTS", "key:%d" % i) for i in hot]) if e == b"1")
+        mem = c.info("memory")
+        return {
+            "capacity": capacity,
+            "hot": len(hot),
+            "hit_rate": kept / len(hot),
+            "evicted": evicted,
+            "used_memory": int(mem["used_memory"]),
+            "rss": int(mem["used_memory_rss"]),
+        }
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main():
+    maxmemory_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 16
+    value = b"v" * (int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+    print("maxmemory %dmb, values of %d bytes; hot set = 1/5 of the keys, accessed 10x, "
+          "then +50%% keys" % (maxmemory_mb, len(value)))
+    print("%-16s %10s %10s %8s %10s %10s %10s %10s" % (
+        "policy", "redis_hit", "cin_hit", "ratio", "redis_cap", "cin_cap",
+        "redis_ev", "cin_ev"))
+    for policy in POLICIES:
+        r = run("redis", 7461, maxmemory_mb, policy, value)
+        c = run("cinnabar", 7462, maxmemory_mb, policy, value)
+        ratio = c["hit_rate"] / r["hit_rate"] if r["hit_rate"] else float("nan")
+        print("%-16s %10.3f %10.3f %8.2f %10d %10d %10d %10d" % (
+            policy, r["hit_rate"], c["hit_rate"], ratio, r["capacity"], c["capacity"],
+            r["evicted"], c["evicted"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
