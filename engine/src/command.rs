@@ -139,6 +139,14 @@ pub mod key_flags {
     pub const OW: u32 = 1 << 2;
     /// Removed.
     pub const RM: u32 = 1 << 3;
+    /// The value is read or returned (ACL: needs read permission).
+    pub const ACCESS: u32 = 1 << 4;
+    /// Data is added (ACL: needs write permission).
+    pub const INSERT: u32 = 1 << 5;
+    /// Data is removed (ACL: needs write permission).
+    pub const DELETE: u32 = 1 << 6;
+    /// Data is modified (ACL: needs write permission).
+    pub const UPDATE: u32 = 1 << 7;
 
     pub fn from_name(n: &[u8]) -> u32 {
         match n {
@@ -146,6 +154,10 @@ pub mod key_flags {
             b"RW" => RW,
             b"OW" => OW,
             b"RM" => RM,
+            b"access" => ACCESS,
+            b"insert" => INSERT,
+            b"delete" => DELETE,
+            b"update" => UPDATE,
             _ => 0,
         }
     }

@@ -35,6 +35,13 @@ pub struct Config {
     pub lfu_decay_time: i64,
     pub maxmemory_samples: i64,
     pub unixsocket: String,
+    /// ACL: the users file (`aclfile`), `user` lines of the config file
+    /// (each split in words, name first), ACL LOG length, and whether new
+    /// users get all channels (`acl-pubsub-default allchannels`).
+    pub aclfile: String,
+    pub acl_users: Vec<Vec<Vec<u8>>>,
+    pub acllog_max_len: i64,
+    pub acl_pubsub_default: String,
     pub pidfile: String,
     pub enable_debug_command: String,
     /// Eviction and observability (issue 10).
@@ -105,6 +112,10 @@ impl Default for Config {
             lfu_decay_time: 1,
             maxmemory_samples: 5,
             unixsocket: "".into(),
+            aclfile: "".into(),
+            acl_users: Vec::new(),
+            acllog_max_len: 128,
+            acl_pubsub_default: "resetchannels".into(),
             pidfile: "".into(),
             enable_debug_command: "no".into(),
             maxmemory_eviction_tenacity: 10,
@@ -360,6 +371,14 @@ static PARAMS: &[Param] = &[
     p_int!("lfu-log-factor", lfu_log_factor, 0, i32::MAX as i64, Yes),
     p_int!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as i64, Yes),
     p_text!("unixsocket", unixsocket, Kind::Text, Immutable),
+    p_text!("aclfile", aclfile, Kind::Text, Immutable),
+    p_int!("acllog-max-len", acllog_max_len, 0, i64::MAX, Yes),
+    p_text!(
+        "acl-pubsub-default",
+        acl_pubsub_default,
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        Yes
+    ),
     p_text!("pidfile", pidfile, Kind::Text, Immutable),
     p_text!(
         "enable-debug-command",

@@ -12,8 +12,10 @@
 //! - [`command`]: the command table (Redis's own specification + handlers).
 //! - [`commands`]: one module per command family (`strings`, `keys`, ...).
 //! - [`db`], [`dict`]: the keyspace and its hash table; [`expire`]: active expiry.
+//! - [`acl`]: users, rules and the permission check.
 //! - [`config`]: parameters, defaults and CONFIG GET/SET syntax.
 
+pub mod acl;
 pub mod aof;
 pub mod check;
 pub mod command;

@@ -165,6 +165,11 @@ pub struct Client {
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
     pub shard_channels: Vec<Bytes>,
+    /// The ACL user the client is authenticated as; `None` for internal
+    /// clients (AOF loading), which may run anything.
+    pub user: Option<Bytes>,
+    /// The client a script's `redis.call` runs as (ACL LOG context "lua").
+    pub is_script: bool,
 }
 
 /// What a client blocked in BLPOP & co. waits for.
@@ -219,6 +224,8 @@ impl Client {
             channels: Vec::new(),
             patterns: Vec::new(),
             shard_channels: Vec::new(),
+            user: Some(Bytes::from_static(b"default")),
+            is_script: false,
         }
     }
 
@@ -235,6 +242,7 @@ impl Client {
         // A logged BLPOP found its data when it ran; replayed, it must
         // never wait.
         c.in_exec = true;
+        c.user = None;
         c
     }
 
@@ -252,6 +260,8 @@ impl Client {
         );
         c.db = caller.db;
         c.in_exec = true;
+        c.user = caller.user.clone();
+        c.is_script = true;
         c
     }
 
@@ -354,6 +364,8 @@ pub struct Node {
     pub aof: crate::aof::Aof,
     /// Set with [`Output::Fatal`]: every later input is ignored.
     pub halted: bool,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Acl,
     /// Nesting of `execute` (EXEC and scripts run commands inside one).
     call_depth: u32,
     /// Calls to [`Node::propagate`] so far: a command that reports its own
@@ -502,6 +514,12 @@ impl Node {
     pub fn new(config: Config, seed: u64) -> Node {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let hash_seed = [rng.next_u64(), rng.next_u64()];
+        // The shim validates the ACL configuration before building the node
+        // (and refuses to start on errors); here a bad one falls back.
+        let acl = crate::acl::Acl::from_config(&config, None).unwrap_or_else(|e| {
+            tracing::warn!("ACL configuration ignored: {e}");
+            crate::acl::Acl::new(config.requirepass.as_deref())
+        });
         let mut run_id = String::with_capacity(40);
         for _ in 0..20 {
             run_id.push_str(&format!("{:02x}", rng.next_u32() as u8));
@@ -545,6 +563,7 @@ impl Node {
             persist: crate::persist::Persistence::default(),
             aof: crate::aof::Aof::default(),
             halted: false,
+            acl,
             call_depth: 0,
             explicit_props: 0,
             held: VecDeque::new(),
@@ -655,7 +674,7 @@ impl Node {
         }
         let id = self.next_client_id;
         self.next_client_id += 1;
-        let auth = self.config.requirepass.is_none();
+        let auth = !self.acl.auth_required();
         let c = Client::new(conn, id, peer, local, self.now, auth);
         self.clients.insert(conn, Box::new(c));
     }
@@ -702,6 +721,8 @@ impl Node {
 
     fn process_input(&mut self, c: &mut Client) {
         let max_bulk = self.config.proto_max_bulk_len as usize;
+        // Redis's authRequired(): unauthenticated clients get tighter limits.
+        let authenticated = c.authenticated || !self.acl.auth_required();
         loop {
             if c.close_after_reply
                 || self.shutdown_requested
@@ -713,7 +734,7 @@ impl Node {
             let mut argv = std::mem::take(&mut c.argv);
             let parsed = c
                 .parser
-                .parse(&mut c.querybuf, &mut argv, max_bulk, c.authenticated);
+                .parse(&mut c.querybuf, &mut argv, max_bulk, authenticated);
             match parsed {
                 Parsed::Command => {
                     self.execute(c, &argv);
@@ -738,7 +759,7 @@ impl Node {
                     let limit = self.config.client_query_buffer_limit as usize;
                     if pending > limit
                         || parsed > limit
-                        || (!c.authenticated && pending > 1024 * 1024)
+                        || (!authenticated && pending > 1024 * 1024)
                     {
                         // Redis logs and closes without a reply.
                         tracing::warn!(
@@ -825,8 +846,18 @@ impl Node {
             self.reject_command(c, cmd, &msg);
             return;
         }
-        if !c.authenticated && !cmd.has(flags::NO_AUTH) {
+        if !c.authenticated && !cmd.has(flags::NO_AUTH) && self.acl.auth_required() {
             self.reject_command(c, cmd, "NOAUTH Authentication required.");
+            return;
+        }
+        if let Some(msg) = self.acl_refusal(c, cmd, argv) {
+            if c.in_exec {
+                // EXEC and scripts report it as the command's own reply.
+                self.count_error(&msg);
+                c.reply.error(&msg);
+            } else {
+                self.reject_command(c, cmd, &msg);
+            }
             return;
         }
         if (cmd.has(flags::WRITE) || cmd.name == "ping") && !self.aof.replaying {
@@ -1521,6 +1552,11 @@ impl Node {
         if let Some(mut c) = self.clients.remove(&conn) {
             self.flush(&mut c);
             self.outputs.push_back(Output::Close { conn });
+            // The driver's Closed will not find it: release what it holds.
+            self.monitors.retain(|&m| m != conn);
+            self.unblock(&mut c);
+            self.unwatch_all(&mut c);
+            crate::commands::pubsub::unsubscribe_everything(self, &mut c);
         }
     }
 

@@ -98,6 +98,8 @@ pub(crate) enum Purpose {
     AofFile {
         index: usize,
     },
+    /// A step of ACL SAVE or ACL LOAD.
+    Acl(crate::commands::acl::AclDiskStep),
     /// Everything before it is on disk: stop now.
     ShutdownAfter,
 }
@@ -246,6 +248,7 @@ pub fn disk_done(node: &mut Node, id: DiskOpId, result: DiskResult) {
         | Purpose::AofManifestSynced
         | Purpose::AofManifestRenamed
         | Purpose::AofManifestInstalled) => crate::aof::manifest_step(node, p, result),
+        Purpose::Acl(step) => crate::commands::acl::disk_done(node, step, result),
         Purpose::ShutdownAfter => {
             node.shutdown_requested = true;
             node.push_output(Output::Shutdown);

@@ -88,6 +88,11 @@ pub fn apply(config: &mut Config, text: &str) -> Result<(), String> {
             continue;
         };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if name == "user" {
+            // ACL users: applied (and validated) when the node is built.
+            config.acl_users.push(values.iter().map(|v| v.to_vec()).collect());
+            continue;
+        }
         let value = values
             .iter()
             .map(|v| String::from_utf8_lossy(v).into_owned())

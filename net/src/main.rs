@@ -279,7 +279,32 @@ async fn run(config: Config, config_file: String) -> i32 {
             return 1;
         }
     };
+    // ACL users from the config file and the ACL file: read here, at
+    // start-up, and refused as Redis refuses them (exit 1).
+    let acl_text = if config.aclfile.is_empty() {
+        None
+    } else {
+        let path = cinnabar_engine::disk::join(&config.dir, &config.aclfile);
+        match std::fs::read(&path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(
+                    "Error loading ACLs, opening file '{}': {e}. Aborting Redis startup because of ACL errors.",
+                    config.aclfile
+                );
+                return 1;
+            }
+        }
+    };
+    let acl = match cinnabar_engine::acl::Acl::from_config(&config, acl_text.as_deref()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}. Aborting Redis startup because of ACL errors.");
+            return 1;
+        }
+    };
     let mut node = Node::new(config, seed);
+    node.acl = acl;
     node.start(now());
     // Load the dataset before listening, so no client ever sees a
     // half-loaded node. (Redis listens first and answers -LOADING meanwhile;

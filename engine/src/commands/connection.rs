@@ -38,17 +38,23 @@ pub fn quit(cx: &mut Ctx) {
     cx.client.close_after_reply = true;
 }
 
-/// Checks a password for the default user (`requirepass`). ACL users arrive
-/// with the security work; only `default` exists for now.
-fn check_password(cx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if !user.eq_ignore_ascii_case(b"default") && user != b"default" {
-        return false;
+/// Authenticates the client as `user` (Redis's `ACLAuthenticateUser`); a
+/// failure is recorded in the ACL LOG.
+fn check_password(cx: &mut Ctx, user: &[u8], pass: &[u8]) -> bool {
+    let ok = cx
+        .node
+        .acl
+        .users
+        .get(user)
+        .is_some_and(|u| u.check_password(pass));
+    if ok {
+        cx.client.authenticated = true;
+        cx.client.user = Some(bytes::Bytes::copy_from_slice(user));
+    } else {
+        let object = cx.argv[0].clone();
+        crate::acl::log_auth_failure(cx.node, cx.client, object, user);
     }
-    match &cx.node.config.requirepass {
-        Some(p) => p.as_slice() == pass,
-        // The default user has `nopass`: any password is accepted.
-        None => true,
-    }
+    ok
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -58,7 +64,7 @@ pub fn auth(cx: &mut Ctx) {
     if cx.argv.len() > 3 {
         return cx.syntax_error();
     }
-    if cx.argv.len() == 2 && cx.node.config.requirepass.is_none() {
+    if cx.argv.len() == 2 && cx.node.acl.default_user().is_none_or(|d| d.nopass) {
         return cx.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
     let (user, pass) = if cx.argv.len() == 3 {
@@ -166,7 +172,12 @@ pub fn reset(cx: &mut Ctx) {
     c.db = 0;
     c.reply.resp3 = false;
     c.name = None;
-    c.authenticated = cx.node.config.requirepass.is_none();
+    c.authenticated = cx
+        .node
+        .acl
+        .default_user()
+        .is_some_and(|d| d.nopass && d.enabled);
+    c.user = Some(bytes::Bytes::from_static(b"default"));
     cx.out().simple("RESET");
 }
 
@@ -201,11 +212,11 @@ pub fn client_getname(cx: &mut Ctx) {
 
 /// One CLIENT LIST line, with Redis 7.0's fields in Redis's order. Memory
 /// fields are what the engine holds for the client.
-fn client_line(c: &Client, now_s: u64, out: &mut String) {
+pub(crate) fn client_line(c: &Client, now_s: u64, out: &mut String) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.peer,
         c.local,
@@ -227,6 +238,10 @@ fn client_line(c: &Client, now_s: u64, out: &mut String) {
         c.reply.buf.len(),
         c.querybuf.capacity() + c.reply.buf.capacity() + std::mem::size_of::<Client>(),
         c.last_cmd,
+        c.user
+            .as_ref()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+            .unwrap_or_default(),
         c.resp(),
     );
 }

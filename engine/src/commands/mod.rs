@@ -6,6 +6,7 @@
 //! through the lookup helpers below (which apply lazy expiry and keep the
 //! hit/miss statistics), and writes exactly one reply.
 
+pub mod acl;
 pub mod bitops;
 pub mod connection;
 pub mod dump;
@@ -142,6 +143,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| scripting::handler(name))
                 .or_else(|| dump::handler(name))
                 .or_else(|| persistence::handler(name))
+                .or_else(|| acl::handler(name))
         }
     })
 }

@@ -402,6 +402,9 @@ pub fn config_set(cx: &mut Ctx) {
     let appendonly = next.appendonly;
     let maxmemory_changed = next.maxmemory != cx.node.config.maxmemory;
     cx.node.config = next;
+    if seen.iter().any(|n| n == "requirepass") {
+        crate::acl::requirepass_changed(cx.node);
+    }
     cx.node.evictor.policy = Some(crate::evict::Policy::parse(
         &cx.node.config.maxmemory_policy,
     ));
