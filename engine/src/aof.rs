@@ -424,6 +424,10 @@ pub fn effects(name: &str, argv: &[Bytes], now_ms: i64) -> Vec<Bytes> {
             }
             out
         }
+        // Stream consumer-group reads and claims log their effects
+        // themselves (XCLAIM ... FORCE JUSTID, XGROUP SETID), never as
+        // the command.
+        "xreadgroup" | "xclaim" | "xautoclaim" => Vec::new(),
         "restore" if argv.len() >= 4 => {
             // A relative TTL becomes absolute (Redis adds ABSTTL).
             let absttl = argv[4..].iter().any(|a| a.eq_ignore_ascii_case(b"absttl"));

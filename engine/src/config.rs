@@ -63,6 +63,10 @@ pub struct Config {
     pub set_max_intset_entries: i64,
     pub zset_max_listpack_entries: i64,
     pub zset_max_listpack_value: i64,
+    /// A stream node (one listpack) is closed when it reaches this many
+    /// bytes or this many entries, live and deleted (0: no limit).
+    pub stream_node_max_bytes: i64,
+    pub stream_node_max_entries: i64,
     /// Sparse HyperLogLogs are promoted to dense beyond this size.
     pub hll_sparse_max_bytes: i64,
     /// Persistence (RDB and AOF).
@@ -135,6 +139,8 @@ impl Default for Config {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
             hll_sparse_max_bytes: 3000,
             rdbcompression: true,
             rdbchecksum: true,
@@ -469,6 +475,14 @@ static PARAMS: &[Param] = &[
         Yes
     ),
     p_mem!("hll-sparse-max-bytes", hll_sparse_max_bytes, 0, i64::MAX),
+    p_mem!("stream-node-max-bytes", stream_node_max_bytes, 0, i64::MAX),
+    p_int!(
+        "stream-node-max-entries",
+        stream_node_max_entries,
+        0,
+        i64::MAX,
+        Yes
+    ),
 ];
 
 /// Memory parameters Redis keeps unsigned (ULongLong/SizeT configs).

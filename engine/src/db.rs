@@ -109,6 +109,9 @@ pub enum Value {
     Hash(crate::commands::hashes::Hash),
     Set(crate::commands::sets::Set),
     ZSet(crate::commands::zsets::ZSet),
+    /// Boxed: a stream's header (counters, IDs, groups) is larger than
+    /// the other variants, and every key pays for the largest.
+    Stream(Box<crate::stream::Stream>),
 }
 
 impl Value {
@@ -120,6 +123,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -131,6 +135,7 @@ impl Value {
             Value::Hash(v) => v.encoding_name(),
             Value::Set(v) => v.encoding_name(),
             Value::ZSet(v) => v.encoding_name(),
+            Value::Stream(_) => "stream",
         }
     }
 }

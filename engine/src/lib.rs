@@ -33,6 +33,7 @@ pub mod memory;
 pub mod persist;
 pub mod rdb;
 pub mod resp;
+pub mod stream;
 
 pub use config::Config;
 

@@ -125,6 +125,7 @@ pub fn value_bytes(v: &Value) -> u64 {
             }));
             (per * z.len() as f64) as usize + 32
         }
+        Value::Stream(s) => s.heap_bytes() + 64,
         #[allow(unreachable_patterns)]
         _ => 64,
     };

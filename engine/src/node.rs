@@ -453,6 +453,25 @@ impl Ctx<'_> {
         });
     }
 
+    /// [`Ctx::block`] with the command to run again when woken, when it
+    /// must differ from the one received (XREAD BLOCK with `$` waits for
+    /// entries after the ID `$` meant when it blocked).
+    pub fn block_with_argv(
+        &mut self,
+        keys: Vec<Bytes>,
+        deadline: Option<Time>,
+        on_timeout: TimeoutReply,
+        argv: Vec<Bytes>,
+    ) {
+        let was_blocked = self.client.blocked.is_some();
+        self.block(keys, deadline, on_timeout);
+        if !was_blocked {
+            if let Some(b) = &mut self.client.blocked {
+                b.argv = argv;
+            }
+        }
+    }
+
     /// Signals that `key` (in the client's db) got data blocked clients may
     /// want.
     pub fn signal_ready(&mut self, key: &[u8]) {
@@ -740,7 +759,11 @@ impl Node {
                     self.execute(c, &argv);
                     if let Some(b) = &mut c.blocked {
                         // Keep the command to run again when a key is ready.
-                        b.argv = argv.clone();
+                        // (unless the command chose what to run again:
+                        // XREAD BLOCK resolves `$` before blocking).
+                        if b.argv.is_empty() {
+                            b.argv = argv.clone();
+                        }
                         self.enqueue_blocked(c);
                     }
                     argv.clear();
@@ -948,6 +971,9 @@ impl Node {
         }
         if self.dirty != dirty_before {
             self.account_written_keys(c.db, cmd, argv);
+        }
+        if self.dirty != dirty_before && !self.blocking.is_empty() {
+            self.signal_deleted_streams(c.db, cmd, argv);
         }
         let failed = (self.stats.total_error_replies > errors_before) as u64;
         self.count_call(cmd, failed);
@@ -1363,6 +1389,30 @@ impl Node {
         }
     }
 
+    /// After a write: keys clients block on that no longer hold a stream
+    /// are signalled, so a blocked XREADGROUP learns its stream was
+    /// deleted or replaced (Redis's `signalDeletedKeyAsReady`). Other
+    /// blocked commands re-run and block again.
+    fn signal_deleted_streams(&mut self, db: usize, cmd: &Command, argv: &[Bytes]) {
+        let keys: Vec<Bytes> = self
+            .command_keys(cmd, argv)
+            .into_iter()
+            .filter(|k| {
+                self.blocking.contains_key(&(db, k.clone()))
+                    && !matches!(
+                        self.dbs[db].keys.get(k),
+                        Some(crate::db::Entry {
+                            value: crate::db::Value::Stream(_),
+                            ..
+                        })
+                    )
+            })
+            .collect();
+        for k in keys {
+            self.signal_ready(db, &k);
+        }
+    }
+
     /// Signals every key of `db` that clients block on and that exists
     /// (SWAPDB brings a whole keyspace in at once).
     pub fn signal_blocked_keys_in_db(&mut self, db: usize) {
@@ -1387,6 +1437,9 @@ impl Node {
                 Some(q) => q.iter().copied().collect(),
                 None => continue,
             };
+            // A key signalled because it was deleted wakes every waiter
+            // (XREADGROUP answers with an error, the others block again).
+            let existed = self.dbs[slot.0].keys.contains_key(&slot.1);
             for conn in waiting {
                 let Some(mut c) = self.clients.remove(&conn) else {
                     continue;
@@ -1415,7 +1468,7 @@ impl Node {
                 }
                 // The key may be empty again: stop when nobody else can be
                 // served (the next re-execution would just re-block).
-                if !self.dbs[slot.0].keys.contains_key(&slot.1) {
+                if existed && !self.dbs[slot.0].keys.contains_key(&slot.1) {
                     break;
                 }
             }

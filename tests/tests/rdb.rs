@@ -132,6 +132,7 @@ fn key_state(c: &mut Conn, key: &[u8]) -> KeyState {
 
 /// The same description of a loaded value.
 fn value_state(v: &Value, expire_ms: Option<i64>) -> KeyState {
+    use cinnabar_engine::stream::StreamId;
     let s = |b: &[u8]| show_bytes(b);
     let mut contents: Vec<String> = match v {
         Value::Str(x) => vec![s(&x.to_vec())],
@@ -150,6 +151,12 @@ fn value_state(v: &Value, expire_ms: Option<i64>) -> KeyState {
         Value::ZSet(z) => z
             .iter()
             .map(|(sc, m)| format!("{}@{}", s(m), score_text(sc)))
+            .collect(),
+        // Streams are compared in tests/tests/streams.rs, with their groups.
+        Value::Stream(st) => st
+            .range(StreamId::MIN, StreamId::MAX, 0, false)
+            .iter()
+            .map(|e| format!("{}-{} {:?}", e.id.ms, e.id.seq, e.fields))
             .collect(),
     };
     if matches!(v, Value::Hash(_) | Value::Set(_)) {

@@ -127,7 +127,7 @@ pub fn restore(cx: &mut Ctx) {
         (_, Some(f)) if lfu => ((((now_s / 60) & 0xffff) as u32) << 8) | f as u32,
         _ => cx.lru_now(),
     };
-    let blocking_type = matches!(value, Value::List(_) | Value::ZSet(_));
+    let blocking_type = matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_));
     cx.db().set(key.clone(), value, lru);
     if ttl != 0 {
         cx.db().set_expire(&key, at_ms);

@@ -19,6 +19,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -143,6 +144,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| scripting::handler(name))
                 .or_else(|| dump::handler(name))
                 .or_else(|| persistence::handler(name))
+                .or_else(|| streams::handler(name))
                 .or_else(|| acl::handler(name))
         }
     })
@@ -177,6 +179,15 @@ typed!(lists::List, List);
 typed!(hashes::Hash, Hash);
 typed!(sets::Set, Set);
 typed!(zsets::ZSet, ZSet);
+
+impl Typed for crate::stream::Stream {
+    fn from_value(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::Stream(x) => Some(x),
+            _ => None,
+        }
+    }
+}
 
 impl crate::node::Node {
     /// A typed value for a read command (`lookupKeyRead`: expiry, LRU touch,

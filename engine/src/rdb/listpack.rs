@@ -76,6 +76,67 @@ fn as_int(s: &[u8]) -> Option<i64> {
     parse_i64(s)
 }
 
+/// Appends one string element, encoding and backlen, to `out` (`lpAppend`:
+/// a string that is an integer is stored as one). Streams append to their
+/// live listpacks with this.
+pub(crate) fn encode_str(out: &mut Vec<u8>, s: &[u8]) {
+    if let Some(v) = as_int(s) {
+        return encode_int(out, v);
+    }
+    let start = out.len();
+    let len = s.len();
+    if len < 64 {
+        out.push(0x80 | len as u8);
+    } else if len < 4096 {
+        out.push(0xE0 | (len >> 8) as u8);
+        out.push(len as u8);
+    } else {
+        out.push(0xF0);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+    }
+    out.extend_from_slice(s);
+    let l = out.len() - start;
+    encode_backlen(out, l);
+}
+
+/// Appends one integer element, encoding and backlen, to `out`
+/// (`lpAppendInteger`).
+pub(crate) fn encode_int(out: &mut Vec<u8>, v: i64) {
+    let start = out.len();
+    if (0..=127).contains(&v) {
+        out.push(v as u8);
+    } else if (-4096..=4095).contains(&v) {
+        let u = if v < 0 { (1 << 13) + v } else { v } as u64;
+        out.push(0xC0 | (u >> 8) as u8);
+        out.push(u as u8);
+    } else if (-32768..=32767).contains(&v) {
+        out.push(0xF1);
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    } else if (-8388608..=8388607).contains(&v) {
+        out.push(0xF2);
+        out.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
+    } else if let Ok(v32) = i32::try_from(v) {
+        out.push(0xF3);
+        out.extend_from_slice(&v32.to_le_bytes());
+    } else {
+        out.push(0xF4);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let l = out.len() - start;
+    encode_backlen(out, l);
+}
+
+/// The size of the backlen that follows an entry of `l` bytes.
+pub(crate) fn backlen_size(l: usize) -> usize {
+    match l {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    }
+}
+
 /// Builds a listpack by appending, as `lpNew` + `lpAppend`.
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -99,52 +160,13 @@ impl Builder {
 
     /// Appends a string element (stored as an integer if it is one).
     pub fn push_str(&mut self, s: &[u8]) {
-        match as_int(s) {
-            Some(v) => self.push_int(v),
-            None => {
-                let start = self.buf.len();
-                let len = s.len();
-                if len < 64 {
-                    self.buf.push(0x80 | len as u8);
-                } else if len < 4096 {
-                    self.buf.push(0xE0 | (len >> 8) as u8);
-                    self.buf.push(len as u8);
-                } else {
-                    self.buf.push(0xF0);
-                    self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-                }
-                self.buf.extend_from_slice(s);
-                let l = self.buf.len() - start;
-                encode_backlen(&mut self.buf, l);
-                self.count += 1;
-            }
-        }
+        encode_str(&mut self.buf, s);
+        self.count += 1;
     }
 
     /// Appends an integer element (`lpAppendInteger`).
     pub fn push_int(&mut self, v: i64) {
-        let start = self.buf.len();
-        if (0..=127).contains(&v) {
-            self.buf.push(v as u8);
-        } else if (-4096..=4095).contains(&v) {
-            let u = if v < 0 { (1 << 13) + v } else { v } as u64;
-            self.buf.push(0xC0 | (u >> 8) as u8);
-            self.buf.push(u as u8);
-        } else if (-32768..=32767).contains(&v) {
-            self.buf.push(0xF1);
-            self.buf.extend_from_slice(&(v as i16).to_le_bytes());
-        } else if (-8388608..=8388607).contains(&v) {
-            self.buf.push(0xF2);
-            self.buf.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-        } else if let Ok(v32) = i32::try_from(v) {
-            self.buf.push(0xF3);
-            self.buf.extend_from_slice(&v32.to_le_bytes());
-        } else {
-            self.buf.push(0xF4);
-            self.buf.extend_from_slice(&v.to_le_bytes());
-        }
-        let l = self.buf.len() - start;
-        encode_backlen(&mut self.buf, l);
+        encode_int(&mut self.buf, v);
         self.count += 1;
     }
 
@@ -207,7 +229,7 @@ pub fn decode(lp: &[u8]) -> Result<Vec<Entry<'_>>, RdbError> {
 
 /// One entry at the start of `b` (which excludes the terminator): the
 /// element and the size of its encoding+data.
-fn decode_entry(b: &[u8]) -> Result<(Entry<'_>, usize), RdbError> {
+pub(crate) fn decode_entry(b: &[u8]) -> Result<(Entry<'_>, usize), RdbError> {
     let first = *b.first().ok_or_else(bad)?;
     let take = |from: usize, n: usize| b.get(from..from + n).ok_or_else(bad);
     Ok(match first {

@@ -24,7 +24,7 @@
 //! `listpack.rs`, `ziplist.rs` (ziplist and zipmap), `intset.rs`, `lzf.rs`.
 
 mod intset;
-mod listpack;
+pub(crate) mod listpack;
 mod lzf;
 mod read;
 mod write;
@@ -60,6 +60,9 @@ pub const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 pub const RDB_TYPE_ZSET_LISTPACK: u8 = 17;
 pub const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
 pub const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
+/// Redis 7.0's stream encoding (adds consumers' seen times to type 19's
+/// first ID, max deleted ID, entries added and groups' entries read).
+pub const RDB_TYPE_STREAM_LISTPACKS_3: u8 = 21;
 
 // Opcodes (bytes that are not value types).
 pub const RDB_OPCODE_FUNCTION2: u8 = 245;

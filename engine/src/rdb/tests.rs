@@ -113,6 +113,10 @@ fn canon(v: &Value) -> (String, String, Vec<Vec<u8>>) {
             .iter()
             .map(|(s, m)| [&s.to_bits().to_le_bytes()[..], m].concat())
             .collect(),
+        Value::Stream(s) => s
+            .raw_nodes()
+            .map(|(k, lp)| [&k.encode()[..], lp].concat())
+            .collect(),
     };
     (
         v.type_name().to_string(),

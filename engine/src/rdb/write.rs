@@ -9,7 +9,8 @@ use super::{
     QUICKLIST_NODE_CONTAINER_PLAIN, RDB_OPCODE_AUX, RDB_OPCODE_EOF, RDB_OPCODE_EXPIRETIME_MS,
     RDB_OPCODE_FUNCTION2, RDB_OPCODE_RESIZEDB, RDB_OPCODE_SELECTDB, RDB_TYPE_HASH,
     RDB_TYPE_HASH_LISTPACK, RDB_TYPE_LIST_QUICKLIST_2, RDB_TYPE_SET, RDB_TYPE_SET_INTSET,
-    RDB_TYPE_STRING, RDB_TYPE_ZSET_2, RDB_TYPE_ZSET_LISTPACK, RDB_VERSION,
+    RDB_TYPE_STREAM_LISTPACKS_3, RDB_TYPE_STRING, RDB_TYPE_ZSET_2, RDB_TYPE_ZSET_LISTPACK,
+    RDB_VERSION,
 };
 use crate::commands::hashes::Hash;
 use crate::commands::lists::List;
@@ -102,6 +103,7 @@ pub(crate) fn object_type(value: &Value) -> u8 {
         Value::Set(Set::Table(_)) => RDB_TYPE_SET,
         Value::ZSet(z) if z.encoding_name() == "listpack" => RDB_TYPE_ZSET_LISTPACK,
         Value::ZSet(_) => RDB_TYPE_ZSET_2,
+        Value::Stream(_) => RDB_TYPE_STREAM_LISTPACKS_3,
     }
 }
 
@@ -122,6 +124,47 @@ pub(crate) fn write_object(out: &mut Vec<u8>, value: &Value, o: &WriteOpts, lzf:
         }
         Value::Set(s) => write_set(out, s, o, lzf),
         Value::ZSet(z) => write_zset(out, z, o, lzf),
+        Value::Stream(s) => write_stream(out, s, o, lzf),
+    }
+}
+
+/// `rdbSaveObject` for streams (type 21): each node's 16-byte master ID
+/// and listpack as stored, the counters, then every group with its PEL
+/// (ID, delivery time, delivery count) and consumers (name, seen time,
+/// PEL IDs).
+fn write_stream(out: &mut Vec<u8>, s: &crate::stream::Stream, o: &WriteOpts, lzf: &mut Compressor) {
+    write_len(out, s.node_count() as u64);
+    for (master, lp) in s.raw_nodes() {
+        write_string(out, &master.encode(), o.compress, lzf);
+        write_string(out, lp, o.compress, lzf);
+    }
+    write_len(out, s.length);
+    for id in [s.last_id, s.first_id, s.max_deleted_id] {
+        write_len(out, id.ms);
+        write_len(out, id.seq);
+    }
+    write_len(out, s.entries_added);
+    write_len(out, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        write_string(out, name, o.compress, lzf);
+        write_len(out, g.last_id.ms);
+        write_len(out, g.last_id.seq);
+        write_len(out, g.entries_read as u64);
+        write_len(out, g.pel.len() as u64);
+        for (id, p) in &g.pel {
+            out.extend_from_slice(&id.encode());
+            out.extend_from_slice(&p.delivery_time.to_le_bytes());
+            write_len(out, p.delivery_count);
+        }
+        write_len(out, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            write_string(out, cname, o.compress, lzf);
+            out.extend_from_slice(&c.seen_time.to_le_bytes());
+            write_len(out, c.pel.len() as u64);
+            for id in &c.pel {
+                out.extend_from_slice(&id.encode());
+            }
+        }
     }
 }
 

@@ -42,6 +42,18 @@ pub fn canon(v: &Value) -> (&'static str, Vec<Vec<u8>>) {
                 [&s.to_bits().to_le_bytes()[..], m].concat()
             })
             .collect(),
+        // Entries in order (ID, then fields and values); groups are
+        // compared through their replies, not here.
+        Value::Stream(s) => s
+            .range(
+                cinnabar_engine::stream::StreamId::MIN,
+                cinnabar_engine::stream::StreamId::MAX,
+                0,
+                false,
+            )
+            .into_iter()
+            .map(|e| [&e.id.encode()[..], &e.fields.concat()].concat())
+            .collect(),
     };
     (v.type_name(), elems)
 }
@@ -60,6 +72,8 @@ fn member_bytes(m: &Member) -> Vec<u8> {
 pub fn check_value(v: &Value) {
     match v {
         Value::Str(_) => {}
+        // Streams may be empty; nodes, counters and IDs must agree.
+        Value::Stream(s) => assert!(s.validate(), "stream invariants"),
         Value::List(l) => {
             assert!(!l.is_empty(), "empty list");
             assert_eq!(l.iter().count(), l.len(), "list len");
