@@ -1413,6 +1413,42 @@ impl Node {
         }
     }
 
+    /// After a write: keys clients block on that no longer hold a stream
+    /// are signalled, so a blocked XREADGROUP learns its stream was
+    /// deleted or replaced (Redis's `signalDeletedKeyAsReady`). Other
+    /// blocked commands re-run and block again.
+    fn signal_deleted_streams(&mut self, db: usize, cmd: &Command, argv: &[Bytes]) {
+        use crate::command::key_flags::{OW, RM, RW};
+        // The keys the command may write (`command_keys` keeps only
+        // watched ones).
+        let positions: Vec<usize> = if !cmd.key_specs.is_empty() {
+            cmd.key_specs
+                .iter()
+                .filter(|s| s.flags & (RW | OW | RM) != 0)
+                .flat_map(|s| s.positions(argv))
+                .collect()
+        } else {
+            cmd.key_positions(argv.len())
+        };
+        let keys: Vec<Bytes> = positions
+            .into_iter()
+            .filter_map(|i| argv.get(i).cloned())
+            .filter(|k| {
+                self.blocking.contains_key(&(db, k.clone()))
+                    && !matches!(
+                        self.dbs[db].keys.get(k),
+                        Some(crate::db::Entry {
+                            value: crate::db::Value::Stream(_),
+                            ..
+                        })
+                    )
+            })
+            .collect();
+        for k in keys {
+            self.signal_ready(db, &k);
+        }
+    }
+
     /// Signals every key of `db` that clients block on and that exists
     /// (SWAPDB brings a whole keyspace in at once).
     pub fn signal_blocked_keys_in_db(&mut self, db: usize) {

@@ -246,7 +246,7 @@ fn subcommand_syntax_error(cx: &mut Ctx) {
     let cmd = String::from_utf8_lossy(&cx.argv[0]).to_uppercase();
     let sub = cx.argv[1].clone();
     let sub = crate::resp::c_str(&sub);
-    let head = format!("ERR unknown subcommand or wrong number of arguments for '");
+    let head = "ERR unknown subcommand or wrong number of arguments for '";
     let tail = format!("'. Try {cmd} HELP.");
     error_quoting(
         cx,
@@ -320,18 +320,23 @@ fn propagate(cx: &mut Ctx, argv: Vec<Bytes>) {
     cx.node.propagate(db, argv);
 }
 
-/// `streamPropagateXCLAIM`: an idempotent XCLAIM that recreates the PEL
-/// entry `id` exactly as it is now, or deletes it if it is gone.
-fn propagate_xclaim(
-    cx: &mut Ctx,
-    key: &Bytes,
-    group: &Bytes,
+/// A pending entry as it is to be logged.
+struct Nack<'a> {
     id: StreamId,
-    consumer: &Bytes,
+    consumer: &'a Bytes,
     delivery_time: i64,
     count: u64,
-    last_id: StreamId,
-) {
+}
+
+/// `streamPropagateXCLAIM`: an idempotent XCLAIM that recreates the PEL
+/// entry `id` exactly as it is now, or deletes it if it is gone.
+fn propagate_xclaim(cx: &mut Ctx, key: &Bytes, group: &Bytes, nack: Nack<'_>, last_id: StreamId) {
+    let Nack {
+        id,
+        consumer,
+        delivery_time,
+        count,
+    } = nack;
     let s = |v: &str| Bytes::copy_from_slice(v.as_bytes());
     propagate(
         cx,
@@ -593,7 +598,7 @@ pub fn xadd(cx: &mut Ctx) {
             rewrite_trim(&mut logged, &a, s);
         }
     }
-    if a.id.as_ref().map_or(true, |p| !p.seq_given) {
+    if a.id.as_ref().is_none_or(|p| !p.seq_given) {
         logged[a.id_idx] = id.to_bytes();
     }
     propagate(cx, logged);
@@ -739,10 +744,6 @@ pub fn xsetid(cx: &mut Ctx) {
         Ok(None) => return cx.error("ERR no such key"),
         Ok(Some(s)) => s,
     };
-    if id < s.max_deleted_id {
-        return cx
-            .error("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id");
-    }
     if s.length > 0 {
         let maxid = s.edge_id(false, true);
         if id < maxid {
@@ -753,6 +754,10 @@ pub fn xsetid(cx: &mut Ctx) {
         if entries_added != -1 && s.length > entries_added as u64 {
             return cx.error("ERR The entries_added specified in XSETID is smaller than the target stream length");
         }
+    }
+    if id < s.max_deleted_id {
+        return cx
+            .error("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id");
     }
     s.last_id = id;
     if entries_added != -1 {
@@ -784,7 +789,6 @@ enum ReadFrom {
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]
 pub fn xread(cx: &mut Ctx) {
     let xreadgroup = cx.argv[0].len() == 10;
-    let name = if xreadgroup { "xreadgroup" } else { "xread" };
     let argc = cx.argv.len();
     let mut timeout: Option<Option<crate::node::Time>> = None;
     let mut count: i64 = 0;
@@ -819,10 +823,9 @@ pub fn xread(cx: &mut Ctx) {
         } else if cx.arg_is(i, "STREAMS") && moreargs > 0 {
             streams_arg = i + 1;
             let n = argc - streams_arg;
-            if n % 2 != 0 {
-                let symbol = if xreadgroup { '>' } else { '$' };
-                let msg = format!("ERR Unbalanced '{name}' list of streams: for each stream key an ID or '{symbol}' must be specified.");
-                return cx.error(&msg);
+            if !n.is_multiple_of(2) {
+                // Redis 7.0 says XREAD and `$` for XREADGROUP too.
+                return cx.error("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.");
             }
             streams_count = n / 2;
             break;
@@ -1124,7 +1127,13 @@ fn read_group(
         );
     }
     for (id, t, n) in props {
-        propagate_xclaim(cx, key, gname, id, cname, t, n, last_id);
+        let nack = Nack {
+            id,
+            consumer: cname,
+            delivery_time: t,
+            count: n,
+        };
+        propagate_xclaim(cx, key, gname, nack, last_id);
     }
     if let Some((id, er)) = setid {
         propagate_group_id(cx, key, gname, id, er);
@@ -1640,7 +1649,13 @@ pub fn xclaim(cx: &mut Ctx) {
     s.groups = groups;
     let dirty = props.len() as u64 + propagate_last_id as u64;
     for (id, owner, t, n) in props {
-        propagate_xclaim(cx, &key, &gname, id, &owner, t, n, group_last);
+        let nack = Nack {
+            id,
+            consumer: &owner,
+            delivery_time: t,
+            count: n,
+        };
+        propagate_xclaim(cx, &key, &gname, nack, group_last);
     }
     if propagate_last_id {
         propagate_group_id(cx, &key, &gname, group_last, entries_read);
@@ -1771,7 +1786,13 @@ pub fn xautoclaim(cx: &mut Ctx) {
     s.groups = groups;
     let dirty = props.len() as u64;
     for (id, owner, t, n) in props {
-        propagate_xclaim(cx, &key, &gname, id, &owner, t, n, group_last);
+        let nack = Nack {
+            id,
+            consumer: &owner,
+            delivery_time: t,
+            count: n,
+        };
+        propagate_xclaim(cx, &key, &gname, nack, group_last);
     }
     if dirty > 0 {
         cx.dirty(dirty);
