@@ -1394,30 +1394,6 @@ impl Node {
     /// deleted or replaced (Redis's `signalDeletedKeyAsReady`). Other
     /// blocked commands re-run and block again.
     fn signal_deleted_streams(&mut self, db: usize, cmd: &Command, argv: &[Bytes]) {
-        let keys: Vec<Bytes> = self
-            .command_keys(cmd, argv)
-            .into_iter()
-            .filter(|k| {
-                self.blocking.contains_key(&(db, k.clone()))
-                    && !matches!(
-                        self.dbs[db].keys.get(k),
-                        Some(crate::db::Entry {
-                            value: crate::db::Value::Stream(_),
-                            ..
-                        })
-                    )
-            })
-            .collect();
-        for k in keys {
-            self.signal_ready(db, &k);
-        }
-    }
-
-    /// After a write: keys clients block on that no longer hold a stream
-    /// are signalled, so a blocked XREADGROUP learns its stream was
-    /// deleted or replaced (Redis's `signalDeletedKeyAsReady`). Other
-    /// blocked commands re-run and block again.
-    fn signal_deleted_streams(&mut self, db: usize, cmd: &Command, argv: &[Bytes]) {
         use crate::command::key_flags::{OW, RM, RW};
         // The keys the command may write (`command_keys` keeps only
         // watched ones).
