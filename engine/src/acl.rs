@@ -554,7 +554,11 @@ impl Selector {
             }
         }
         if !self.all_keys {
-            for spec in &cmd.key_specs {
+            for spec in cmd
+                .key_specs
+                .iter()
+                .filter(|s| s.flags & key_flags::NOT_KEY == 0)
+            {
                 // Key specs without access/insert/delete/update flags
                 // (EXISTS, TYPE) need either permission.
                 let (need_read, need_write) = variable_key_needs(cmd, argv).unwrap_or((
@@ -1127,7 +1131,7 @@ impl Acl {
             }
             if argv[0] != b"user" || argv.len() < 2 {
                 errors.push_str(&format!(
-                    "{filename}:{linenum} should start with user keyword. "
+                    "{filename}:{linenum} should start with user keyword followed by the username. "
                 ));
                 continue;
             }
@@ -1344,9 +1348,12 @@ impl crate::Node {
         argv: &[Bytes],
     ) -> Option<String> {
         let denied = self.acl.check(c.user.as_ref(), cmd, argv).err()?;
-        // Redis names the command being refused in client-info's cmd=.
-        c.last_cmd.clear();
-        c.last_cmd.push_str(&cmd.name);
+        // Redis names the command being refused in client-info's cmd=, but
+        // for EXEC and scripts the one the client sent (exec, eval).
+        if !c.in_exec {
+            c.last_cmd.clear();
+            c.last_cmd.push_str(&cmd.name);
+        }
         let (context, msg) = if c.is_script {
             let m = match denied {
                 Denied::Command => "ERR The user executing the script can't run this command or subcommand",

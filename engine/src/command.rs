@@ -147,6 +147,8 @@ pub mod key_flags {
     pub const DELETE: u32 = 1 << 6;
     /// Data is modified (ACL: needs write permission).
     pub const UPDATE: u32 = 1 << 7;
+    /// Not a key at all (the shard channel of SPUBLISH): ACLs skip it.
+    pub const NOT_KEY: u32 = 1 << 8;
 
     pub fn from_name(n: &[u8]) -> u32 {
         match n {
@@ -158,6 +160,7 @@ pub mod key_flags {
             b"insert" => INSERT,
             b"delete" => DELETE,
             b"update" => UPDATE,
+            b"not_key" => NOT_KEY,
             _ => 0,
         }
     }

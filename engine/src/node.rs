@@ -262,6 +262,9 @@ impl Client {
         c.in_exec = true;
         c.user = caller.user.clone();
         c.is_script = true;
+        // ACL LOG's client-info for a refused call describes the caller.
+        c.name = caller.name.clone();
+        c.last_cmd = caller.last_cmd.clone();
         c
     }
 

@@ -31,6 +31,15 @@ pub fn handler(name: &str) -> Option<Handler> {
     })
 }
 
+/// Redis's `addReplySubcommandSyntaxError`, naming the subcommand as typed.
+fn subcommand_syntax_error(cx: &mut Ctx) {
+    let msg = format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
+        String::from_utf8_lossy(&cx.argv[1])
+    );
+    cx.error(&msg);
+}
+
 fn all_channels_default(node: &Node) -> bool {
     node.config.acl_pubsub_default == "allchannels"
 }
@@ -197,11 +206,7 @@ fn whoami(cx: &mut Ctx) {
 /// ACL CAT [category]
 fn cat(cx: &mut Ctx) {
     if cx.argv.len() > 3 {
-        let msg = format!(
-            "ERR Unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
-            String::from_utf8_lossy(&cx.argv[1])
-        );
-        return cx.error(&msg);
+        return subcommand_syntax_error(cx);
     }
     if cx.argv.len() == 2 {
         let out = cx.out();
@@ -242,9 +247,7 @@ fn genpass(cx: &mut Ctx) {
         }
         bits = n as usize;
     } else if cx.argv.len() > 3 {
-        return cx.error(
-            "ERR Unknown subcommand or wrong number of arguments for 'genpass'. Try ACL HELP.",
-        );
+        return subcommand_syntax_error(cx);
     }
     let chars = bits.div_ceil(4);
     let mut s = String::with_capacity(chars + 8);
@@ -259,8 +262,7 @@ fn genpass(cx: &mut Ctx) {
 /// ACL LOG [count | RESET]
 fn log(cx: &mut Ctx) {
     if cx.argv.len() > 3 {
-        return cx
-            .error("ERR Unknown subcommand or wrong number of arguments for 'log'. Try ACL HELP.");
+        return subcommand_syntax_error(cx);
     }
     let mut count = 10i64;
     if cx.argv.len() == 3 {
