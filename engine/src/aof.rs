@@ -996,7 +996,10 @@ pub fn scan_commands(
 fn replay(node: &mut Node, client: &mut Client, data: &[u8]) -> Scan {
     let scan = scan_commands(data, |argv| {
         if node.execute_for_replay(client, argv) {
-            Ok(())
+            match node.replay_error.take() {
+                Some(msg) => Err(msg),
+                None => Ok(()),
+            }
         } else {
             Err(format!(
                 "Unknown command '{}' reading the append only file",

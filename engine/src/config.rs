@@ -83,6 +83,9 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: i64,
     pub auto_aof_rewrite_min_size: i64,
     pub no_appendfsync_on_rewrite: bool,
+    /// Milliseconds a script may run before other clients get `-BUSY` and
+    /// SCRIPT KILL is accepted (alias `lua-time-limit`).
+    pub busy_reply_threshold: i64,
 }
 
 impl Default for Config {
@@ -155,6 +158,7 @@ impl Default for Config {
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             no_appendfsync_on_rewrite: false,
+            busy_reply_threshold: 5000,
         }
     }
 }
@@ -296,6 +300,7 @@ static PARAMS: &[Param] = &[
     },
     p_int!("hz", hz, 0, i32::MAX as i64, Yes),
     p_int!("maxclients", maxclients, 1, u32::MAX as i64, Yes),
+    p_int!("busy-reply-threshold", busy_reply_threshold, 0, i64::MAX, Yes),
     p_mem!(
         "proto-max-bulk-len",
         proto_max_bulk_len,
@@ -495,6 +500,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("hash-max-ziplist-value", "hash-max-listpack-value"),
     ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("lua-time-limit", "busy-reply-threshold"),
 ];
 
 /// The canonical name of a parameter, resolving aliases.

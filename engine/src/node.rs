@@ -170,6 +170,9 @@ pub struct Client {
     pub user: Option<Bytes>,
     /// The client a script's `redis.call` runs as (ACL LOG context "lua").
     pub is_script: bool,
+    /// Its EVAL/FCALL is a suspended script: no further commands are read
+    /// until the script ends (see scripting.rs).
+    pub in_script: bool,
 }
 
 /// What a client blocked in BLPOP & co. waits for.
@@ -226,6 +229,7 @@ impl Client {
             shard_channels: Vec::new(),
             user: Some(Bytes::from_static(b"default")),
             is_script: false,
+            in_script: false,
         }
     }
 
@@ -262,9 +266,6 @@ impl Client {
         c.in_exec = true;
         c.user = caller.user.clone();
         c.is_script = true;
-        // ACL LOG's client-info for a refused call describes the caller.
-        c.name = caller.name.clone();
-        c.last_cmd = caller.last_cmd.clone();
         c
     }
 
@@ -369,6 +370,19 @@ pub struct Node {
     pub halted: bool,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
+    /// A script suspended between slices (see scripting.rs): while it is
+    /// set, no other client's command runs.
+    pub running_script: Option<Box<crate::commands::scripting::RunningScript>>,
+    /// Set when a script suspended inside the command being executed: the
+    /// callers up the stack leave their bookkeeping in the script's frames.
+    pub(crate) suspending: bool,
+    /// Clients whose input arrived while a script ran, in arrival order:
+    /// served when the script ends, or with -BUSY once it has run past
+    /// `busy-reply-threshold`.
+    busy_backlog: Vec<ConnId>,
+    /// Set when a command replayed from the AOF cannot be applied as
+    /// logged (a script past the loading limit): the load fails with it.
+    pub(crate) replay_error: Option<String>,
     /// Nesting of `execute` (EXEC and scripts run commands inside one).
     call_depth: u32,
     /// Calls to [`Node::propagate`] so far: a command that reports its own
@@ -384,6 +398,33 @@ pub struct Node {
     /// Estimated bytes of client buffers, refreshed every tick (summing
     /// every client per command would cost O(clients)).
     pub clients_memory: u64,
+}
+
+/// `execute`'s state from before a command ran, for its bookkeeping after.
+pub struct AfterCall {
+    dirty_before: u64,
+    explicit_before: u64,
+    errors_before: u64,
+    /// For WATCH: which of the command's keys existed before it ran.
+    existed: Vec<(Bytes, bool)>,
+}
+
+/// The rest of a command that a suspended script interrupted, kept in the
+/// script's frames (innermost first) until it ends.
+pub enum Frame {
+    /// `execute`'s bookkeeping for a command whose handler returned early.
+    Finish {
+        cmd: &'static Command,
+        argv: Vec<Bytes>,
+        after: AfterCall,
+        /// The nesting depth the bookkeeping runs at.
+        depth: u32,
+    },
+    /// The commands an EXEC has still to run.
+    Exec {
+        rest: VecDeque<Vec<Bytes>>,
+        depth: u32,
+    },
 }
 
 /// Per-command context handed to command implementations.
@@ -586,6 +627,10 @@ impl Node {
             aof: crate::aof::Aof::default(),
             halted: false,
             acl,
+            running_script: None,
+            suspending: false,
+            busy_backlog: Vec::new(),
+            replay_error: None,
             call_depth: 0,
             explicit_props: 0,
             held: VecDeque::new(),
@@ -636,6 +681,11 @@ impl Node {
                     crate::commands::pubsub::unsubscribe_everything(self, &mut c);
                 }
             }
+            // A suspended script owns the node's time: its next slice runs,
+            // and nothing periodic does (Redis's event loop is blocked too).
+            Input::Tick if self.running_script.is_some() => {
+                crate::commands::scripting::resume(self);
+            }
             Input::Tick => {
                 self.expire_blocked();
                 crate::persist::tick(self);
@@ -655,6 +705,12 @@ impl Node {
             Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
             Input::ShutdownSignal => crate::persist::shutdown_signal(self),
         }
+        if self.running_script.is_some() && self.busy() {
+            // Past the threshold: what waited gets served (-BUSY mostly).
+            for conn in std::mem::take(&mut self.busy_backlog) {
+                self.serve_client(conn);
+            }
+        }
         crate::aof::after_input(self);
         if !self.released.is_empty() {
             // Released replies are older than anything produced just now.
@@ -671,6 +727,10 @@ impl Node {
 
     /// When the driver should next send [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Time> {
+        if self.running_script.is_some() {
+            // The next slice of the script, as soon as the host can.
+            return Some(self.now);
+        }
         let earliest_block = self
             .clients
             .values()
@@ -702,6 +762,22 @@ impl Node {
     }
 
     fn receive(&mut self, conn: ConnId, data: &[u8]) {
+        if self.running_script.is_some() && !self.busy() {
+            // A script is running and has not yet run long enough for other
+            // clients to be told: their input waits, as it would in
+            // Redis's blocked event loop.
+            if let Some(c) = self.clients.get_mut(&conn) {
+                self.stats.net_input_bytes += data.len() as u64;
+                c.last_interaction = self.now;
+                if !c.close_after_reply {
+                    c.querybuf.extend_from_slice(data);
+                }
+                if !self.busy_backlog.contains(&conn) {
+                    self.busy_backlog.push(conn);
+                }
+            }
+            return;
+        }
         // The client is taken out of the table while its commands run, so a
         // command can borrow both it and the rest of the node.
         let Some(mut c) = self.clients.remove(&conn) else {
@@ -713,6 +789,24 @@ impl Node {
             c.querybuf.extend_from_slice(data);
             self.process_input(&mut c);
         }
+        self.after_input_of(c);
+    }
+
+    /// Runs a client's buffered commands (after a script that held them).
+    fn serve_client(&mut self, conn: ConnId) {
+        let Some(mut c) = self.clients.remove(&conn) else {
+            return;
+        };
+        if !c.close_after_reply {
+            self.process_input(&mut c);
+        }
+        self.after_input_of(c);
+    }
+
+    /// Sends what a client's commands produced and puts it back in the
+    /// table, or closes it.
+    fn after_input_of(&mut self, mut c: Box<Client>) {
+        let conn = c.conn;
         let close = c.close_after_reply;
         self.flush(&mut c);
         if close {
@@ -750,6 +844,7 @@ impl Node {
                 || self.shutdown_requested
                 || c.blocked.is_some()
                 || c.awaiting_disk
+                || c.in_script
             {
                 break;
             }
@@ -760,6 +855,14 @@ impl Node {
             match parsed {
                 Parsed::Command => {
                     self.execute(c, &argv);
+                    if std::mem::take(&mut self.suspending) {
+                        // Its script goes on in later slices; the reply and
+                        // the rest of the pipeline wait for it.
+                        c.in_script = true;
+                        argv.clear();
+                        c.argv = argv;
+                        break;
+                    }
                     if let Some(b) = &mut c.blocked {
                         // Keep the command to run again when a key is ready.
                         // (unless the command chose what to run again:
@@ -923,6 +1026,16 @@ impl Node {
             self.reject_command(c, cmd, msg);
             return;
         }
+        if let Some(running) = &self.running_script {
+            // SHUTDOWN is allowed while a script is busy only with NOSAVE.
+            let saving_shutdown = cmd.name == "shutdown"
+                && !argv[1..].iter().any(|a| a.eq_ignore_ascii_case(b"nosave"));
+            if !cmd.has(flags::ALLOW_BUSY) || saving_shutdown {
+                let msg = crate::commands::scripting::busy_error(running);
+                self.reject_command(c, cmd, msg);
+                return;
+            }
+        }
         let Some(handler) = cmd.handler else { return };
         if c.multi.is_some()
             && !matches!(
@@ -969,6 +1082,37 @@ impl Node {
             handler(&mut ctx);
         }
         self.call_depth -= 1;
+        let after = AfterCall {
+            dirty_before,
+            explicit_before,
+            errors_before,
+            existed,
+        };
+        if self.suspending {
+            // A script suspended inside this command: the bookkeeping below
+            // runs when it ends (`script_finished`).
+            if let Some(running) = &mut self.running_script {
+                running.frames.push(Frame::Finish {
+                    cmd,
+                    argv: argv.to_vec(),
+                    after,
+                    depth: self.call_depth,
+                });
+            }
+            return;
+        }
+        self.after_call(c, cmd, argv, after);
+    }
+
+    /// `execute`'s bookkeeping once a command's handler has returned: AOF,
+    /// memory accounting, stats, WATCH and MONITOR.
+    fn after_call(&mut self, c: &mut Client, cmd: &Command, argv: &[Bytes], after: AfterCall) {
+        let AfterCall {
+            dirty_before,
+            explicit_before,
+            errors_before,
+            existed,
+        } = after;
         if self.aof.enabled {
             self.log_effects(c.db, cmd, argv, dirty_before, explicit_before);
         }
@@ -989,6 +1133,100 @@ impl Node {
         }
         if !self.monitors.is_empty() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
             self.feed_monitors(c, cmd, argv);
+        }
+    }
+
+    /// `busy-reply-threshold` has passed since the suspended script started:
+    /// other clients are served, with -BUSY for most commands.
+    fn busy(&self) -> bool {
+        self.running_script.as_ref().is_some_and(|r| {
+            let ms = self.now.as_millis() - r.started.as_millis();
+            ms >= self.config.busy_reply_threshold
+        })
+    }
+
+    pub(crate) fn call_depth(&self) -> u32 {
+        self.call_depth
+    }
+
+    /// Sets the nesting depth (a script resumes at its command's depth);
+    /// returns the previous one.
+    pub(crate) fn set_call_depth(&mut self, depth: u32) -> u32 {
+        std::mem::replace(&mut self.call_depth, depth)
+    }
+
+    /// A suspended script ended: its reply goes to its caller (if still
+    /// connected), the interrupted commands finish (`frames`, innermost
+    /// first), then the caller's pipeline and every client that waited.
+    pub(crate) fn script_finished(
+        &mut self,
+        caller: ConnId,
+        reply: crate::commands::scripting::ScriptReply,
+        frames: Vec<Frame>,
+    ) {
+        // A caller that disconnected meanwhile still has its script's
+        // effects logged and counted, through a stand-in.
+        let mut c = self.clients.remove(&caller).unwrap_or_else(|| {
+            Box::new(Client::new(
+                caller,
+                0,
+                String::new(),
+                String::new(),
+                self.now,
+                true,
+            ))
+        });
+        c.db = reply.db;
+        reply.write(self, &mut c);
+        let mut frames = frames.into_iter();
+        while let Some(frame) = frames.next() {
+            match frame {
+                Frame::Finish {
+                    cmd,
+                    argv,
+                    after,
+                    depth,
+                } => {
+                    let outer = self.set_call_depth(depth);
+                    self.after_call(&mut c, cmd, &argv, after);
+                    self.set_call_depth(outer);
+                }
+                Frame::Exec { mut rest, depth } => {
+                    let outer = self.set_call_depth(depth);
+                    c.in_exec = true;
+                    while let Some(argv) = rest.pop_front() {
+                        self.execute(&mut c, &argv);
+                        if self.suspending {
+                            break;
+                        }
+                    }
+                    c.in_exec = false;
+                    self.set_call_depth(outer);
+                    if self.suspending {
+                        // Another script in the same EXEC suspended: what
+                        // is left waits for that one.
+                        if let Some(running) = &mut self.running_script {
+                            running.caller = caller;
+                            running.frames.push(Frame::Exec { rest, depth });
+                            running.frames.extend(frames);
+                        }
+                        self.suspending = false;
+                        if c.id != 0 {
+                            self.clients.insert(caller, c);
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        c.in_script = false;
+        self.serve_ready_keys();
+        if c.id != 0 {
+            self.clients.insert(caller, c);
+            self.serve_client(caller);
+        }
+        for conn in std::mem::take(&mut self.busy_backlog) {
+            self.serve_client(conn);
         }
     }
 

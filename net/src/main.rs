@@ -184,7 +184,13 @@ async fn tick_loop(shared: Rc<Shared>) {
         let deadline = shared.node.borrow().poll_timeout();
         if let Some(at) = deadline {
             let wait = at.as_micros().saturating_sub(now().as_micros());
-            tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
+            if wait == 0 {
+                // Due now (a long script's next slice, a snapshot step): let
+                // the connections run first, so they are not starved.
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
+            }
         }
         let (used, rss) = (alloc::allocated(), alloc::rss_bytes());
         shared.feed(

@@ -112,13 +112,13 @@ fn finishes_within(secs: u64, f: impl FnOnce() + Send + 'static) -> bool {
         .is_ok()
 }
 
-/// F-1: an AOF (or EVAL, FCALL, FUNCTION LOAD, an RDB's function library)
-/// with a Lua loop that never ends hangs the node for good: the engine has
-/// no script time limit, so neither Redis's BUSY replies nor SCRIPT KILL
-/// exist. The fuzz targets keep Lua bodies out until it does.
+/// F-1 (fixed): an AOF with a Lua loop that never ends hung the node for
+/// good (no script time limit). Now a script replayed from an AOF that runs
+/// past 10^8 instructions fails the load with a message (scripting.rs
+/// REPLAY_HOOKS); live scripts are suspended between slices, get -BUSY
+/// and SCRIPT KILL (tests/tests/busy_scripts.rs).
 #[test]
-#[ignore = "F-1: no Lua script time limit (engine/src/commands/scripting.rs); the node hangs"]
-fn f1_lua_infinite_loop_in_aof_hangs_the_node() {
+fn f1_lua_infinite_loop_in_aof_fails_the_load() {
     let path = fuzz_dir().join("regressions/open/aof_load/lua-infinite-loop");
     let data = std::fs::read(&path).expect("reproducer");
     assert!(

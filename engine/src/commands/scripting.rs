@@ -1,5 +1,6 @@
-//! Lua scripting (Redis's `eval.c` and `script_lua.c`): EVAL, EVALSHA,
-//! EVAL_RO, EVALSHA_RO and SCRIPT LOAD/EXISTS/FLUSH/KILL.
+//! Lua scripting (Redis's `eval.c`, `script_lua.c` and `script.c`): EVAL,
+//! EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT LOAD/EXISTS/FLUSH/KILL, FCALL and
+//! the FUNCTION family.
 //!
 //! Scripts run in one Lua 5.1 state (mlua, vendored Lua as Redis embeds),
 //! with only the base, table, string and math libraries: no `io`, `os` or
@@ -8,16 +9,60 @@
 //! script, so scripts are deterministic. `redis.call` runs commands through
 //! the normal dispatcher on a script client, in RESP2 (Redis 7.0's default
 //! for scripts); its reply is converted to Lua values as Redis does, and a
-//! script's result back to RESP. A script runs atomically: the engine is
-//! single-threaded. Not implemented: `redis.setresp`, `redis.set_repl`,
-//! `redis.breakpoint`, the cjson/cmsgpack/struct/bit libraries, script
-//! timeouts (SCRIPT KILL always replies NOTBUSY).
+//! script's result back to RESP. A script runs atomically: while it runs,
+//! no other client's command does.
+//!
+//! ## Long scripts: slices, BUSY and SCRIPT KILL
+//! Redis checks the clock from a Lua count hook and, once a script has run
+//! `busy-reply-threshold` ms, serves other clients `-BUSY` between slices of
+//! the script. The engine has no clock and cannot block its host, so a
+//! script runs on its own stack (a `corosensei` coroutine: Lua 5.1 cannot
+//! yield from a hook, and a stackful coroutine can yield from anywhere,
+//! even inside `pcall`). Every [`SLICE_HOOKS`] hook calls the script
+//! suspends and [`Node::handle`] returns; the host sees `poll_timeout() ==
+//! now` and sends a tick to run the next slice, with a fresh `now`. Scripts
+//! that finish within a slice (almost all) never suspend. While one is
+//! suspended, other clients' input waits until the threshold has passed
+//! and then gets `-BUSY` (except commands flagged allow-busy, such as
+//! SCRIPT KILL and SHUTDOWN NOSAVE); the interrupted command's bookkeeping
+//! waits in [`crate::node::Frame`]s. The script sees the time it started
+//! at, as in Redis. Not implemented: `redis.setresp`, `redis.set_repl`,
+//! `redis.breakpoint`, the cjson/cmsgpack/struct/bit libraries.
 
 use crate::command::{flags, Handler, Table};
-use crate::node::{Client, Ctx, Node};
+use crate::node::{Client, ConnId, Ctx, Frame, Node, Time};
 use bytes::Bytes;
-use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table as LuaTable, Value as LuaValue};
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use mlua::{ffi, Lua, LuaOptions, MultiValue, StdLib, Table as LuaTable, Value as LuaValue};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Lua instructions between two calls of the count hook (Redis's value).
+const HOOK_EVERY: u32 = 100_000;
+/// Hook calls per slice: a long script hands control back to the host
+/// every million instructions (a few milliseconds).
+const SLICE_HOOKS: u32 = 10;
+/// Hook calls a library's top-level code may take in FUNCTION LOAD (Redis
+/// allows 500 ms of wall time; an instruction budget keeps it deterministic).
+const LOAD_HOOKS: u32 = 500;
+/// Hook calls a script may take while the AOF loads: one that cannot
+/// suspend. Redis 7.0 logs scripts as their effects, so an EVAL in an AOF
+/// comes from an old Redis or a hand; one that runs past 10^8 instructions
+/// fails the load instead of hanging it (Redis would hang).
+const REPLAY_HOOKS: u32 = 1_000;
+/// The script stack: Redis runs Lua on the main thread's 8 MB stack.
+/// Pages are touched only as deep as a script goes.
+const SCRIPT_STACK: usize = 8 << 20;
+
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+const REPLAY_TOO_LONG: &str =
+    "a script in the append only file ran past the loading limit of 10^8 Lua instructions";
 
 /// The Lua state, the EVAL script cache (sha1 hex -> body) and the
 /// FUNCTION libraries.
@@ -25,6 +70,37 @@ pub struct Scripting {
     lua: Lua,
     cache: BTreeMap<String, Bytes>,
     libraries: BTreeMap<String, Library>,
+    env: Rc<ScriptEnv>,
+    /// The coroutine stack, kept between scripts (allocating one is a
+    /// system call).
+    stack: Option<DefaultStack>,
+}
+
+/// What the Lua callbacks (`redis.call`, the hook) share with the engine.
+///
+/// The callbacks are `'static` Lua functions, created once, so they cannot
+/// borrow the node. Instead [`resume`] stores raw pointers to the node and
+/// the script client here for exactly the duration of one slice, during
+/// which the resumer does not touch either; between slices they are null.
+struct ScriptEnv {
+    node: Cell<*mut Node>,
+    client: Cell<*mut Client>,
+    /// The running coroutine's yielder; null when the script may not
+    /// suspend (inside AOF loading, or while a library loads).
+    yielder: Cell<*const Yielder<(), ()>>,
+    read_only: Cell<bool>,
+    /// Hook calls since the script started.
+    hooks: Cell<u32>,
+    /// Loading a library: the hook enforces [`LOAD_HOOKS`].
+    loading: Cell<bool>,
+    killed: Cell<bool>,
+    /// The script ran a write command: SCRIPT KILL refuses (UNKILLABLE).
+    wrote: Cell<bool>,
+    last_error: RefCell<Option<CallError>>,
+    rand: RefCell<Rand48>,
+    /// The running script's sha or function name, and chunk name.
+    name: RefCell<String>,
+    source: Cell<&'static str>,
 }
 
 /// A library loaded with FUNCTION LOAD.
@@ -40,10 +116,54 @@ struct Function {
     callback: mlua::RegistryKey,
 }
 
-/// What a script run executes: an EVAL body or a registered function.
-enum Runnable<'a> {
-    Body(&'a [u8]),
-    Function(&'a mlua::Function),
+/// The coroutine a script runs on.
+type ScriptCoroutine = Coroutine<(), (), mlua::Result<LuaValue>, DefaultStack>;
+
+/// A script suspended between two slices: it owns the Lua state until it
+/// finishes.
+pub struct RunningScript {
+    /// Both `Some` until the script finishes (see `Drop`).
+    co: Option<ScriptCoroutine>,
+    state: Option<Box<Scripting>>,
+    script_client: Box<Client>,
+    /// The client that sent EVAL/FCALL.
+    pub caller: ConnId,
+    /// EVAL (SCRIPT KILL may stop it) or FCALL (FUNCTION KILL may).
+    pub is_eval: bool,
+    /// The sha (EVAL) or function name (FCALL), for errors and STATS.
+    name: String,
+    source: &'static str,
+    /// The command that ran it, for FUNCTION STATS.
+    command: Vec<Bytes>,
+    /// When the script started: the time its commands see, and the base of
+    /// `busy-reply-threshold`.
+    pub started: Time,
+    /// `Node::call_depth` inside the script's handler.
+    depth: u32,
+    /// What the interrupted command (and an EXEC around it) still has to do.
+    pub frames: Vec<Frame>,
+}
+
+impl Drop for RunningScript {
+    fn drop(&mut self) {
+        if let Some(co) = &mut self.co {
+            if co.started() && !co.done() {
+                // A node dropped (crash in the simulator) with a script
+                // mid-slice. Unwinding the coroutine would unwind a Rust
+                // panic through Lua's C frames, so the stack is abandoned
+                // instead, and the Lua state it points into is leaked.
+                // SAFETY: nothing on that stack is used again.
+                unsafe { co.force_reset() };
+                std::mem::forget(self.state.take());
+            }
+        }
+    }
+}
+
+impl RunningScript {
+    fn env(&self) -> Option<&ScriptEnv> {
+        self.state.as_deref().map(|s| &*s.env)
+    }
 }
 
 impl Scripting {
@@ -53,25 +173,226 @@ impl Scripting {
             LuaOptions::new(),
         )
         .ok()?;
-        // Scripts may not create globals or read undefined ones (Redis 7.0).
-        lua.load(
-            r#"setmetatable(_G, {
-                __index = function(_, k)
-                    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-                end,
-                __newindex = function()
-                    error("Attempt to modify a readonly table", 2)
-                end,
-            })"#,
-        )
-        .exec()
-        .ok()?;
+        let env = Rc::new(ScriptEnv {
+            node: Cell::new(std::ptr::null_mut()),
+            client: Cell::new(std::ptr::null_mut()),
+            yielder: Cell::new(std::ptr::null()),
+            read_only: Cell::new(false),
+            hooks: Cell::new(0),
+            loading: Cell::new(false),
+            killed: Cell::new(false),
+            wrote: Cell::new(false),
+            last_error: RefCell::new(None),
+            rand: RefCell::new(Rand48::new(0)),
+            name: RefCell::new(String::new()),
+            source: Cell::new("user_script"),
+        });
+        install_globals(&lua, &env).ok()?;
+        install_hook(&lua, &env).ok()?;
         Some(Scripting {
             lua,
             cache: BTreeMap::new(),
             libraries: BTreeMap::new(),
+            env,
+            stack: None,
         })
     }
+}
+
+/// Where the count hook finds its [`ScriptEnv`] (a light userdata).
+const ENV_KEY: &std::ffi::CStr = c"cinnabar.script_env";
+
+/// Installs [`count_hook`] on the main Lua thread. mlua's own hook is not
+/// used: it ignores threads other than the one it was set on, and a
+/// script's coroutines inherit the hook in Lua 5.1 and must be stopped too.
+fn install_hook(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
+    let ptr = Rc::as_ptr(env) as *mut std::ffi::c_void;
+    // SAFETY: plain Lua C API calls on the state mlua hands us; the env
+    // outlives the state (both live in `Scripting`).
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            ffi::lua_pushlightuserdata(l, ptr);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ENV_KEY.as_ptr());
+            ffi::lua_sethook(
+                l,
+                Some(count_hook),
+                ffi::LUA_MASKCOUNT,
+                HOOK_EVERY as std::ffi::c_int,
+            );
+        })
+    }
+}
+
+/// What the hook decided.
+enum HookAction {
+    Continue,
+    /// Raise this error in the script.
+    Stop(&'static str),
+}
+
+/// Lua's count hook, every [`HOOK_EVERY`] instructions of any script
+/// thread. It suspends the script every [`SLICE_HOOKS`] calls and stops it
+/// once SCRIPT KILL asked, or a library's load ran too long.
+unsafe extern "C-unwind" fn count_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, ENV_KEY.as_ptr());
+    let env = ffi::lua_touserdata(l, -1) as *const ScriptEnv;
+    ffi::lua_pop(l, 1);
+    if env.is_null() {
+        return;
+    }
+    // SAFETY: the pointer was stored by `install_hook` from the Rc that
+    // owns the env, alive as long as the Lua state.
+    let env = &*env;
+    if let HookAction::Stop(msg) = on_hook(env) {
+        if env.killed.get() {
+            let line = if ffi::lua_getinfo(l, c"l".as_ptr(), ar) != 0 {
+                (*ar).currentline
+            } else {
+                0
+            };
+            env.record_kill(line);
+        }
+        // lua_error does not return: nothing that needs dropping is alive
+        // in this frame.
+        ffi::lua_pushlstring(l, msg.as_ptr() as *const std::ffi::c_char, msg.len());
+        ffi::lua_error(l);
+    }
+}
+
+fn on_hook(env: &ScriptEnv) -> HookAction {
+    let hooks = env.hooks.get().saturating_add(1);
+    env.hooks.set(hooks);
+    if env.loading.get() {
+        if hooks > LOAD_HOOKS {
+            return HookAction::Stop("FUNCTION LOAD timeout");
+        }
+        return HookAction::Continue;
+    }
+    let yielder = env.yielder.get();
+    if yielder.is_null() && hooks > REPLAY_HOOKS {
+        return HookAction::Stop(REPLAY_TOO_LONG);
+    }
+    if hooks.is_multiple_of(SLICE_HOOKS) && !yielder.is_null() {
+        // SAFETY: the yielder lives on the coroutine's stack for as long as
+        // the coroutine runs, and the hook runs only inside it.
+        unsafe { &*yielder }.suspend(());
+    }
+    if env.killed.get() {
+        return HookAction::Stop(KILLED);
+    }
+    HookAction::Continue
+}
+
+impl ScriptEnv {
+    /// Records SCRIPT KILL's error with the line the script was at, as
+    /// Redis words it.
+    fn record_kill(&self, line: i32) {
+        *self.last_error.borrow_mut() = Some(CallError(format!(
+            "ERR {KILLED} script: {}, on @{}:{line}.",
+            self.name.borrow(),
+            self.source.get()
+        )));
+    }
+}
+
+/// Sets up the globals every script sees: `redis`, the deterministic
+/// `math.random`, `pcall` that cannot swallow SCRIPT KILL, and Redis 7.0's
+/// protection against creating or reading undefined globals.
+fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let redis = lua.create_table()?;
+    for (name, raise) in [("call", true), ("pcall", false)] {
+        let env = env.clone();
+        // C functions to Lua (as in Redis), so the calling script's frame
+        // stays on the stack for error lines.
+        let f = lua.create_function(move |lua, argv: MultiValue| {
+            let (node, client) = (env.node.get(), env.client.get());
+            if node.is_null() || client.is_null() {
+                return Err(mlua::Error::RuntimeError(
+                    "redis.call outside a script".into(),
+                ));
+            }
+            // SAFETY: `resume` set these for this slice from live `&mut`
+            // references it does not use until the slice returns, and a
+            // script cannot re-enter EVAL (flagged noscript), so these are
+            // the only references in use.
+            let (node, client) = unsafe { (&mut *node, &mut *client) };
+            redis_call(lua, node, client, raise, argv, &env)
+        })?;
+        redis.set(name, f)?;
+    }
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, msg: mlua::String| {
+            let t = lua.create_table()?;
+            t.set("err", msg)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, msg: mlua::String| {
+            let t = lua.create_table()?;
+            t.set("ok", msg)?;
+            Ok(t)
+        })?,
+    )?;
+    redis.set(
+        "sha1hex",
+        lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
+    )?;
+    redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    for (name, level) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+    ] {
+        redis.set(name, level)?;
+    }
+    globals.raw_set("redis", redis)?;
+    let math: LuaTable = globals.raw_get("math")?;
+    let rand_env = env.clone();
+    math.set(
+        "random",
+        lua.create_function(move |_, a: MultiValue| rand_env.rand.borrow_mut().random(&a))?,
+    )?;
+    math.set(
+        "randomseed",
+        lua.create_function(|_, _: MultiValue| Ok(()))?,
+    )?;
+    // A killed script must not go on because it ran inside pcall: Redis
+    // re-raises on every line; here pcall and xpcall re-raise themselves.
+    let kill_env = env.clone();
+    globals.raw_set(
+        "__killed",
+        lua.create_function(move |_, ()| Ok(kill_env.killed.get()))?,
+    )?;
+    lua.load(
+        r#"
+        local basepcall, basexpcall, killed, select, error = pcall, xpcall, __killed, select, error
+        local function check(ok, ...)
+            if not ok and killed() then error((...), 0) end
+            return ok, ...
+        end
+        rawset(_G, "pcall", function(...) return check(basepcall(...)) end)
+        rawset(_G, "xpcall", function(...) return check(basexpcall(...)) end)
+        rawset(_G, "__killed", nil)
+        "#,
+    )
+    .exec()?;
+    // Scripts may not create globals or read undefined ones (Redis 7.0).
+    lua.load(
+        r#"setmetatable(_G, {
+            __index = function(_, k)
+                error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+            end,
+            __newindex = function()
+                error("Attempt to modify a readonly table", 2)
+            end,
+        })"#,
+    )
+    .exec()
 }
 
 /// This module's commands, by lowercase name.
@@ -93,7 +414,7 @@ pub fn handler(name: &str) -> Option<Handler> {
         "function|flush" => function_flush,
         "function|list" => function_list,
         "function|stats" => function_stats,
-        "function|kill" => script_kill,
+        "function|kill" => function_kill,
         "function|help" => function_help,
         _ => return None,
     })
@@ -131,7 +452,11 @@ fn scripting(node: &mut Node) -> Option<&mut Scripting> {
 /// The code of every FUNCTION library, in name order (what an RDB file
 /// stores).
 pub fn library_codes(node: &Node) -> Vec<Bytes> {
-    match node.scripting.as_deref() {
+    let state = node.scripting.as_deref().or(node
+        .running_script
+        .as_deref()
+        .and_then(|r| r.state.as_deref()));
+    match state {
         Some(s) => s.libraries.values().map(|l| l.code.clone()).collect(),
         None => Vec::new(),
     }
@@ -205,59 +530,126 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
         return cx.error("ERR Lua scripting is unavailable");
     };
     state.cache.insert(sha.clone(), body.clone());
-    let result = run(
-        &state.lua,
-        cx,
-        &sha,
-        "user_script",
-        Runnable::Body(&body),
-        keys,
-        args,
-        read_only,
-    );
-    cx.node.scripting = Some(state);
-    match result {
-        Ok(()) => {}
-        Err(msg) => cx.error(&msg),
+    let compiled = state
+        .lua
+        .load(&body[..])
+        .set_name("@user_script")
+        .into_function();
+    match compiled {
+        Ok(func) => start(
+            cx,
+            state,
+            sha,
+            "user_script",
+            false,
+            func,
+            keys,
+            args,
+            read_only,
+        ),
+        Err(e) => {
+            cx.node.scripting = Some(state);
+            let msg = format!(
+                "ERR Error compiling script (new function): {}",
+                lua_message(&e)
+            );
+            cx.error(&msg)
+        }
     }
 }
 
 /// What a `redis.call` error carries: the message and the script line.
 struct CallError(String);
 
-/// Runs a script. `name` is what errors call it (the sha for EVAL, the
-/// function name for FCALL), `source` its chunk name (`user_script` or
-/// `user_function`).
+/// Starts a script: runs its first slice, then either replies or leaves
+/// it suspended in `node.running_script` (see the module comment).
 #[allow(clippy::too_many_arguments)]
-fn run(
-    lua: &Lua,
+fn start(
     cx: &mut Ctx,
-    name: &str,
-    source: &str,
-    what: Runnable,
+    state: Box<Scripting>,
+    name: String,
+    source: &'static str,
+    is_function: bool,
+    func: mlua::Function,
     keys: Vec<Bytes>,
     args: Vec<Bytes>,
     read_only: bool,
-) -> Result<(), String> {
-    let sha = name;
-    let compiled;
-    let func = match what {
-        Runnable::Body(body) => {
-            compiled = lua
-                .load(body)
-                .set_name("@user_script")
-                .into_function()
-                .map_err(|e| {
-                    format!(
-                        "ERR Error compiling script (new function): {}",
-                        lua_message(&e)
-                    )
-                })?;
-            &compiled
-        }
-        Runnable::Function(f) => f,
+) {
+    let mut state = state;
+    if let Err(e) = prepare(&state, cx, &name, source, &keys, &args, read_only) {
+        cx.node.scripting = Some(state);
+        return cx.error(&format!("ERR {e}"));
+    }
+    let stack = match state.stack.take() {
+        Some(s) => s,
+        None => match DefaultStack::new(SCRIPT_STACK) {
+            Ok(s) => s,
+            Err(_) => {
+                cx.node.scripting = Some(state);
+                return cx.error("ERR Lua scripting is unavailable");
+            }
+        },
     };
-    let is_function = matches!(what, Runnable::Function(_));
+    let env = state.env.clone();
+    // AOF loading must run a script to its end, as Redis's loading does.
+    let suspendable = !cx.node.aof.replaying;
+    let lua = state.lua.clone();
+    let co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+        if suspendable {
+            env.yielder.set(yielder as *const _);
+        }
+        let result = if is_function {
+            let g = lua.globals();
+            match (g.raw_get::<LuaTable>("KEYS"), g.raw_get::<LuaTable>("ARGV")) {
+                (Ok(k), Ok(a)) => func.call::<LuaValue>((k, a)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        } else {
+            func.call::<LuaValue>(())
+        };
+        env.yielder.set(std::ptr::null());
+        result
+    });
+    let mut running = Box::new(RunningScript {
+        co: Some(co),
+        state: Some(state),
+        script_client: Box::new(Client::script_client(cx.client)),
+        caller: cx.client.conn,
+        is_eval: !is_function,
+        name,
+        source,
+        command: cx.argv.to_vec(),
+        started: cx.node.now,
+        depth: cx.node.call_depth(),
+        frames: Vec::new(),
+    });
+    match slice(cx.node, &mut running) {
+        Some(result) => {
+            if !suspendable && running.env().is_some_and(|e| e.hooks.get() > REPLAY_HOOKS) {
+                cx.node.replay_error = Some(REPLAY_TOO_LONG.to_string());
+            }
+            let reply = finish(cx.node, running, result);
+            cx.client.db = reply.db;
+            reply.write(cx.node, cx.client);
+        }
+        None => {
+            cx.node.running_script = Some(running);
+            cx.node.suspending = true;
+        }
+    }
+}
+
+/// Sets KEYS, ARGV and the per-script state before a script starts.
+fn prepare(
+    state: &Scripting,
+    cx: &mut Ctx,
+    name: &str,
+    source: &'static str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    read_only: bool,
+) -> mlua::Result<()> {
+    let lua = &state.lua;
     let globals = lua.globals();
     let set_strings = |name: &str, items: &[Bytes]| -> mlua::Result<()> {
         let t = lua.create_table()?;
@@ -266,107 +658,126 @@ fn run(
         }
         globals.raw_set(name, t)
     };
-    set_strings("KEYS", &keys).map_err(|e| e.to_string())?;
-    lua.set_named_registry_value("__sha", sha)
-        .map_err(|e| e.to_string())?;
-    lua.set_named_registry_value("__source", source)
-        .map_err(|e| e.to_string())?;
-    set_strings("ARGV", &args).map_err(|e| e.to_string())?;
+    set_strings("KEYS", keys)?;
+    set_strings("ARGV", args)?;
+    lua.set_named_registry_value("__sha", name)?;
+    lua.set_named_registry_value("__source", source)?;
+    let env = &state.env;
+    *env.name.borrow_mut() = name.to_string();
+    env.source.set(source);
+    env.read_only.set(read_only);
+    env.hooks.set(0);
+    env.killed.set(false);
+    env.wrote.set(false);
+    *env.last_error.borrow_mut() = None;
     // Like Redis 7.0, math.random differs from call to call; here it is
     // seeded from the node's RNG so a run is still reproducible.
-    let mut rand = Rand48::new(rand_core::RngCore::next_u32(&mut cx.node.rng));
-    let mut script_client = Client::script_client(cx.client);
-    let db_before = cx.client.db;
-    let node = &mut *cx.node;
-    let last_error: std::cell::RefCell<Option<CallError>> = std::cell::RefCell::new(None);
-    let shared = std::cell::RefCell::new((node, &mut script_client));
-    let outcome = lua.scope(|scope| {
-        let redis = lua.create_table()?;
-        // redis.call and redis.pcall are C functions to Lua (as in Redis), so
-        // the calling script's frame stays on the stack for error lines.
-        // They share the node through a RefCell: a script cannot re-enter
-        // EVAL, so the borrow is never contended.
-        let call = scope.create_function(|lua, argv: MultiValue| {
-            let mut g = shared.borrow_mut();
-            let (n, c) = &mut *g;
-            redis_call(lua, n, c, true, argv, read_only, &last_error)
-        })?;
-        let pcall = scope.create_function(|lua, argv: MultiValue| {
-            let mut g = shared.borrow_mut();
-            let (n, c) = &mut *g;
-            redis_call(lua, n, c, false, argv, read_only, &last_error)
-        })?;
-        redis.set("call", call)?;
-        redis.set("pcall", pcall)?;
-        redis.set(
-            "error_reply",
-            lua.create_function(|lua, msg: mlua::String| {
-                let t = lua.create_table()?;
-                t.set("err", msg)?;
-                Ok(t)
-            })?,
-        )?;
-        redis.set(
-            "status_reply",
-            lua.create_function(|lua, msg: mlua::String| {
-                let t = lua.create_table()?;
-                t.set("ok", msg)?;
-                Ok(t)
-            })?,
-        )?;
-        redis.set(
-            "sha1hex",
-            lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
-        )?;
-        redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-        for (name, level) in [
-            ("LOG_DEBUG", 0),
-            ("LOG_VERBOSE", 1),
-            ("LOG_NOTICE", 2),
-            ("LOG_WARNING", 3),
-        ] {
-            redis.set(name, level)?;
+    *env.rand.borrow_mut() = Rand48::new(rand_core::RngCore::next_u32(&mut cx.node.rng));
+    Ok(())
+}
+
+/// Runs one slice of a script; `Some` once it has finished.
+fn slice(node: &mut Node, running: &mut RunningScript) -> Option<mlua::Result<LuaValue>> {
+    let (Some(state), Some(co)) = (running.state.as_ref(), running.co.as_mut()) else {
+        return Some(Err(mlua::Error::RuntimeError("script state lost".into())));
+    };
+    let env = state.env.clone();
+    env.node.set(node as *mut Node);
+    env.client.set(&mut *running.script_client as *mut Client);
+    let result = co.resume(());
+    env.node.set(std::ptr::null_mut());
+    env.client.set(std::ptr::null_mut());
+    match result {
+        CoroutineResult::Yield(()) => None,
+        CoroutineResult::Return(r) => Some(r),
+    }
+}
+
+/// A finished script's reply, for whichever client is still there to get it.
+pub struct ScriptReply {
+    /// Converted to RESP when written, in the caller's protocol.
+    result: Result<LuaValue, String>,
+    /// The db the script's client ended in (SELECT inside a script).
+    pub db: usize,
+}
+
+impl ScriptReply {
+    /// Writes the reply (counting an error as Redis does).
+    pub fn write(self, node: &mut Node, client: &mut Client) {
+        match self.result {
+            Ok(v) => to_resp(&v, &mut client.reply, 0),
+            Err(msg) => {
+                node.count_error(&msg);
+                client.reply.error(&msg);
+            }
         }
-        globals.raw_set("redis", redis)?;
-        let math: LuaTable = globals.raw_get("math")?;
-        math.set(
-            "random",
-            scope.create_function_mut(|_, a: MultiValue| rand.random(&a))?,
-        )?;
-        math.set(
-            "randomseed",
-            lua.create_function(|_, _: MultiValue| Ok(()))?,
-        )?;
-        if is_function {
-            let k: LuaTable = globals.raw_get("KEYS")?;
-            let a: LuaTable = globals.raw_get("ARGV")?;
-            func.call::<LuaValue>((k, a))
-        } else {
-            func.call::<LuaValue>(())
+    }
+}
+
+/// Ends a script: the Lua state returns to the node and the result becomes
+/// a reply.
+fn finish(
+    node: &mut Node,
+    running: Box<RunningScript>,
+    result: mlua::Result<LuaValue>,
+) -> ScriptReply {
+    let mut running = running;
+    let db = running.script_client.db;
+    let last_error = running.env().and_then(|e| e.last_error.borrow_mut().take());
+    let reply = match result {
+        Ok(v) => Ok(v),
+        Err(e) => Err(match last_error {
+            Some(CallError(msg)) => msg,
+            None => {
+                let msg = lua_message(&e);
+                let source = running.source;
+                let line = msg
+                    .strip_prefix(&format!("{source}:"))
+                    .and_then(|r| r.split(':').next())
+                    .unwrap_or("?")
+                    .to_string();
+                format!("ERR {msg} script: {}, on @{source}:{line}.", running.name)
+            }
+        }),
+    };
+    if let (Some(co), Some(mut state)) = (running.co.take(), running.state.take()) {
+        state.stack = Some(co.into_stack());
+        node.scripting = Some(state);
+    }
+    ScriptReply { result: reply, db }
+}
+
+/// Runs the next slice of the suspended script (on a tick). When it ends,
+/// replies to its caller and finishes the interrupted command.
+pub fn resume(node: &mut Node) {
+    let Some(mut running) = node.running_script.take() else {
+        return;
+    };
+    // The script's commands see the time it started at (Redis freezes the
+    // clock for a script), and run at the depth its command ran at.
+    let now = node.now;
+    node.now = running.started;
+    let depth = node.set_call_depth(running.depth);
+    let result = slice(node, &mut running);
+    node.set_call_depth(depth);
+    node.now = now;
+    match result {
+        None => node.running_script = Some(running),
+        Some(result) => {
+            let caller = running.caller;
+            let frames = std::mem::take(&mut running.frames);
+            let reply = finish(node, running, result);
+            node.script_finished(caller, reply, frames);
         }
-    });
-    cx.client.db = script_client.db;
-    let _ = db_before;
-    match outcome {
-        Ok(v) => {
-            to_resp(&v, &mut cx.client.reply, 0);
-            Ok(())
-        }
-        Err(e) => {
-            let line = last_error.borrow_mut().take();
-            Err(match line {
-                Some(CallError(msg)) => msg,
-                None => {
-                    let msg = lua_message(&e);
-                    let line = msg
-                        .strip_prefix(&format!("{source}:"))
-                        .and_then(|r| r.split(':').next())
-                        .unwrap_or("?")
-                        .to_string();
-                    format!("ERR {msg} script: {sha}, on @{source}:{line}.")
-                }
-            })
-        }
+    }
+}
+
+/// The `-BUSY` error for commands refused while a script is suspended.
+pub fn busy_error(running: &RunningScript) -> &'static str {
+    if running.is_eval {
+        BUSY_EVAL
+    } else {
+        BUSY_FUNCTION
     }
 }
 
@@ -391,9 +802,10 @@ fn redis_call(
     client: &mut Client,
     raise: bool,
     argv: MultiValue,
-    read_only: bool,
-    last_error: &std::cell::RefCell<Option<CallError>>,
+    env: &ScriptEnv,
 ) -> mlua::Result<LuaValue> {
+    let read_only = env.read_only.get();
+    let last_error = &env.last_error;
     // The innermost frame of the user's code (not our wrappers).
     let line = (0..16)
         .filter_map(|level| lua.inspect_stack(level))
@@ -451,6 +863,9 @@ fn redis_call(
     }
     if read_only && cmd.has(flags::WRITE) {
         return fail("ERR Write commands are not allowed from read-only scripts.");
+    }
+    if cmd.has(flags::WRITE) {
+        env.wrote.set(true);
     }
     client.reply.buf.clear();
     node.execute(client, &args);
@@ -688,7 +1103,34 @@ pub fn script_flush(cx: &mut Ctx) {
 
 /// SCRIPT KILL: scripts never outlive their command here.
 pub fn script_kill(cx: &mut Ctx) {
-    cx.error("NOTBUSY No scripts in execution right now.");
+    kill(cx, true);
+}
+
+/// FUNCTION KILL
+pub fn function_kill(cx: &mut Ctx) {
+    kill(cx, false);
+}
+
+/// SCRIPT KILL / FUNCTION KILL (Redis's `scriptKill`): only a script that
+/// has not written may be stopped, and each command stops only its kind.
+fn kill(cx: &mut Ctx, is_eval: bool) {
+    let Some(running) = cx.node.running_script.as_deref() else {
+        return cx.error("NOTBUSY No scripts in execution right now.");
+    };
+    let Some(env) = running.env() else {
+        return cx.error("NOTBUSY No scripts in execution right now.");
+    };
+    if env.wrote.get() {
+        return cx.error("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
+    }
+    if is_eval && !running.is_eval {
+        return cx.error(BUSY_FUNCTION);
+    }
+    if !is_eval && running.is_eval {
+        return cx.error(BUSY_EVAL);
+    }
+    env.killed.set(true);
+    cx.out().ok();
 }
 
 pub fn script_help(cx: &mut Ctx) {
@@ -763,6 +1205,14 @@ type Registered = (String, Vec<String>, mlua::Function);
 /// Runs a library's code with only `redis.register_function` and
 /// `redis.log` reachable, collecting the functions it registers.
 fn load_library(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<Function>, String> {
+    state.env.hooks.set(0);
+    state.env.loading.set(true);
+    let loaded = load_library_code(state, name, code);
+    state.env.loading.set(false);
+    loaded
+}
+
+fn load_library_code(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<Function>, String> {
     let lua = &state.lua;
     let registered: std::cell::RefCell<Vec<Registered>> = std::cell::RefCell::new(Vec::new());
     let result = lua.scope(|scope| {
@@ -871,36 +1321,41 @@ fn fcall_generic(cx: &mut Ctx, ro_command: bool) {
         .values()
         .flat_map(|l| l.functions.iter())
         .find(|f| f.name == fname);
-    let outcome = match found {
+    let func = match found {
         None => Err("ERR Function not found".to_string()),
         Some(f) => {
             let no_writes = f.flags.iter().any(|x| x == "no-writes");
             if ro_command && !no_writes {
                 Err("ERR Can not execute a script with write flag using *_ro command.".into())
             } else {
-                match state.lua.registry_value::<mlua::Function>(&f.callback) {
-                    Ok(func) => {
-                        let keys: Vec<Bytes> = cx.argv[3..3 + numkeys].to_vec();
-                        let args: Vec<Bytes> = cx.argv[3 + numkeys..].to_vec();
-                        run(
-                            &state.lua,
-                            cx,
-                            &fname,
-                            "user_function",
-                            Runnable::Function(&func),
-                            keys,
-                            args,
-                            no_writes,
-                        )
-                    }
-                    Err(e) => Err(format!("ERR {e}")),
-                }
+                state
+                    .lua
+                    .registry_value::<mlua::Function>(&f.callback)
+                    .map(|func| (func, no_writes))
+                    .map_err(|e| format!("ERR {e}"))
             }
         }
     };
-    cx.node.scripting = Some(state);
-    if let Err(msg) = outcome {
-        cx.error(&msg);
+    match func {
+        Ok((func, no_writes)) => {
+            let keys: Vec<Bytes> = cx.argv[3..3 + numkeys].to_vec();
+            let args: Vec<Bytes> = cx.argv[3 + numkeys..].to_vec();
+            start(
+                cx,
+                state,
+                fname,
+                "user_function",
+                true,
+                func,
+                keys,
+                args,
+                no_writes,
+            )
+        }
+        Err(msg) => {
+            cx.node.scripting = Some(state);
+            cx.error(&msg);
+        }
     }
 }
 
@@ -991,18 +1446,45 @@ pub fn function_list(cx: &mut Ctx) {
     }
 }
 
-/// FUNCTION STATS: nothing is ever running between commands.
+/// FUNCTION STATS: the running function, if any, and the library counts.
 pub fn function_stats(cx: &mut Ctx) {
-    let (libs, funcs) = scripting(cx.node).map_or((0, 0), |s| {
+    let running = cx.node.running_script.as_deref();
+    if running.is_some_and(|r| r.is_eval) {
+        return cx.error(BUSY_EVAL);
+    }
+    let now = cx.node.now;
+    let running = running.map(|r| {
+        let ms = now.as_millis().saturating_sub(r.started.as_millis());
+        (r.name.clone(), r.command.clone(), ms)
+    });
+    let counts = |s: &Scripting| {
         (
             s.libraries.len(),
             s.libraries.values().map(|l| l.functions.len()).sum(),
         )
-    });
+    };
+    let (libs, funcs): (usize, usize) = match cx.node.running_script.as_deref() {
+        Some(r) => r.state.as_deref().map_or((0, 0), counts),
+        None => scripting(cx.node).map_or((0, 0), |s| counts(s)),
+    };
     let out = &mut cx.client.reply;
     out.map(2);
     out.bulk(b"running_script");
-    out.null();
+    match running {
+        None => out.null(),
+        Some((name, command, ms)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"command");
+            out.array(command.len());
+            for a in &command {
+                out.bulk(a);
+            }
+            out.bulk(b"duration_ms");
+            out.int(ms);
+        }
+    }
     out.bulk(b"engines");
     out.map(1);
     out.bulk(b"LUA");

@@ -8,7 +8,7 @@
 //! Clients blocked on keys the transaction filled are served after EXEC.
 
 use crate::command::Handler;
-use crate::node::Ctx;
+use crate::node::{Ctx, Frame};
 
 /// This module's commands, by lowercase name.
 pub fn handler(name: &str) -> Option<Handler> {
@@ -58,8 +58,18 @@ pub fn exec(cx: &mut Ctx) {
     }
     cx.out().array(queue.len());
     cx.client.in_exec = true;
-    for argv in &queue {
-        cx.node.execute(cx.client, argv);
+    let mut queue: std::collections::VecDeque<_> = queue.into();
+    while let Some(argv) = queue.pop_front() {
+        cx.node.execute(cx.client, &argv);
+        if cx.node.suspending {
+            // A script in the transaction runs on in later slices; the
+            // remaining commands run after it (`Node::script_finished`).
+            let depth = cx.node.call_depth();
+            if let Some(running) = &mut cx.node.running_script {
+                running.frames.push(Frame::Exec { rest: queue, depth });
+            }
+            break;
+        }
     }
     cx.client.in_exec = false;
 }
