@@ -60,8 +60,8 @@ pub const RDB_TYPE_HASH_LISTPACK: u8 = 16;
 pub const RDB_TYPE_ZSET_LISTPACK: u8 = 17;
 pub const RDB_TYPE_LIST_QUICKLIST_2: u8 = 18;
 pub const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
-/// Redis 7.0's stream encoding (adds consumers' seen times to type 19's
-/// first ID, max deleted ID, entries added and groups' entries read).
+/// Redis 7.2's stream encoding (type 19 plus each consumer's active
+/// time): read, never written. Redis 7.0 writes type 19.
 pub const RDB_TYPE_STREAM_LISTPACKS_3: u8 = 21;
 
 // Opcodes (bytes that are not value types).

@@ -544,6 +544,10 @@ fn read_stream(r: &mut Reader, t: u8) -> Result<Value, RdbError> {
         for _ in 0..nconsumers {
             let cname = Bytes::from(r.string()?.into_owned());
             let seen_time = i64::from_le_bytes(r.array()?);
+            if t == RDB_TYPE_STREAM_LISTPACKS_3 {
+                // Redis 7.2's active time, which 7.0 does not keep.
+                let _active_time: [u8; 8] = r.array()?;
+            }
             let mut c = Consumer {
                 seen_time,
                 pel: Default::default(),

@@ -9,7 +9,7 @@ use super::{
     QUICKLIST_NODE_CONTAINER_PLAIN, RDB_OPCODE_AUX, RDB_OPCODE_EOF, RDB_OPCODE_EXPIRETIME_MS,
     RDB_OPCODE_FUNCTION2, RDB_OPCODE_RESIZEDB, RDB_OPCODE_SELECTDB, RDB_TYPE_HASH,
     RDB_TYPE_HASH_LISTPACK, RDB_TYPE_LIST_QUICKLIST_2, RDB_TYPE_SET, RDB_TYPE_SET_INTSET,
-    RDB_TYPE_STREAM_LISTPACKS_3, RDB_TYPE_STRING, RDB_TYPE_ZSET_2, RDB_TYPE_ZSET_LISTPACK,
+    RDB_TYPE_STREAM_LISTPACKS_2, RDB_TYPE_STRING, RDB_TYPE_ZSET_2, RDB_TYPE_ZSET_LISTPACK,
     RDB_VERSION,
 };
 use crate::commands::hashes::Hash;
@@ -103,7 +103,7 @@ pub(crate) fn object_type(value: &Value) -> u8 {
         Value::Set(Set::Table(_)) => RDB_TYPE_SET,
         Value::ZSet(z) if z.encoding_name() == "listpack" => RDB_TYPE_ZSET_LISTPACK,
         Value::ZSet(_) => RDB_TYPE_ZSET_2,
-        Value::Stream(_) => RDB_TYPE_STREAM_LISTPACKS_3,
+        Value::Stream(_) => RDB_TYPE_STREAM_LISTPACKS_2,
     }
 }
 
@@ -128,7 +128,7 @@ pub(crate) fn write_object(out: &mut Vec<u8>, value: &Value, o: &WriteOpts, lzf:
     }
 }
 
-/// `rdbSaveObject` for streams (type 21): each node's 16-byte master ID
+/// `rdbSaveObject` for streams (type 19, as Redis 7.0 writes them): each node's 16-byte master ID
 /// and listpack as stored, the counters, then every group with its PEL
 /// (ID, delivery time, delivery count) and consumers (name, seen time,
 /// PEL IDs).
