@@ -46,6 +46,9 @@ pub struct Config {
     pub enable_debug_command: String,
     /// Eviction and observability (issue 10).
     pub maxmemory_eviction_tenacity: i64,
+    /// Kept for CONFIG GET/SET: "0", a byte count or a percentage of
+    /// maxmemory. Client eviction itself is not implemented.
+    pub maxmemory_clients: String,
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_server_del: bool,
@@ -126,6 +129,7 @@ impl Default for Config {
             pidfile: "".into(),
             enable_debug_command: "no".into(),
             maxmemory_eviction_tenacity: 10,
+            maxmemory_clients: "0".into(),
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,
@@ -404,6 +408,7 @@ static PARAMS: &[Param] = &[
         100,
         Yes
     ),
+    p_text!("maxmemory-clients", maxmemory_clients, Kind::Text, Yes),
     p_bool!("lazyfree-lazy-eviction", lazyfree_lazy_eviction, Yes),
     p_bool!("lazyfree-lazy-expire", lazyfree_lazy_expire, Yes),
     p_bool!("lazyfree-lazy-server-del", lazyfree_lazy_server_del, Yes),

@@ -99,6 +99,8 @@ pub struct HostInfo {
     pub config_file: String,
     pub cpu_sys_s: f64,
     pub cpu_user_s: f64,
+    /// INFO memory's `total_system_memory` (bytes of RAM).
+    pub total_system_memory: u64,
 }
 
 /// What the driver must do.
@@ -401,6 +403,8 @@ pub struct Node {
 }
 
 /// `execute`'s state from before a command ran, for its bookkeeping after.
+    /// Command durations, SLOWLOG and the latency monitor (latency.rs).
+    pub observe: crate::latency::Observability,
 pub struct AfterCall {
     dirty_before: u64,
     explicit_before: u64,
@@ -640,6 +644,7 @@ impl Node {
         };
         node.evictor.seed(hash_seed[0] ^ hash_seed[1]);
         node.evictor.policy = Some(crate::evict::Policy::parse(&node.config.maxmemory_policy));
+            observe: Default::default(),
         node
     }
 
@@ -1082,7 +1087,9 @@ impl Node {
             handler(&mut ctx);
         }
         self.call_depth -= 1;
+            let started_ns = ctx.node.observe.now_ns();
         let after = AfterCall {
+            ctx.node.record_duration(ctx.client, cmd, argv, started_ns);
             dirty_before,
             explicit_before,
             errors_before,
@@ -1320,7 +1327,10 @@ impl Node {
                 crate::aof::propagate(self, db, effect);
             }
         }
-        if self.call_depth == 0 {
+        // While a script is suspended, its effects so far wait in the
+        // pending list: the allow-busy commands of other clients must not
+        // close its MULTI/EXEC early.
+        if self.call_depth == 0 && self.running_script.is_none() {
             crate::aof::end_of_command(self);
         }
     }

@@ -1218,3 +1218,86 @@ fn aof_failed_append_to_the_old_incr_is_retried_there() {
     let mut r = restart_at(aof_config("everysec"), 37, h.files.clone(), h.now);
     assert_eq!(r.cmd(1, "GET k"), "$1\r\nx\r\n");
 }
+
+/// A script that runs long is suspended between slices: `handle` returns,
+/// `poll_timeout` asks for the next slice at once, and other clients are
+/// held until `busy-reply-threshold` has passed in the node's time (only
+/// inputs move it), then answered -BUSY; SCRIPT KILL stops the script at
+/// its next slice. All of it on the virtual clock.
+#[test]
+fn a_long_script_is_sliced_and_killed_on_virtual_time() {
+    let mut h = Harness::new(Config::default(), 1);
+    h.connect(1);
+    h.connect(2);
+    assert_eq!(h.cmd(1, "EVAL \"while true do end\" 0"), "");
+    assert_eq!(h.node.poll_timeout(), Some(Time(h.now)));
+    // Before the threshold (5 s by default), B's command waits, however
+    // many slices run.
+    assert_eq!(h.cmd(2, "PING"), "");
+    for _ in 0..3 {
+        h.advance_ms(1000);
+        h.tick();
+    }
+    assert_eq!(h.cmd(2, "GET k"), "");
+    h.advance_ms(2001);
+    h.node.handle(Time(h.now), Input::Tick);
+    let busy = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+    assert_eq!(sent(&h.drain()), busy.repeat(2), "held PING and GET");
+    assert_eq!(h.cmd(2, "SCRIPT KILL"), "+OK\r\n");
+    h.node.handle(Time(h.now), Input::Tick);
+    let killed = sent(&h.drain());
+    assert!(
+        killed.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{killed}"
+    );
+    assert!(h.node.running_script.is_none());
+    assert_eq!(
+        h.cmd(1, "PING"),
+        "+PONG\r\n",
+        "the caller's connection works again"
+    );
+}
+
+/// A script that wrote cannot be killed; when it ends, its reply, its AOF
+/// effects (one MULTI/EXEC, even though another client's SCRIPT KILL ran
+/// in between) and its caller's pipelined commands follow, in order.
+#[test]
+fn a_suspended_script_finishes_with_its_effects_in_order() {
+    let mut h = Harness::new(aof_config("everysec"), 1);
+    h.connect(1);
+    h.connect(2);
+    let body = "redis.call('set', 'a', '1') local n = 0 for i = 1, 3000000 do n = n + 1 end redis.call('set', 'b', n) return n";
+    let out = h.feed(1, format!("EVAL \"{body}\" 0\r\nGET b\r\n").as_bytes());
+    assert_eq!(sent(&out), "", "suspended after its first slice");
+    assert_eq!(h.cmd(2, "INCR c"), "");
+    h.advance_ms(6000);
+    h.node.handle(Time(h.now), Input::Tick);
+    let held = sent(&h.drain());
+    assert!(held.starts_with("-BUSY"), "the held INCR: {held}");
+    assert!(h.cmd(2, "SCRIPT KILL").starts_with("-UNKILLABLE"));
+    let mut replies = String::new();
+    for _ in 0..100 {
+        if h.node.running_script.is_none() {
+            break;
+        }
+        h.node.handle(Time(h.now), Input::Tick);
+        replies.push_str(&sent(&h.drain()));
+    }
+    assert!(h.node.running_script.is_none(), "the script ended");
+    assert_eq!(replies, ":3000000\r\n$7\r\n3000000\r\n");
+    // The AOF holds the script's effects as one transaction.
+    h.tick();
+    let aof: Vec<u8> = h
+        .files
+        .iter()
+        .filter(|(k, _)| k.ends_with(".incr.aof"))
+        .flat_map(|(_, v)| v.clone())
+        .collect();
+    let aof = String::from_utf8_lossy(&aof);
+    let multi = aof.find("MULTI").expect("MULTI in the AOF");
+    let set_a = aof.find("$1\r\na\r\n$1\r\n1").expect("SET a 1");
+    let set_b = aof.find("$1\r\nb\r\n$7\r\n3000000").expect("SET b");
+    let exec = aof.find("EXEC").expect("EXEC");
+    assert!(multi < set_a && set_a < set_b && set_b < exec, "{aof}");
+    assert_eq!(h.cmd(2, "GET c"), "$-1\r\n", "INCR c was answered -BUSY");
+}

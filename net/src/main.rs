@@ -40,6 +40,16 @@ fn now() -> Time {
     Time::from_micros(us)
 }
 
+/// The engine's stopwatch: monotonic nanoseconds since the first reading.
+/// Command durations feed SLOWLOG, LATENCY and commandstats only.
+fn stopwatch_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
+}
+
 /// Messages to a connection task from elsewhere in the server.
 enum ToConn {
     Data(Bytes),
@@ -236,6 +246,7 @@ fn host_info(config_file: &str) -> HostInfo {
         config_file: config_file.to_string(),
         cpu_sys_s: 0.0,
         cpu_user_s: 0.0,
+        total_system_memory: alloc::total_system_memory(),
     }
 }
 
@@ -310,6 +321,7 @@ async fn run(config: Config, config_file: String) -> i32 {
         }
     };
     let mut node = Node::new(config, seed);
+    node.set_stopwatch(stopwatch_ns);
     node.acl = acl;
     node.start(now());
     // Load the dataset before listening, so no client ever sees a

@@ -41,6 +41,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
+/// Virtual CPU time of one slice of a long Lua script (10^6 instructions).
+const SCRIPT_SLICE_US: u64 = 2_000;
+
 /// Virtual time at which every run starts: 2023-11-14, so EXPIREAT and
 /// friends see a plausible wall clock.
 pub const START_US: u64 = 1_700_000_000_000_000;
@@ -418,6 +421,9 @@ impl World {
     pub fn new(cfg: SimConfig) -> World {
         let mut rng = SimRng::new(cfg.seed);
         let mut engine_config = Config::default();
+        // Simulated clients connect from 10.0.1.x: without a password,
+        // protected mode (on by default, as in Redis) would refuse them all.
+        engine_config.protected_mode = false;
         // An engine without a parameter (persistence is being built) runs
         // without it, and then what it persists is not checked.
         let mut missing = Vec::new();
@@ -797,9 +803,15 @@ impl World {
             return;
         };
         if let Some(t) = engine.poll_timeout() {
-            let at =
+            let mut at =
                 t.0.saturating_sub(self.nodes[n].clock_offset_us)
                     .max(self.now);
+            if engine.running_script.is_some() {
+                // A long script asks for its next slice "now"; the slice it
+                // just ran took CPU time, which virtual time must show or
+                // the script would never reach busy-reply-threshold.
+                at = at.max(self.now + SCRIPT_SLICE_US);
+            }
             if self.nodes[n].timer_at != Some(at) {
                 self.nodes[n].timer_at = Some(at);
                 let inc = self.nodes[n].inc;

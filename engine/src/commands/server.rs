@@ -103,6 +103,7 @@ fn human(n: u64) -> String {
     }
 }
 
+/// The sections INFO prints without arguments (and for "default").
 const DEFAULT_SECTIONS: &[&str] = &[
     "server",
     "clients",
@@ -111,12 +112,15 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "module_list",
     "errorstats",
     "cluster",
     "keyspace",
 ];
 
-/// INFO [section [section ...]]
+/// INFO [section [section ...]]: Redis 7.0's sections, field names and
+/// order, so exporters and dashboards read it unchanged. "all" adds
+/// commandstats and latencystats; "everything" also module sections.
 pub fn info(cx: &mut Ctx) {
     let mut wanted: Vec<String> = cx.argv[1..]
         .iter()
@@ -128,9 +132,29 @@ pub fn info(cx: &mut Ctx) {
     if wanted.iter().any(|s| s == "all" || s == "everything") {
         wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
         wanted.push("commandstats".into());
+        wanted.push("latencystats".into());
+    }
+    if wanted.iter().any(|s| s == "modules") {
+        wanted.push("module_list".into());
     }
     let text = info_text(cx, &wanted);
     cx.client.reply.verbatim(text.as_bytes(), "txt");
+}
+
+/// `%f` then trailing zeros trimmed (Redis's `trimDoubleString`).
+fn trim_double(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// `latency-tracking-info-percentiles` as numbers (invalid ones dropped).
+fn info_percentiles(c: &Config) -> Vec<f64> {
+    c.latency_tracking_info_percentiles
+        .split_whitespace()
+        .filter_map(|p| p.parse::<f64>().ok())
+        .filter(|p| (0.0..=100.0).contains(p))
+        .collect()
 }
 
 fn info_text(cx: &Ctx, wanted: &[String]) -> String {
@@ -162,7 +186,11 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "cinnabar_version", crate::CINNABAR_VERSION);
         field!(out, "os", n.host.os);
         field!(out, "arch_bits", 64);
+        field!(out, "monotonic_clock", "POSIX clock_gettime");
         field!(out, "multiplexing_api", n.host.multiplexing_api);
+        field!(out, "atomicvar_api", "c11-builtin");
+        // Parsers expect a dotted version; there is no C compiler here.
+        field!(out, "gcc_version", "0.0.0");
         field!(out, "process_id", n.host.process_id);
         field!(out, "process_supervised", "no");
         field!(out, "run_id", n.run_id);
@@ -172,7 +200,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "uptime_in_days", n.uptime_s() / 86400);
         field!(out, "hz", n.config.hz.clamp(1, 500));
         field!(out, "configured_hz", n.config.hz);
-        field!(out, "lru_clock", n.now.as_secs() & ((1 << 24) - 1));
+        field!(out, "lru_clock", crate::evict::lru_clock(n.now.as_secs()));
         field!(out, "executable", n.host.executable);
         field!(out, "config_file", n.host.config_file);
         field!(out, "io_threads_active", 0);
@@ -189,22 +217,93 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
     }
     if section("memory", "Memory", &mut out) {
         let used = n.used_memory_estimate();
+        let peak = n.used_memory_peak.max(used);
+        let startup = crate::memory::BASE_OVERHEAD;
+        let dataset: u64 = n.dbs.iter().map(|d| d.used_bytes).sum();
+        let overhead = used.saturating_sub(dataset);
+        let rss = n.used_memory_rss;
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                a as f64 * 100.0 / b as f64
+            }
+        };
+        let lua = 32768u64;
         field!(out, "used_memory", used);
         field!(out, "used_memory_human", human(used));
-        field!(out, "used_memory_rss", n.used_memory_rss);
-        field!(out, "used_memory_rss_human", human(n.used_memory_rss));
-        field!(out, "used_memory_peak", n.used_memory_peak);
-        field!(out, "used_memory_peak_human", human(n.used_memory_peak));
+        field!(out, "used_memory_rss", rss);
+        field!(out, "used_memory_rss_human", human(rss));
+        field!(out, "used_memory_peak", peak);
+        field!(out, "used_memory_peak_human", human(peak));
+        field!(
+            out,
+            "used_memory_peak_perc",
+            format!("{:.2}%", pct(used, peak))
+        );
+        field!(out, "used_memory_overhead", overhead);
+        field!(out, "used_memory_startup", startup);
+        field!(out, "used_memory_dataset", dataset);
+        field!(
+            out,
+            "used_memory_dataset_perc",
+            format!("{:.2}%", pct(dataset, used.saturating_sub(startup)))
+        );
+        // The allocator's own count of live bytes, from the host.
+        field!(out, "allocator_allocated", n.used_memory);
+        field!(out, "allocator_active", n.used_memory);
+        field!(out, "allocator_resident", rss);
+        field!(out, "total_system_memory", n.host.total_system_memory);
+        field!(
+            out,
+            "total_system_memory_human",
+            human(n.host.total_system_memory)
+        );
+        field!(out, "used_memory_lua", lua);
+        field!(out, "used_memory_vm_eval", lua);
+        field!(out, "used_memory_lua_human", human(lua));
+        field!(out, "used_memory_scripts_eval", 0);
+        field!(out, "number_of_cached_scripts", 0);
+        field!(out, "number_of_functions", 0);
+        field!(out, "number_of_libraries", 0);
+        field!(out, "used_memory_vm_functions", lua);
+        field!(out, "used_memory_vm_total", 2 * lua);
+        field!(out, "used_memory_vm_total_human", human(2 * lua));
+        field!(out, "used_memory_functions", 0);
+        field!(out, "used_memory_scripts", 0);
+        field!(out, "used_memory_scripts_human", human(0));
         field!(out, "maxmemory", n.config.maxmemory);
         field!(out, "maxmemory_human", human(n.config.maxmemory as u64));
         field!(out, "maxmemory_policy", n.config.maxmemory_policy);
-        let frag = if n.used_memory > 0 {
-            n.used_memory_rss as f64 / n.used_memory as f64
-        } else {
-            0.0
-        };
-        field!(out, "mem_fragmentation_ratio", format!("{frag:.2}"));
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let alloc = n.used_memory;
+        field!(out, "allocator_frag_ratio", "1.00");
+        field!(out, "allocator_frag_bytes", 0);
+        field!(
+            out,
+            "allocator_rss_ratio",
+            format!("{:.2}", ratio(rss, alloc))
+        );
+        field!(out, "allocator_rss_bytes", rss as i64 - alloc as i64);
+        field!(out, "rss_overhead_ratio", "1.00");
+        field!(out, "rss_overhead_bytes", 0);
+        field!(
+            out,
+            "mem_fragmentation_ratio",
+            format!("{:.2}", ratio(rss, used))
+        );
+        field!(out, "mem_fragmentation_bytes", rss as i64 - used as i64);
+        field!(out, "mem_not_counted_for_evict", 0);
+        field!(out, "mem_replication_backlog", 0);
+        field!(out, "mem_total_replication_buffers", 0);
+        field!(out, "mem_clients_slaves", 0);
+        field!(out, "mem_clients_normal", n.clients_memory);
+        field!(out, "mem_cluster_links", 0);
+        field!(out, "mem_aof_buffer", 0);
         field!(out, "mem_allocator", n.host.mem_allocator);
+        field!(out, "active_defrag_running", 0);
+        field!(out, "lazyfree_pending_objects", 0);
+        field!(out, "lazyfreed_objects", 0);
     }
     if section("persistence", "Persistence", &mut out) {
         let p = &n.persist;
@@ -276,12 +375,24 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         );
         field!(out, "total_net_input_bytes", s.net_input_bytes);
         field!(out, "total_net_output_bytes", s.net_output_bytes);
+        field!(out, "total_net_repl_input_bytes", 0);
+        field!(out, "total_net_repl_output_bytes", 0);
+        field!(out, "instantaneous_input_kbps", "0.00");
+        field!(out, "instantaneous_output_kbps", "0.00");
+        field!(out, "instantaneous_input_repl_kbps", "0.00");
+        field!(out, "instantaneous_output_repl_kbps", "0.00");
         field!(out, "rejected_connections", s.rejected_connections);
         field!(out, "sync_full", 0);
         field!(out, "sync_partial_ok", 0);
         field!(out, "sync_partial_err", 0);
         field!(out, "expired_keys", s.expired_keys);
+        field!(out, "expired_stale_perc", "0.00");
+        field!(out, "expired_time_cap_reached_count", 0);
+        field!(out, "expire_cycle_cpu_milliseconds", 0);
         field!(out, "evicted_keys", s.evicted_keys);
+        field!(out, "evicted_clients", 0);
+        field!(out, "total_eviction_exceeded_time", 0);
+        field!(out, "current_eviction_exceeded_time", 0);
         field!(out, "keyspace_hits", s.keyspace_hits);
         field!(out, "keyspace_misses", s.keyspace_misses);
         field!(out, "pubsub_channels", n.pubsub_channels.len());
@@ -289,8 +400,26 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "pubsubshard_channels", n.pubsub_shard_channels.len());
         field!(out, "latest_fork_usec", 0);
         field!(out, "total_forks", 0);
+        field!(out, "migrate_cached_sockets", 0);
+        field!(out, "slave_expires_tracked_keys", 0);
+        field!(out, "active_defrag_hits", 0);
+        field!(out, "active_defrag_misses", 0);
+        field!(out, "active_defrag_key_hits", 0);
+        field!(out, "active_defrag_key_misses", 0);
+        field!(out, "total_active_defrag_time", 0);
+        field!(out, "current_active_defrag_time", 0);
+        field!(out, "tracking_total_keys", 0);
+        field!(out, "tracking_total_items", 0);
+        field!(out, "tracking_total_prefixes", 0);
         field!(out, "unexpected_error_replies", s.unexpected_error_replies);
         field!(out, "total_error_replies", s.total_error_replies);
+        field!(out, "dump_payload_sanitizations", 0);
+        field!(out, "total_reads_processed", 0);
+        field!(out, "total_writes_processed", 0);
+        field!(out, "io_threaded_reads_processed", 0);
+        field!(out, "io_threaded_writes_processed", 0);
+        field!(out, "reply_buffer_shrinks", 0);
+        field!(out, "reply_buffer_expands", 0);
     }
     if section("replication", "Replication", &mut out) {
         field!(out, "role", "master");
@@ -305,22 +434,66 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "master_repl_offset", 0);
         field!(out, "second_repl_offset", -1);
         field!(out, "repl_backlog_active", 0);
+        field!(out, "repl_backlog_size", 1048576);
+        field!(out, "repl_backlog_first_byte_offset", 0);
+        field!(out, "repl_backlog_histlen", 0);
     }
     if section("cpu", "CPU", &mut out) {
         field!(out, "used_cpu_sys", format!("{:.6}", n.host.cpu_sys_s));
         field!(out, "used_cpu_user", format!("{:.6}", n.host.cpu_user_s));
+        field!(out, "used_cpu_sys_children", "0.000000");
+        field!(out, "used_cpu_user_children", "0.000000");
+        // One thread does all the work, as Redis's main thread.
+        field!(
+            out,
+            "used_cpu_sys_main_thread",
+            format!("{:.6}", n.host.cpu_sys_s)
+        );
+        field!(
+            out,
+            "used_cpu_user_main_thread",
+            format!("{:.6}", n.host.cpu_user_s)
+        );
     }
+    // No modules: the section is there, empty, as in Redis without any.
+    section("module_list", "Modules", &mut out);
     if section("commandstats", "Commandstats", &mut out) {
         for (name, (calls, rejected, failed)) in &n.stats.per_command {
+            let usec = n.observe.commands.get(name).map_or(0, |t| t.usec);
+            let per_call = if *calls > 0 {
+                usec as f64 / *calls as f64
+            } else {
+                0.0
+            };
             let _ = write!(
                 out,
-                "cmdstat_{name}:calls={calls},usec=0,usec_per_call=0.00,rejected_calls={rejected},failed_calls={failed}\r\n"
+                "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n"
             );
         }
     }
     if section("errorstats", "Errorstats", &mut out) {
         for (code, count) in &n.stats.errors {
             let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+        }
+    }
+    if section("latencystats", "Latencystats", &mut out) && n.config.latency_tracking {
+        let percentiles = info_percentiles(&n.config);
+        for (name, t) in &n.observe.commands {
+            if t.histogram.total == 0 {
+                continue;
+            }
+            let values: Vec<String> = percentiles
+                .iter()
+                .map(|&p| {
+                    let us = t.histogram.percentile(p) as f64 / 1000.0;
+                    format!("p{}={us:.3}", trim_double(p))
+                })
+                .collect();
+            let _ = write!(
+                out,
+                "latency_percentiles_usec_{name}:{}\r\n",
+                values.join(",")
+            );
         }
     }
     if section("cluster", "Cluster", &mut out) {
@@ -342,23 +515,34 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
     out
 }
 
-/// CONFIG GET parameter [parameter ...]: glob patterns over parameter names.
+/// CONFIG GET parameter [parameter ...]: glob patterns over parameter
+/// names; a plain name is answered under the spelling it was asked with
+/// (as Redis does), once however often it is asked.
 pub fn config_get(cx: &mut Ctx) {
-    let mut pairs: Vec<(&'static str, String)> = vec![];
+    let mut pairs: Vec<(String, String)> = vec![];
+    let mut seen: Vec<&'static str> = vec![];
     for pattern in &cx.argv[2..] {
-        for name in Config::names() {
-            if pairs.iter().any(|(n, _)| *n == name) {
+        if !pattern.iter().any(|b| b"*?[".contains(b)) {
+            let asked = String::from_utf8_lossy(pattern).into_owned();
+            let Some(name) = Config::names().find(|n| n.eq_ignore_ascii_case(&asked)) else {
+                continue;
+            };
+            if seen.contains(&name) {
                 continue;
             }
-            let hit = if pattern.iter().any(|b| b"*?[".contains(b)) {
-                crate::glob::matches(pattern, name.as_bytes(), true)
-            } else {
-                pattern.eq_ignore_ascii_case(name.as_bytes())
-            };
-            if hit {
-                if let Some(v) = cx.node.config.get(name) {
-                    pairs.push((name, v));
-                }
+            if let Some(v) = cx.node.config.get(name) {
+                seen.push(name);
+                pairs.push((asked, v));
+            }
+            continue;
+        }
+        for name in Config::names() {
+            if seen.contains(&name) || !crate::glob::matches(pattern, name.as_bytes(), true) {
+                continue;
+            }
+            if let Some(v) = cx.node.config.get(name) {
+                seen.push(name);
+                pairs.push((name.to_string(), v));
             }
         }
     }
@@ -426,6 +610,7 @@ pub fn config_set(cx: &mut Ctx) {
 /// CONFIG RESETSTAT
 pub fn config_resetstat(cx: &mut Ctx) {
     cx.node.reset_stats();
+    cx.node.observe.reset_command_stats();
     cx.out().ok();
 }
 
@@ -498,6 +683,9 @@ pub fn debug(cx: &mut Ctx) {
     if cx.argv.len() == 3 && cx.arg_is(1, "sleep") {
         let secs = crate::numeric::parse_f64(&cx.argv[2]).unwrap_or(0.0);
         let micros = (secs * 1e6).max(0.0) as u64;
+        // The host sleeps after the command returns, outside the stopwatch:
+        // the command's measured duration includes it, as in Redis.
+        cx.node.observe.extra_ns = cx.node.observe.extra_ns.saturating_add(micros * 1000);
         cx.node.push_output(Output::Sleep { micros });
         return cx.out().ok();
     }
@@ -694,4 +882,287 @@ pub fn monitor(cx: &mut Ctx) {
         cx.node.monitors.push(conn);
     }
     cx.out().ok();
+}
+
+/// SLOWLOG GET [count]: newest first; 10 by default, -1 for all.
+pub fn slowlog_get(cx: &mut Ctx) {
+    if cx.argv.len() > 3 {
+        // Redis's slowlogCommand accepts at most one count and otherwise
+        // falls through to its generic subcommand error.
+        let msg = format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            crate::resp::c_str_lossy(&cx.argv[1])
+        );
+        return cx.error(&msg);
+    }
+    let count = if cx.argv.len() == 3 {
+        match crate::resp::parse_i64(&cx.argv[2]) {
+            Some(n) if n >= -1 => n,
+            _ => return cx.error("ERR count should be greater than or equal to -1"),
+        }
+    } else {
+        10
+    };
+    let log = &cx.node.observe.slowlog;
+    let n = if count < 0 {
+        log.entries.len()
+    } else {
+        log.entries.len().min(count as usize)
+    };
+    let out = &mut cx.client.reply;
+    out.array(n);
+    for e in log.entries.iter().take(n) {
+        out.array(6);
+        out.int(e.id as i64);
+        out.int(e.time_s as i64);
+        out.int(e.duration_us as i64);
+        out.array(e.argv.len());
+        for a in &e.argv {
+            out.bulk(a);
+        }
+        out.bulk(e.peer.as_bytes());
+        out.bulk(&e.name);
+    }
+}
+
+/// SLOWLOG LEN
+pub fn slowlog_len(cx: &mut Ctx) {
+    let n = cx.node.observe.slowlog.entries.len() as i64;
+    cx.out().int(n);
+}
+
+/// SLOWLOG RESET
+pub fn slowlog_reset(cx: &mut Ctx) {
+    cx.node.observe.slowlog.reset();
+    cx.out().ok();
+}
+
+pub fn slowlog_help(cx: &mut Ctx) {
+    cx.reply_help("slowlog");
+}
+
+/// LATENCY LATEST: [event, time of the latest sample, its ms, max ms].
+pub fn latency_latest(cx: &mut Ctx) {
+    let events = &cx.node.observe.events;
+    let out = &mut cx.client.reply;
+    let live: Vec<_> = events
+        .iter()
+        .filter_map(|(name, h)| h.samples.back().map(|s| (name, *s, h.max_ms)))
+        .collect();
+    out.array(live.len());
+    for (name, (t, ms), max) in live {
+        out.array(4);
+        out.bulk(name.as_bytes());
+        out.int(t as i64);
+        out.int(ms as i64);
+        out.int(max as i64);
+    }
+}
+
+/// LATENCY HISTORY event: [time, ms] pairs, oldest first.
+pub fn latency_history(cx: &mut Ctx) {
+    let name = String::from_utf8_lossy(&cx.argv[2]).into_owned();
+    let samples: Vec<(u64, u64)> = cx
+        .node
+        .observe
+        .events
+        .get(&name)
+        .map(|h| h.samples.iter().copied().collect())
+        .unwrap_or_default();
+    let out = cx.out();
+    out.array(samples.len());
+    for (t, ms) in samples {
+        out.array(2);
+        out.int(t as i64);
+        out.int(ms as i64);
+    }
+}
+
+/// LATENCY RESET [event ...]: how many event histories were dropped.
+pub fn latency_reset(cx: &mut Ctx) {
+    let events = &mut cx.node.observe.events;
+    let n = if cx.argv.len() == 2 {
+        let n = events.len();
+        events.clear();
+        n
+    } else {
+        cx.argv[2..]
+            .iter()
+            .filter(|a| events.remove(&*String::from_utf8_lossy(a)).is_some())
+            .count()
+    };
+    cx.out().int(n as i64);
+}
+
+/// LATENCY GRAPH event: an ASCII chart of the event's samples, with
+/// Redis's header (the drawing is ours: the command's text is meant for
+/// people, not parsers).
+pub fn latency_graph(cx: &mut Ctx) {
+    let name = String::from_utf8_lossy(&cx.argv[2]).into_owned();
+    let Some(h) = cx
+        .node
+        .observe
+        .events
+        .get(&name)
+        .filter(|h| !h.samples.is_empty())
+    else {
+        let msg = format!("ERR No samples available for event '{name}'");
+        return cx.error(&msg);
+    };
+    let high = h.samples.iter().map(|s| s.1).max().unwrap_or(0);
+    let low = h.samples.iter().map(|s| s.1).min().unwrap_or(0);
+    let mut text = format!(
+        "{name} - high {high} ms, low {low} ms (all time high {} ms)\n{}\n",
+        h.max_ms,
+        "-".repeat(80)
+    );
+    // Four rows of bars, then each sample's age (seconds ago) downwards.
+    const ROWS: u64 = 4;
+    let now = cx.node.now.as_secs();
+    let samples: Vec<(u64, u64)> = h.samples.iter().rev().take(80).rev().copied().collect();
+    for row in (1..=ROWS).rev() {
+        let line: String = samples
+            .iter()
+            .map(|&(_, ms)| {
+                let level = if high == 0 {
+                    0
+                } else {
+                    (ms * ROWS).div_ceil(high)
+                };
+                if level >= row {
+                    '#'
+                } else if level + 1 == row {
+                    '_'
+                } else {
+                    ' '
+                }
+            })
+            .collect();
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let ages: Vec<String> = samples
+        .iter()
+        .map(|&(t, _)| format!("{}s", now.saturating_sub(t)))
+        .collect();
+    let depth = ages.iter().map(|a| a.len()).max().unwrap_or(0);
+    for i in 0..depth {
+        let line: String = ages
+            .iter()
+            .map(|a| a.as_bytes().get(i).map_or(' ', |&b| b as char))
+            .collect();
+        text.push_str(&line);
+        text.push('\n');
+    }
+    cx.client.reply.verbatim(text.as_bytes(), "txt");
+}
+
+/// LATENCY DOCTOR: a human-readable report (Redis's wording for the
+/// disabled and the quiet cases; per-event lines like Redis's).
+pub fn latency_doctor(cx: &mut Ctx) {
+    let o = &cx.node.observe;
+    let threshold = cx.node.config.latency_monitor_threshold;
+    let mut text = String::new();
+    if o.events.is_empty() && threshold == 0 {
+        text.push_str("I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
+    } else if o.events.is_empty() {
+        text.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n");
+    } else {
+        text.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+        for (i, (name, h)) in o.events.iter().enumerate() {
+            let n = h.samples.len().max(1) as f64;
+            let avg = h.samples.iter().map(|s| s.1 as f64).sum::<f64>() / n;
+            let mad = h
+                .samples
+                .iter()
+                .map(|s| (s.1 as f64 - avg).abs())
+                .sum::<f64>()
+                / n;
+            let period = match (h.samples.front(), h.samples.back()) {
+                (Some(a), Some(b)) if h.samples.len() > 1 => {
+                    (b.0 - a.0) as f64 / (h.samples.len() - 1) as f64
+                }
+                _ => 1.0,
+            };
+            let _ = writeln!(
+                text,
+                "{}. {name}: {} latency spikes (average {}ms, mean deviation {}ms, period {period:.2} sec). Worst all time event {}ms.",
+                i + 1,
+                h.samples.len(),
+                avg as u64,
+                mad as u64,
+                h.max_ms
+            );
+        }
+        text.push_str("\nI have a few advices for you:\n\n");
+        let slower_ms = cx.node.config.slowlog_log_slower_than / 1000;
+        if slower_ms >= threshold {
+            let _ = writeln!(text, "- Your current Slow Log configuration only logs events that are slower than your configured latency monitor threshold. Please use 'CONFIG SET slowlog-log-slower-than {}'.", threshold * 1000);
+        }
+        text.push_str("- Check your Slow Log to understand what are the commands you are running which are too slow to execute. Please check https://redis.io/commands/slowlog for more information.\n");
+        text.push_str("- Deleting, expiring or evicting (because of maxmemory policy) large objects is a blocking operation. If you have very large objects that are often deleted, expired, or evicted, try to fragment those objects into multiple smaller objects.\n");
+    }
+    cx.client.reply.verbatim(text.as_bytes(), "txt");
+}
+
+/// One command's LATENCY HISTOGRAM entry: calls, then the cumulative
+/// count at each power-of-two microsecond bound where it grows (Redis
+/// iterates its hdr histogram from 1024 ns doubling).
+fn histogram_entry(out: &mut crate::resp::ReplyBuf, h: &crate::latency::Histogram) {
+    out.map(2);
+    out.bulk(b"calls");
+    out.int(h.total as i64);
+    out.bulk(b"histogram_usec");
+    let mut points = vec![];
+    let (mut previous, mut bound) = (0u64, 1024u64);
+    let max = h.max();
+    loop {
+        let n = h.count_at_most(bound - 1);
+        if n > previous {
+            points.push((bound / 1000, n));
+        }
+        previous = n;
+        if bound > max || bound >= 1 << 62 {
+            break;
+        }
+        bound *= 2;
+    }
+    out.map(points.len());
+    for (us, n) in points {
+        out.int(us as i64);
+        out.int(n as i64);
+    }
+}
+
+/// LATENCY HISTOGRAM [command ...]: per-command latency distributions of
+/// the commands that ran (a container name covers its subcommands).
+pub fn latency_histogram(cx: &mut Ctx) {
+    let stats = &cx.node.observe.commands;
+    let mut names: Vec<&String> = vec![];
+    if cx.argv.len() == 2 {
+        names = stats.keys().collect();
+    } else {
+        for a in &cx.argv[2..] {
+            let want = String::from_utf8_lossy(a).to_ascii_lowercase();
+            for k in stats.keys() {
+                let hit = *k == want || k.split_once('|').is_some_and(|(c, _)| c == want);
+                if hit && !names.contains(&k) {
+                    names.push(k);
+                }
+            }
+        }
+    }
+    names.retain(|n| stats.get(*n).is_some_and(|t| t.histogram.total > 0));
+    let out = &mut cx.client.reply;
+    out.map(names.len());
+    for name in names {
+        out.bulk(name.as_bytes());
+        if let Some(t) = stats.get(name) {
+            histogram_entry(out, &t.histogram);
+        }
+    }
+}
+
+pub fn latency_help(cx: &mut Ctx) {
+    cx.reply_help("latency");
 }

@@ -1,0 +1,468 @@
+//! Observability against genuine Redis 7.0: INFO's sections and field
+//! names (every field Redis prints exists in ours, in the same order),
+//! SLOWLOG and LATENCY reply shapes and error texts, CONFIG GET globs and
+//! multiple parameters, CONFIG SET atomicity.
+//!
+//! Durations differ between servers, so timing-dependent replies are
+//! compared by shape (types and fixed parts), the rest byte for byte.
+
+use cinnabar_tests::{show, Conn, Reply, Server};
+
+fn servers() -> (Server, Server) {
+    (Server::redis(&[]), Server::cinnabar(&[]))
+}
+
+/// (section, field name) in order, from an INFO reply.
+fn info_fields(c: &mut Conn, args: &[&str]) -> Vec<(String, String)> {
+    let mut argv = vec!["INFO"];
+    argv.extend_from_slice(args);
+    let r = c.cmd_str(&argv);
+    let text = String::from_utf8_lossy(&r).into_owned();
+    let mut section = String::new();
+    let mut out = vec![];
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix("# ") {
+            section = s.to_string();
+            out.push((section.clone(), String::new()));
+        } else if let Some((k, _)) = line.split_once(':') {
+            if !line.starts_with('$') && !line.starts_with('=') {
+                out.push((section.clone(), k.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The reply with every integer replaced by 0 and every bulk in `vary`
+/// positions blanked: what must match when values legitimately differ.
+fn shape(r: &Reply) -> Reply {
+    match r {
+        Reply::Line(b':', _) => Reply::Line(b':', b"0".to_vec()),
+        Reply::Agg(t, items) => Reply::Agg(*t, items.iter().map(shape).collect()),
+        other => other.clone(),
+    }
+}
+
+fn parse(b: &[u8]) -> Reply {
+    Reply::parse(b).unwrap_or_else(|| panic!("unparsable reply {}", show(b)))
+}
+
+/// Every section and field name Redis 7.0 prints exists in ours, in the
+/// same order, for the default set, "everything" and single sections.
+#[test]
+fn info_has_every_redis_field_in_order() {
+    let (redis, ours) = servers();
+    let (mut r, mut c) = (redis.connect(), ours.connect());
+    for conn in [&mut r, &mut c] {
+        conn.cmd_str(&["SET", "k", "v"]);
+        conn.cmd_str(&["GET", "k"]);
+        conn.cmd_str(&["EXPIRE", "k", "100"]);
+        conn.cmd_str(&["LPUSH", "k", "x"]); // an error for errorstats
+        conn.cmd_str(&["CONFIG", "GET", "maxmemory"]);
+    }
+    let mut failures = vec![];
+    for args in [
+        &[][..],
+        &["everything"],
+        &["all"],
+        &["default"],
+        &["server"],
+        &["memory"],
+        &["stats"],
+        &["cpu", "clients"],
+        &["commandstats"],
+        &["latencystats"],
+        &["errorstats"],
+        &["keyspace"],
+        &["modules"],
+        &["replication", "persistence"],
+    ] {
+        let theirs = info_fields(&mut r, args);
+        let mine = info_fields(&mut c, args);
+        let missing: Vec<_> = theirs.iter().filter(|f| !mine.contains(f)).collect();
+        if !missing.is_empty() {
+            failures.push(format!("INFO {args:?}: missing {missing:?}"));
+        }
+        // Per-command and per-error lines follow Redis's hash-table order,
+        // which is unspecified: those sections compare sorted.
+        let canonical = |v: Vec<&(String, String)>| {
+            let mut out: Vec<(String, String)> = vec![];
+            let mut start = 0;
+            for (s, k) in v {
+                if k.is_empty() {
+                    start = out.len() + 1;
+                }
+                out.push((s.clone(), k.clone()));
+                if ["Commandstats", "Latencystats", "Errorstats"].contains(&s.as_str()) {
+                    out[start..].sort();
+                }
+            }
+            out
+        };
+        let order = canonical(mine.iter().filter(|f| theirs.contains(f)).collect());
+        let expected = canonical(theirs.iter().collect());
+        if missing.is_empty() && order != expected {
+            failures.push(format!(
+                "INFO {args:?}: order differs:\n{order:?}\n{expected:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The fields exporters compute with hold numbers of the right kind.
+#[test]
+fn info_values_parse_like_redis() {
+    let ours = Server::cinnabar(&[]);
+    let mut c = ours.connect();
+    c.cmd_str(&["SET", "k", "v"]);
+    let text = String::from_utf8_lossy(&c.cmd_str(&["INFO", "everything"])).into_owned();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .unwrap_or_else(|| panic!("no {k}"))
+            .to_string()
+    };
+    for k in [
+        "used_memory",
+        "used_memory_rss",
+        "used_memory_peak",
+        "used_memory_dataset",
+        "total_system_memory",
+        "maxmemory",
+        "evicted_keys",
+        "total_commands_processed",
+    ] {
+        assert!(get(k).parse::<u64>().is_ok(), "{k}={}", get(k));
+    }
+    for k in [
+        "mem_fragmentation_ratio",
+        "used_cpu_sys",
+        "instantaneous_input_kbps",
+    ] {
+        assert!(get(k).parse::<f64>().is_ok(), "{k}={}", get(k));
+    }
+    assert!(get("used_memory_peak_perc").ends_with('%'));
+    let set = get("cmdstat_set");
+    assert!(
+        set.starts_with("calls=1,usec=")
+            && set.contains(",usec_per_call=")
+            && set.ends_with(",rejected_calls=0,failed_calls=0"),
+        "{set}"
+    );
+    let lat = get("latency_percentiles_usec_set");
+    let keys: Vec<&str> = lat
+        .split(',')
+        .map(|p| p.split('=').next().unwrap_or(""))
+        .collect();
+    assert_eq!(keys, ["p50", "p99", "p99.9"], "{lat}");
+}
+
+/// SLOWLOG: entries' shape and arguments, LEN, RESET, GET's count and
+/// its error, trimming of long argument lists and long arguments, HELP.
+#[test]
+fn slowlog_matches_redis() {
+    let (redis, ours) = servers();
+    let mut failures = vec![];
+    let (mut r, mut c) = (redis.connect(), ours.connect());
+    let long = "x".repeat(200);
+    let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    for conn in [&mut r, &mut c] {
+        conn.cmd_str(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        conn.cmd_str(&["SLOWLOG", "RESET"]);
+        conn.cmd_str(&["CLIENT", "SETNAME", "tester"]);
+        conn.cmd_str(&["SET", "k", &long]);
+        let mut args = vec!["RPUSH", "l"];
+        args.extend(many.iter().map(|s| s.as_str()));
+        conn.cmd_str(&args);
+        conn.cmd_str(&["AUTH", "secret"]);
+    }
+    for args in [
+        &["SLOWLOG", "GET", "10"][..],
+        &["SLOWLOG", "GET", "-1"],
+        &["SLOWLOG", "GET", "1"],
+        &["SLOWLOG", "GET", "0"],
+    ] {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        // Ids, times, durations and client ports differ; the rest may not.
+        let strip = |rep: Reply| -> Reply {
+            match shape(&rep) {
+                Reply::Agg(t, entries) => Reply::Agg(
+                    t,
+                    entries
+                        .into_iter()
+                        .map(|e| match e {
+                            Reply::Agg(t, mut f) if f.len() == 6 => {
+                                f[4] = Reply::Line(b'?', b"addr".to_vec());
+                                Reply::Agg(t, f)
+                            }
+                            other => other,
+                        })
+                        .collect(),
+                ),
+                other => other,
+            }
+        };
+        if strip(parse(&rr)) != strip(parse(&cr)) {
+            failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    }
+    for args in [
+        &["SLOWLOG", "LEN"][..],
+        &["SLOWLOG", "GET", "-2"],
+        &["SLOWLOG", "GET", "x"],
+        &["SLOWLOG", "GET", "1", "2"],
+        &["SLOWLOG", "RESET"],
+        &["SLOWLOG", "HELP"],
+        &["SLOWLOG", "NOPE"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-2"],
+        &["CONFIG", "SET", "slowlog-max-len", "-1"],
+        &["CONFIG", "SET", "slowlog-log-slower-than", "-1"],
+        &["SET", "a", "b"],
+        &["SLOWLOG", "LEN"],
+    ] {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        if rr != cr {
+            failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    }
+    // slowlog-max-len keeps the newest.
+    for conn in [&mut r, &mut c] {
+        conn.cmd_str(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        conn.cmd_str(&["CONFIG", "SET", "slowlog-max-len", "3"]);
+        for i in 0..10 {
+            conn.cmd_str(&["SET", "n", &i.to_string()]);
+        }
+    }
+    let (rr, cr) = (
+        r.cmd_str(&["SLOWLOG", "LEN"]),
+        c.cmd_str(&["SLOWLOG", "LEN"]),
+    );
+    if rr != cr {
+        failures.push(format!("max-len: {} vs {}", show(&rr), show(&cr)));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// LATENCY: DOCTOR's disabled and quiet texts, LATEST/HISTORY/GRAPH/RESET
+/// after a spike (DEBUG SLEEP), HISTOGRAM's shape, errors, HELP.
+#[test]
+fn latency_matches_redis() {
+    let (redis, ours) = servers();
+    let mut failures = vec![];
+    let (mut r, mut c) = (redis.connect(), ours.connect());
+    let mut same = |r: &mut Conn, c: &mut Conn, args: &[&str], by_shape: bool| {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        let equal = if by_shape {
+            shape(&parse(&rr)) == shape(&parse(&cr))
+        } else {
+            rr == cr
+        };
+        if !equal {
+            failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    };
+    same(&mut r, &mut c, &["LATENCY", "DOCTOR"], false);
+    same(&mut r, &mut c, &["LATENCY", "LATEST"], false);
+    same(&mut r, &mut c, &["LATENCY", "HELP"], false);
+    same(&mut r, &mut c, &["LATENCY", "GRAPH", "command"], false);
+    same(&mut r, &mut c, &["LATENCY", "HISTORY", "command"], false);
+    same(&mut r, &mut c, &["LATENCY", "RESET"], false);
+    same(&mut r, &mut c, &["LATENCY", "NOPE"], false);
+    same(
+        &mut r,
+        &mut c,
+        &["CONFIG", "SET", "latency-monitor-threshold", "10"],
+        false,
+    );
+    same(&mut r, &mut c, &["LATENCY", "DOCTOR"], false);
+    same(&mut r, &mut c, &["DEBUG", "SLEEP", "0.05"], false);
+    same(&mut r, &mut c, &["LATENCY", "LATEST"], true);
+    same(&mut r, &mut c, &["LATENCY", "HISTORY", "command"], true);
+    same(&mut r, &mut c, &["LATENCY", "HISTORY", "nothing"], false);
+    // GRAPH and DOCTOR are text for people: their type and header match.
+    let mut text_failures = vec![];
+    for sub in ["GRAPH", "DOCTOR"] {
+        let mut args = vec!["LATENCY", sub];
+        if sub == "GRAPH" {
+            args.push("command");
+        }
+        let (rr, cr) = (r.cmd_str(&args), c.cmd_str(&args));
+        let first = |b: &[u8]| match parse(b) {
+            Reply::Blob(t, text) => (
+                t,
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()
+                    .map(|l| l.split(" - ").next().unwrap_or("").to_string()),
+            ),
+            other => (0, Some(format!("{other:?}"))),
+        };
+        if first(&rr) != first(&cr) {
+            text_failures.push(format!("LATENCY {sub}: {} vs {}", show(&rr), show(&cr)));
+        }
+    }
+    same(
+        &mut r,
+        &mut c,
+        &["LATENCY", "RESET", "command", "nothing"],
+        false,
+    );
+    same(&mut r, &mut c, &["LATENCY", "LATEST"], false);
+    same(&mut r, &mut c, &["LATENCY", "GRAPH", "command"], false);
+    // HISTOGRAM: per command, calls and cumulative buckets.
+    for conn in [&mut r, &mut c] {
+        conn.cmd_str(&["CONFIG", "RESETSTAT"]);
+        conn.cmd_str(&["SET", "a", "1"]);
+        conn.cmd_str(&["SET", "a", "2"]);
+        conn.cmd_str(&["GET", "a"]);
+    }
+    for args in [
+        &["LATENCY", "HISTOGRAM", "set"][..],
+        &["LATENCY", "HISTOGRAM", "get", "set", "nosuchcommand"],
+        &["LATENCY", "HISTOGRAM", "lpush"],
+    ] {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        // The bucket list's length depends on timing: compare the command
+        // names, the calls, and that buckets are (int, int) pairs.
+        let summary = |b: &[u8]| -> Vec<String> {
+            let rep = parse(b);
+            let items = rep.items().to_vec();
+            let mut out = vec![];
+            for pair in items.chunks(2) {
+                out.push(format!("{:?}", pair[0]));
+                let inner = pair.get(1).map(|x| x.items().to_vec()).unwrap_or_default();
+                out.push(format!(
+                    "{:?} {:?} {:?}",
+                    inner.first(),
+                    inner.get(1),
+                    inner.get(2)
+                ));
+                let buckets = inner.get(3).map(|x| x.items().to_vec()).unwrap_or_default();
+                let ok = !buckets.is_empty()
+                    && buckets.iter().all(|x| matches!(x, Reply::Line(b':', _)));
+                out.push(format!("buckets ok: {ok}"));
+            }
+            out
+        };
+        if summary(&rr) != summary(&cr) {
+            text_failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    }
+    failures.extend(text_failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// CONFIG GET with globs and several patterns; CONFIG SET of several
+/// parameters at once, rolled back entirely when one is invalid.
+#[test]
+fn config_get_set_match_redis() {
+    let (redis, ours) = servers();
+    let (mut r, mut c) = (redis.connect(), ours.connect());
+    let mut failures = vec![];
+    let mut check = |r: &mut Conn, c: &mut Conn, args: &[&str], sort: bool| {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        let equal = if sort {
+            pairs(&parse(&rr)) == pairs(&parse(&cr))
+        } else {
+            rr == cr
+        };
+        if !equal {
+            failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    };
+    for args in [
+        &["CONFIG", "GET", "maxmemory*"][..],
+        &["CONFIG", "GET", "slowlog-*", "latency-*"],
+        &["CONFIG", "GET", "lazyfree-*"],
+        &["CONFIG", "GET", "lfu-*", "maxmemory-policy", "hz"],
+        &["CONFIG", "GET", "MAXMEMORY"],
+        &["CONFIG", "GET", "nonexistent"],
+        &["CONFIG", "GET", "maxmemory", "maxmemory"],
+    ] {
+        check(&mut r, &mut c, args, true);
+    }
+    for args in [
+        &[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            "10mb",
+            "maxmemory-policy",
+            "allkeys-lru",
+        ][..],
+        &[
+            "CONFIG",
+            "SET",
+            "slowlog-max-len",
+            "5",
+            "slowlog-log-slower-than",
+            "nope",
+        ],
+        &[
+            "CONFIG",
+            "SET",
+            "latency-monitor-threshold",
+            "3",
+            "no-such-param",
+            "1",
+        ],
+        &["CONFIG", "SET", "hz", "20", "hz", "30"],
+        &["CONFIG", "SET", "maxmemory"],
+    ] {
+        check(&mut r, &mut c, args, false);
+    }
+    check(
+        &mut r,
+        &mut c,
+        &[
+            "CONFIG",
+            "GET",
+            "maxmemory",
+            "maxmemory-policy",
+            "slowlog-max-len",
+            "latency-monitor-threshold",
+            "hz",
+        ],
+        true,
+    );
+    check(&mut r, &mut c, &["CONFIG", "RESETSTAT"], false);
+    check(&mut r, &mut c, &["CONFIG", "SET", "maxmemory", "0"], false);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A CONFIG GET reply as sorted (name, value) pairs.
+fn pairs(r: &Reply) -> Vec<(Reply, Reply)> {
+    let mut v: Vec<(Reply, Reply)> = r
+        .items()
+        .chunks(2)
+        .map(|p| {
+            (
+                p[0].clone(),
+                p.get(1).cloned().unwrap_or(Reply::Line(b'_', vec![])),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
