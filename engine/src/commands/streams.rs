@@ -755,10 +755,6 @@ pub fn xsetid(cx: &mut Ctx) {
             return cx.error("ERR The entries_added specified in XSETID is smaller than the target stream length");
         }
     }
-    if id < s.max_deleted_id {
-        return cx
-            .error("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id");
-    }
     s.last_id = id;
     if entries_added != -1 {
         s.entries_added = entries_added as u64;
@@ -1248,7 +1244,7 @@ pub fn xgroup_setid(cx: &mut Ctx) {
     let mut entries_read = ENTRIES_READ_INVALID;
     if argc == 7 {
         if !cx.arg_is(5, "ENTRIESREAD") {
-            return cx.syntax_error();
+            return subcommand_syntax_error(cx);
         }
         let Some(n) = parse_ll(cx, 6, None) else {
             return;
