@@ -400,11 +400,11 @@ pub struct Node {
     /// Estimated bytes of client buffers, refreshed every tick (summing
     /// every client per command would cost O(clients)).
     pub clients_memory: u64,
+    /// Command durations, SLOWLOG and the latency monitor (latency.rs).
+    pub observe: crate::latency::Observability,
 }
 
 /// `execute`'s state from before a command ran, for its bookkeeping after.
-    /// Command durations, SLOWLOG and the latency monitor (latency.rs).
-    pub observe: crate::latency::Observability,
 pub struct AfterCall {
     dirty_before: u64,
     explicit_before: u64,
@@ -641,10 +641,10 @@ impl Node {
             released: VecDeque::new(),
             evictor: crate::evict::Evictor::default(),
             clients_memory: 0,
+            observe: Default::default(),
         };
         node.evictor.seed(hash_seed[0] ^ hash_seed[1]);
         node.evictor.policy = Some(crate::evict::Policy::parse(&node.config.maxmemory_policy));
-            observe: Default::default(),
         node
     }
 
@@ -1084,12 +1084,12 @@ impl Node {
                 argv,
                 cmd,
             };
+            let started_ns = ctx.node.observe.now_ns();
             handler(&mut ctx);
+            ctx.node.record_duration(ctx.client, cmd, argv, started_ns);
         }
         self.call_depth -= 1;
-            let started_ns = ctx.node.observe.now_ns();
         let after = AfterCall {
-            ctx.node.record_duration(ctx.client, cmd, argv, started_ns);
             dirty_before,
             explicit_before,
             errors_before,
@@ -1327,10 +1327,7 @@ impl Node {
                 crate::aof::propagate(self, db, effect);
             }
         }
-        // While a script is suspended, its effects so far wait in the
-        // pending list: the allow-busy commands of other clients must not
-        // close its MULTI/EXEC early.
-        if self.call_depth == 0 && self.running_script.is_none() {
+        if self.call_depth == 0 {
             crate::aof::end_of_command(self);
         }
     }
