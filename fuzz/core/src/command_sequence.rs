@@ -16,8 +16,10 @@
 //!   `expires`.
 //!
 //! What is kept out, and why:
-//! - Lua bodies are picked from a fixed list: the engine has no script time
-//!   limit, so an arbitrary body can loop forever (finding F-1);
+//! - Lua bodies come from a list (including endless and long loops, which
+//!   the harness's operator stops with SCRIPT KILL or SHUTDOWN NOSAVE) or
+//!   are arbitrary bytes, which rarely compile; a grammar would reach
+//!   further;
 //! - counts and offsets of commands whose work Redis scales with the
 //!   number itself (SETRANGE/SETBIT/BITFIELD offsets, negative
 //!   SRANDMEMBER/HRANDFIELD/ZRANDMEMBER counts) are clamped to 1000: Redis
@@ -221,6 +223,13 @@ const SCRIPTS: &[&str] = &[
     "return redis.call('zadd', KEYS[1], 1, 'm')",
     "return 3.99",
     "error('boom')",
+    // Long and endless scripts: suspended between slices, -BUSY to others,
+    // killed (or, once they wrote, ended by SHUTDOWN NOSAVE).
+    "while true do end",
+    "redis.call('incr', KEYS[1] or 'k0') while true do end",
+    "local n = 0 while true do pcall(function() while true do n = n + 1 end end) end",
+    "local n = 0 for i = 1, 3000000 do n = n + 1 end return n",
+    "local co = coroutine.wrap(function() while true do end end) return co()",
 ];
 
 const LIBRARY: &str = "#!lua name=fz\nredis.register_function('f', function(keys, args) return redis.call('incr', keys[1]) end)\nredis.register_function{function_name='g', callback=function(keys, args) return 1 end, flags={'no-writes'}}";
@@ -313,11 +322,16 @@ fn command(u: &mut Unstructured) -> Result<Vec<Vec<u8>>> {
     let name = prefix.join("|");
     match &name[..] {
         "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => {
-            let script = *u.choose(SCRIPTS)?;
-            argv.push(if name.starts_with("evalsha") {
-                sha1_hex(script).into_bytes()
+            let script: Vec<u8> = if u.ratio(1, 8)? {
+                let n = u.int_in_range(0..=60)?;
+                u.bytes(n)?.to_vec()
             } else {
-                script.as_bytes().to_vec()
+                u.choose(SCRIPTS)?.as_bytes().to_vec()
+            };
+            argv.push(if name.starts_with("evalsha") {
+                sha1_hex_bytes(&script).into_bytes()
+            } else {
+                script
             });
             let numkeys = u.int_in_range(0..=2)?;
             argv.push(numkeys.to_string().into_bytes());
@@ -376,7 +390,7 @@ fn command(u: &mut Unstructured) -> Result<Vec<Vec<u8>>> {
     Ok(argv)
 }
 
-fn sha1_hex(s: &str) -> String {
+fn sha1_hex_bytes(s: &[u8]) -> String {
     sha1_smol::Sha1::from(s).digest().to_string()
 }
 
@@ -395,6 +409,9 @@ pub fn run(data: &[u8]) {
         set_max_intset_entries: 4,
         zset_max_listpack_entries: 4,
         list_max_listpack_size: 2,
+        // Long scripts: other clients get -BUSY (and the harness's operator
+        // is heard) after a few slices.
+        busy_reply_threshold: 5,
         ..Config::default()
     };
     let mut h = Harness::start(config, 1, BTreeMap::new());

@@ -20,6 +20,11 @@ const SETTLE_TICKS_MAX: usize = 100_000;
 /// are tiny, so anything near this is a runaway write.
 const FILE_LEN_MAX: usize = 256 << 20;
 
+/// Slices of a long script between two operator actions (see
+/// `Harness::script_slice`); targets set `busy-reply-threshold` below this
+/// many milliseconds so SCRIPT KILL is heard.
+const OPERATOR_EVERY: u64 = 20;
+
 pub struct Harness {
     pub node: Node,
     pub now: u64,
@@ -33,6 +38,10 @@ pub struct Harness {
     /// Decoded replies per connection, not yet taken.
     replies: BTreeMap<u64, Vec<Value>>,
     next_conn: u64,
+    /// Slices of long scripts run so far, and the operator's connection
+    /// (see `script_slice`).
+    slices: u64,
+    operator: Option<u64>,
 }
 
 impl Harness {
@@ -50,6 +59,8 @@ impl Harness {
             conns: BTreeMap::new(),
             replies: BTreeMap::new(),
             next_conn: 1,
+            slices: 0,
+            operator: None,
         };
         h.drain();
         h.settle();
@@ -147,6 +158,10 @@ impl Harness {
     /// saves and rewrites finish: the in-memory disk is instant).
     pub fn settle(&mut self) {
         for _ in 0..SETTLE_TICKS_MAX {
+            if self.node.running_script.is_some() && self.fatal.is_none() && !self.shutdown {
+                self.script_slice();
+                continue;
+            }
             match self.node.poll_timeout() {
                 Some(t) if t.0 <= self.now && self.fatal.is_none() => {
                     self.node.handle(Time(self.now), Input::Tick);
@@ -156,6 +171,44 @@ impl Harness {
             }
         }
         panic!("the node still wants ticks after {SETTLE_TICKS_MAX} at one instant");
+    }
+
+    /// One slice of a long script, which takes a millisecond of virtual
+    /// time. Every [`OPERATOR_EVERY`] slices an operator does what a
+    /// person would: SCRIPT KILL, and SHUTDOWN NOSAVE if the script is
+    /// unkillable, so an endless script ends the run instead of hanging it.
+    fn script_slice(&mut self) {
+        self.now += 1_000;
+        self.node.handle(Time(self.now), Input::Tick);
+        self.drain();
+        self.slices += 1;
+        if self.slices % OPERATOR_EVERY != 0 || self.node.running_script.is_none() {
+            return;
+        }
+        let op = match self.operator {
+            Some(c) if self.is_open(c) => c,
+            _ => {
+                let c = self.connect();
+                self.operator = Some(c);
+                c
+            }
+        };
+        // The threshold is in the node's time: slices move it on.
+        let argv: &[&[u8]] = if self.slices >= OPERATOR_EVERY * 3 {
+            &[b"SHUTDOWN", b"NOSAVE"]
+        } else {
+            &[b"SCRIPT", b"KILL"]
+        };
+        let wire = encode_request(&argv.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+        self.node.handle(
+            Time(self.now),
+            Input::Received {
+                conn: ConnId(op),
+                data: &wire,
+            },
+        );
+        self.drain();
+        let _ = self.take_replies(op);
     }
 
     /// Moves the clock on and delivers the ticks that came due.
