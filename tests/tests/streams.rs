@@ -835,7 +835,7 @@ fn compare_line(line: &str, next_ms: &mut [u64; 2], r: &mut Conn, c: &mut Conn) 
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(60),
+        cases: std::env::var("DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
         ..ProptestConfig::default()
     })]
 
@@ -1169,4 +1169,85 @@ fn aof_replays_stream_effects_in_both_directions() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
+}
+
+/// Entries of every listpack element size (7-bit, 13-bit, 16/24/32/64-bit
+/// integers, 6-bit, 12-bit and 32-bit length strings), entries larger than
+/// a node, and node limits of 0 (no limit): same replies, node counts and
+/// DUMP bytes as Redis.
+#[test]
+fn element_encodings_and_node_limits_match_redis() {
+    if skip() {
+        return;
+    }
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    let big = "x".repeat(5000);
+    let mid = "y".repeat(300);
+    let huge = "z".repeat(70000);
+    let values = [
+        "0",
+        "127",
+        "128",
+        "-1",
+        "-4096",
+        "4095",
+        "4096",
+        "-32768",
+        "32767",
+        "-8388608",
+        "8388607",
+        "8388608",
+        "2147483647",
+        "-2147483648",
+        "2147483648",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "007",
+        "-0",
+        "",
+        "abc",
+        &mid,
+        &big,
+    ];
+    let mut failures = Vec::new();
+    for (max_bytes, max_entries) in [("4096", "100"), ("0", "0"), ("1", "1"), ("200", "0")] {
+        let (mut r, mut c) = (redis.connect(), ours.connect());
+        let mut both = |args: &[&str]| {
+            let (a, b) = (r.cmd_str(args), c.cmd_str(args));
+            if a != b {
+                let shown: Vec<&str> = args.iter().map(|s| &s[..s.len().min(20)]).collect();
+                failures.push(format!(
+                    "{max_bytes}/{max_entries} {shown:?}\n    redis:    {}\n    cinnabar: {}",
+                    show(&a[..a.len().min(400)]),
+                    show(&b[..b.len().min(400)])
+                ));
+            }
+            a
+        };
+        both(&["FLUSHALL"]);
+        both(&["CONFIG", "SET", "stream-node-max-bytes", max_bytes]);
+        both(&["CONFIG", "SET", "stream-node-max-entries", max_entries]);
+        for (i, v) in values.iter().enumerate() {
+            let id = format!("{}-{}", i / 3, i % 3);
+            both(&["XADD", "e", &id, "f", v, v, "g"]);
+            both(&["XADD", "e", &format!("{}-5", i / 3), "f", v, v, "g"]);
+        }
+        both(&["XADD", "e", "100-0", "huge", &huge]);
+        both(&["XADD", "e", "100-1", "f", "1", "127", "g"]);
+        both(&["XDEL", "e", "1-1", "100-0"]);
+        both(&["XRANGE", "e", "-", "+"]);
+        both(&["XREVRANGE", "e", "+", "-", "COUNT", "7"]);
+        both(&["XINFO", "STREAM", "e"]);
+        both(&["DUMP", "e"]);
+        both(&["XTRIM", "e", "MAXLEN", "~", "20"]);
+        both(&["XINFO", "STREAM", "e"]);
+        both(&["XTRIM", "e", "MINID", "5-0"]);
+        both(&["DUMP", "e"]);
+    }
+    for s in [&redis, &ours] {
+        s.connect()
+            .cmd_str(&["CONFIG", "SET", "stream-node-max-bytes", "4096"]);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
