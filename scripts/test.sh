@@ -24,6 +24,11 @@ echo "== build cinnabar-server (release: the black-box tests run this binary)"
 cargo build --release --quiet -p cinnabar-net
 export CINNABAR_BIN="$PWD/target/release/cinnabar-server"
 
+# redis-py is a test dependency too (the TLS tests drive it).
+if ! python3 -c "import redis" >/dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check redis
+fi
+
 echo "== tests"
 # DIFF_CASES: random command sequences per differential property test.
 export DIFF_CASES="${DIFF_CASES:-2000}"

@@ -1407,6 +1407,23 @@ impl crate::Node {
     }
 }
 
+/// Protected mode's refusal, written to a non-loopback client when the
+/// default user has no password (Redis 7.0's text, with its typo).
+pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Whether a peer address (as the driver names it: "ip:port", or a unix
+/// socket path) is local for protected mode: loopback IPs and unix sockets.
+pub fn is_local_peer(peer: &str) -> bool {
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) => a.ip().is_loopback(),
+        Ok(std::net::SocketAddr::V6(a)) => {
+            a.ip().is_loopback() || a.ip().to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        // Not an IP address: a unix socket (or a simulated peer).
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1547,6 +1564,17 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("f:2 should start with user keyword"), "{err}");
+    }
+
+    #[test]
+    fn local_peers() {
+        assert!(is_local_peer("127.0.0.1:5000"));
+        assert!(is_local_peer("127.8.0.1:5000"));
+        assert!(is_local_peer("[::1]:5000"));
+        assert!(is_local_peer("[::ffff:127.0.0.1]:5000"));
+        assert!(is_local_peer("/tmp/redis.sock:0"));
+        assert!(!is_local_peer("10.0.0.1:5000"));
+        assert!(!is_local_peer("[2001:db8::1]:5000"));
     }
 
     #[test]

@@ -39,6 +39,23 @@ pub struct Config {
     /// (each split in words, name first), ACL LOG length, and whether new
     /// users get all channels (`acl-pubsub-default allchannels`).
     pub aclfile: String,
+    /// Unix socket permissions, octal text as in redis.conf ("700"); "0"
+    /// leaves the umask's.
+    pub unixsocketperm: String,
+    /// TLS (performed by the shim; the engine sees plaintext).
+    pub tls_port: i64,
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    pub tls_ca_cert_file: String,
+    pub tls_ca_cert_dir: String,
+    pub tls_auth_clients: String,
+    pub tls_protocols: String,
+    pub tls_ciphers: String,
+    pub tls_ciphersuites: String,
+    pub tls_prefer_server_ciphers: bool,
+    /// Reserved until replication and cluster exist.
+    pub tls_replication: bool,
+    pub tls_cluster: bool,
     pub acl_users: Vec<Vec<Vec<u8>>>,
     pub acllog_max_len: i64,
     pub acl_pubsub_default: String,
@@ -123,6 +140,19 @@ impl Default for Config {
             maxmemory_samples: 5,
             unixsocket: "".into(),
             aclfile: "".into(),
+            unixsocketperm: "0".into(),
+            tls_port: 0,
+            tls_cert_file: "".into(),
+            tls_key_file: "".into(),
+            tls_ca_cert_file: "".into(),
+            tls_ca_cert_dir: "".into(),
+            tls_auth_clients: "yes".into(),
+            tls_protocols: "".into(),
+            tls_ciphers: "".into(),
+            tls_ciphersuites: "".into(),
+            tls_prefer_server_ciphers: false,
+            tls_replication: false,
+            tls_cluster: false,
             acl_users: Vec::new(),
             acllog_max_len: 128,
             acl_pubsub_default: "resetchannels".into(),
@@ -387,6 +417,26 @@ static PARAMS: &[Param] = &[
     p_int!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as i64, Yes),
     p_text!("unixsocket", unixsocket, Kind::Text, Immutable),
     p_text!("aclfile", aclfile, Kind::Text, Immutable),
+    p_text!("unixsocketperm", unixsocketperm, Kind::Text, Immutable),
+    // The listeners and certificates are read once at start-up by the shim
+    // (Redis can change them at run time).
+    p_int!("tls-port", tls_port, 0, 65535, Immutable),
+    p_text!("tls-cert-file", tls_cert_file, Kind::Text, Immutable),
+    p_text!("tls-key-file", tls_key_file, Kind::Text, Immutable),
+    p_text!("tls-ca-cert-file", tls_ca_cert_file, Kind::Text, Immutable),
+    p_text!("tls-ca-cert-dir", tls_ca_cert_dir, Kind::Text, Immutable),
+    p_text!(
+        "tls-auth-clients",
+        tls_auth_clients,
+        Kind::Enum(&["no", "yes", "optional"]),
+        Immutable
+    ),
+    p_text!("tls-protocols", tls_protocols, Kind::Text, Immutable),
+    p_text!("tls-ciphers", tls_ciphers, Kind::Text, Immutable),
+    p_text!("tls-ciphersuites", tls_ciphersuites, Kind::Text, Immutable),
+    p_bool!("tls-prefer-server-ciphers", tls_prefer_server_ciphers, Immutable),
+    p_bool!("tls-replication", tls_replication, Immutable),
+    p_bool!("tls-cluster", tls_cluster, Immutable),
     p_int!("acllog-max-len", acllog_max_len, 0, i64::MAX, Yes),
     p_text!(
         "acl-pubsub-default",

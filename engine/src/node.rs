@@ -268,6 +268,9 @@ impl Client {
         c.in_exec = true;
         c.user = caller.user.clone();
         c.is_script = true;
+        // ACL LOG's client-info for a refused call describes the caller.
+        c.name = caller.name.clone();
+        c.last_cmd = caller.last_cmd.clone();
         c
     }
 
@@ -755,6 +758,21 @@ impl Node {
             self.outputs.push_back(Output::Send {
                 conn,
                 data: Bytes::from_static(b"-ERR max number of clients reached\r\n"),
+            });
+            self.outputs.push_back(Output::Close { conn });
+            return;
+        }
+        // Protected mode: with no password for the default user, only
+        // loopback (and unix socket) clients are served (Redis's
+        // clientAcceptHandler).
+        if self.config.protected_mode
+            && self.acl.default_user().is_some_and(|d| d.nopass)
+            && !crate::acl::is_local_peer(&peer)
+        {
+            self.stats.rejected_connections += 1;
+            self.outputs.push_back(Output::Send {
+                conn,
+                data: Bytes::from_static(crate::acl::PROTECTED_MODE_DENIED),
             });
             self.outputs.push_back(Output::Close { conn });
             return;

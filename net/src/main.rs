@@ -15,6 +15,7 @@ mod alloc;
 mod args;
 mod check;
 mod disk;
+mod tls;
 
 use bytes::Bytes;
 use cinnabar_engine::{Config, ConnId, HostInfo, Input, Node, Output, Time};
@@ -22,8 +23,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, Notify};
 
 #[global_allocator]
@@ -107,16 +108,17 @@ impl Shared {
     }
 }
 
-async fn write_all(stream: &mut TcpStream, chunks: &[Bytes]) -> std::io::Result<()> {
+async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, chunks: &[Bytes]) -> std::io::Result<()> {
     for c in chunks {
         stream.write_all(c).await?;
     }
     Ok(())
 }
 
-async fn serve_conn(
+/// Serves one client connection (TCP, TLS or unix socket) until it closes.
+async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
     shared: Rc<Shared>,
-    mut stream: TcpStream,
+    mut stream: S,
     conn: ConnId,
     mut rx: mpsc::UnboundedReceiver<ToConn>,
 ) {
@@ -145,47 +147,118 @@ async fn serve_conn(
     shared.feed(Input::Closed { conn }, None);
 }
 
-async fn accept_loop(shared: Rc<Shared>, listener: TcpListener, next_conn: Rc<RefCell<u64>>) {
+/// How long a TLS client may take to complete its handshake: a client
+/// that connects and says nothing (or speaks plaintext) holds no engine
+/// state, and is dropped after this.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts TCP clients; with `tls`, each completes a TLS handshake before the
+/// engine hears of it (a failed handshake, e.g. a plaintext client, is just
+/// closed).
+async fn accept_loop(
+    shared: Rc<Shared>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    next_conn: Rc<RefCell<u64>>,
+) {
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
     loop {
-        let (mut stream, peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
+                // Out of file descriptors: let other tasks release some.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let conn = {
-            let mut n = next_conn.borrow_mut();
-            *n += 1;
-            ConnId(*n)
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        shared.routes.borrow_mut().insert(conn, tx);
-        let mine = shared.feed(
-            Input::Accepted {
-                conn,
-                peer: peer.to_string(),
-                local: local.clone(),
-            },
-            Some(conn),
-        );
-        let shared2 = shared.clone();
-        tokio::task::spawn_local(async move {
-            if !mine.data.is_empty() || mine.close {
-                let _ = write_all(&mut stream, &mine.data).await;
-                if mine.close {
-                    shared2.routes.borrow_mut().remove(&conn);
-                    return;
-                }
+        let keepalive_s = shared.node.borrow().config.tcp_keepalive;
+        if keepalive_s > 0 {
+            // As Redis's anetKeepAlive: probes after `interval` idle
+            // seconds, then every interval/3, 3 times.
+            let secs = keepalive_s as u64;
+            let ka = socket2::TcpKeepalive::new()
+                .with_time(std::time::Duration::from_secs(secs))
+                .with_interval(std::time::Duration::from_secs((secs / 3).max(1)))
+                .with_retries(3);
+            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+        }
+        let peer = peer.to_string();
+        match &tls {
+            None => start_conn(shared.clone(), stream, peer, local.clone(), &next_conn),
+            Some(acceptor) => {
+                let (acceptor, shared, local, next_conn) =
+                    (acceptor.clone(), shared.clone(), local.clone(), next_conn.clone());
+                tokio::task::spawn_local(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => start_conn(shared, s, peer, local, &next_conn),
+                        Ok(Err(e)) => tracing::warn!(
+                            "Error accepting a client connection: {e} (addr={peer} laddr={local})"
+                        ),
+                        Err(_) => tracing::warn!(
+                            "Error accepting a client connection: TLS handshake timed out (addr={peer})"
+                        ),
+                    }
+                });
             }
-            serve_conn(shared2, stream, conn, rx).await;
-        });
+        }
     }
+}
+
+/// Accepts clients on the unix socket.
+async fn unix_accept_loop(
+    shared: Rc<Shared>,
+    listener: UnixListener,
+    path: String,
+    next_conn: Rc<RefCell<u64>>,
+) {
+    // Redis shows unix clients as "<path>:0".
+    let addr = format!("{path}:0");
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                start_conn(shared.clone(), stream, addr.clone(), addr.clone(), &next_conn)
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Introduces a connection to the engine and serves it.
+fn start_conn<S: AsyncRead + AsyncWrite + Unpin + 'static>(
+    shared: Rc<Shared>,
+    mut stream: S,
+    peer: String,
+    local: String,
+    next_conn: &Rc<RefCell<u64>>,
+) {
+    let conn = {
+        let mut n = next_conn.borrow_mut();
+        *n += 1;
+        ConnId(*n)
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    shared.routes.borrow_mut().insert(conn, tx);
+    let mine = shared.feed(Input::Accepted { conn, peer, local }, Some(conn));
+    tokio::task::spawn_local(async move {
+        if !mine.data.is_empty() || mine.close {
+            let _ = write_all(&mut stream, &mine.data).await;
+            if mine.close {
+                let _ = stream.shutdown().await;
+                shared.routes.borrow_mut().remove(&conn);
+                return;
+            }
+        }
+        serve_conn(shared, stream, conn, rx).await;
+    });
 }
 
 /// Drives the engine's timers and reports process figures to it.
@@ -287,6 +360,21 @@ fn main() {
 async fn run(config: Config, config_file: String) -> i32 {
     let port = config.port as u16;
     let binds = config.bind.clone();
+    let tls_port = config.tls_port as u16;
+    let unixsocket = config.unixsocket.clone();
+    let unixsocketperm = config.unixsocketperm.clone();
+    let tls_acceptor = if tls_port != 0 {
+        match tls::acceptor(&config) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!("{e}");
+                tracing::error!("Failed to configure TLS. Check logs for more info.");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     // Hash seeds are random in production (HashDoS), fixed in simulation.
     let seed = alloc::random_seed();
     let (disk, mut disk_done) = match disk::DiskWorker::start() {
@@ -361,31 +449,84 @@ async fn run(config: Config, config_file: String) -> i32 {
     shared.feed(Input::Host(host_info(&config_file)), None);
     let next_conn = Rc::new(RefCell::new(0u64));
     let mut listening = 0;
-    for b in &binds {
-        let (optional, addr) = match b.strip_prefix('-') {
-            Some(a) => (true, a),
-            None => (false, b.as_str()),
-        };
-        let host = if addr.contains(':') {
-            format!("[{addr}]:{port}")
-        } else {
-            format!("{addr}:{port}")
-        };
-        match TcpListener::bind(&host).await {
-            Ok(l) => {
-                tracing::info!("Ready to accept connections on {host}");
-                listening += 1;
-                tokio::task::spawn_local(accept_loop(shared.clone(), l, next_conn.clone()));
+    // `port 0` / `tls-port 0` disable that listener, as in Redis.
+    let mut ports: Vec<(u16, Option<tokio_rustls::TlsAcceptor>)> = Vec::new();
+    if port != 0 {
+        ports.push((port, None));
+    }
+    if let Some(a) = tls_acceptor {
+        ports.push((tls_port, Some(a)));
+    }
+    for (port, tls) in ports {
+        let mut bound_here = 0;
+        for b in &binds {
+            let (optional, addr) = match b.strip_prefix('-') {
+                Some(a) => (true, a),
+                None => (false, b.as_str()),
+            };
+            let host = if addr.contains(':') {
+                format!("[{addr}]:{port}")
+            } else {
+                format!("{addr}:{port}")
+            };
+            match TcpListener::bind(&host).await {
+                Ok(l) => {
+                    let kind = if tls.is_some() { " (TLS)" } else { "" };
+                    tracing::info!("Ready to accept connections on {host}{kind}");
+                    bound_here += 1;
+                    tokio::task::spawn_local(accept_loop(
+                        shared.clone(),
+                        l,
+                        tls.clone(),
+                        next_conn.clone(),
+                    ));
+                }
+                Err(e) if optional => tracing::debug!("skipping optional bind {host}: {e}"),
+                Err(e) => {
+                    tracing::error!("Could not create server TCP listening socket {host}: {e}");
+                    return 1;
+                }
             }
-            Err(e) if optional => tracing::debug!("skipping optional bind {host}: {e}"),
+        }
+        if bound_here == 0 {
+            tracing::error!("Failed listening on port {port} (tcp), aborting.");
+            return 1;
+        }
+        listening += bound_here;
+    }
+    if !unixsocket.is_empty() {
+        // A stale socket file from an earlier run is replaced, as Redis does.
+        let _ = std::fs::remove_file(&unixsocket);
+        match UnixListener::bind(&unixsocket) {
+            Ok(l) => {
+                let perm = u32::from_str_radix(unixsocketperm.trim(), 8).unwrap_or(0);
+                if perm != 0 {
+                    use std::os::unix::fs::PermissionsExt;
+                    if let Err(e) = std::fs::set_permissions(
+                        &unixsocket,
+                        std::fs::Permissions::from_mode(perm),
+                    ) {
+                        tracing::error!("Failed to set permissions on {unixsocket}: {e}");
+                        return 1;
+                    }
+                }
+                tracing::info!("The server is now ready to accept connections at {unixsocket}");
+                listening += 1;
+                tokio::task::spawn_local(unix_accept_loop(
+                    shared.clone(),
+                    l,
+                    unixsocket.clone(),
+                    next_conn.clone(),
+                ));
+            }
             Err(e) => {
-                tracing::error!("Could not create server TCP listening socket {host}: {e}");
+                tracing::error!("Failed opening Unix socket: {e}");
                 return 1;
             }
         }
     }
     if listening == 0 {
-        tracing::error!("Failed listening on port {port} (tcp), aborting.");
+        tracing::error!("Configured to not listen anywhere, exiting.");
         return 1;
     }
     tokio::task::spawn_local(tick_loop(shared.clone()));

@@ -420,10 +420,12 @@ pub struct World {
 impl World {
     pub fn new(cfg: SimConfig) -> World {
         let mut rng = SimRng::new(cfg.seed);
-        let mut engine_config = Config::default();
         // Simulated clients connect from 10.0.1.x: without a password,
         // protected mode (on by default, as in Redis) would refuse them all.
-        engine_config.protected_mode = false;
+        let mut engine_config = Config {
+            protected_mode: false,
+            ..Config::default()
+        };
         // An engine without a parameter (persistence is being built) runs
         // without it, and then what it persists is not checked.
         let mut missing = Vec::new();

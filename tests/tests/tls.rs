@@ -1,0 +1,314 @@
+//! TLS sessions with real clients: certificates are generated here (rcgen),
+//! then redis-cli --tls (with and without a client certificate) and redis-py
+//! talk to cinnabar-server's tls-port, and a plaintext client on the TLS
+//! port is turned away without harming the server.
+
+use cinnabar_tests::{fresh_dir, Conn, Server};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// PEM files: a CA, a server certificate for 127.0.0.1/localhost, a
+/// client certificate, and a second CA nobody trusts (with its client).
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    fn generate(dir: &Path) -> Certs {
+        let write = |name: &str, pem: String| {
+            std::fs::write(dir.join(name), pem).expect("write a PEM file");
+        };
+        let make_ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            let key = KeyPair::generate().expect("CA key");
+            let cert = p.self_signed(&key).expect("self-signed CA");
+            (cert, key)
+        };
+        let (ca, ca_key) = make_ca("Cinnabar Test CA");
+        let (rogue, rogue_key) = make_ca("Rogue CA");
+        write("ca.crt", ca.pem());
+        let mut sp = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("server params");
+        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        sp.distinguished_name.push(DnType::CommonName, "localhost");
+        let skey = KeyPair::generate().expect("server key");
+        let server = sp.signed_by(&skey, &ca, &ca_key).expect("server cert");
+        write("server.crt", server.pem());
+        write("server.key", skey.serialize_pem());
+        for (name, issuer, issuer_key) in [("client", &ca, &ca_key), ("rogue", &rogue, &rogue_key)]
+        {
+            let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
+            cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            cp.distinguished_name.push(DnType::CommonName, name);
+            let ckey = KeyPair::generate().expect("client key");
+            let c = cp
+                .signed_by(&ckey, issuer, issuer_key)
+                .expect("client cert");
+            write(&format!("{name}.crt"), c.pem());
+            write(&format!("{name}.key"), ckey.serialize_pem());
+        }
+        Certs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// Starts cinnabar-server with a TLS port; returns it with that port.
+fn start(certs: &Certs, auth_clients: &str, extra: &[&str]) -> (Server, u16) {
+    let tls_port = free_port();
+    let tp = tls_port.to_string();
+    let (cert, key, ca) = (
+        certs.path("server.crt"),
+        certs.path("server.key"),
+        certs.path("ca.crt"),
+    );
+    let mut args = vec![
+        "--tls-port",
+        &tp,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        auth_clients,
+    ];
+    args.extend_from_slice(extra);
+    let s = Server::cinnabar(&args);
+    (s, tls_port)
+}
+
+/// Runs redis-cli over TLS; returns (success, stdout+stderr).
+fn cli(certs: &Certs, port: u16, client: Option<&str>, args: &[&str]) -> (bool, String) {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "--tls"])
+        .args(["--cacert", &certs.path("ca.crt")]);
+    if let Some(c) = client {
+        cmd.args([
+            "--cert",
+            &certs.path(&format!("{c}.crt")),
+            "--key",
+            &certs.path(&format!("{c}.key")),
+        ]);
+    }
+    let out = cmd.args(args).output().expect("run redis-cli");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success() && !text.contains("Could not") && !text.contains("Error"),
+        text.trim().to_string(),
+    )
+}
+
+fn cert_dir(tag: &str) -> Certs {
+    let dir = fresh_dir(free_port()).join(format!("certs-{tag}"));
+    std::fs::create_dir_all(&dir).expect("cert dir");
+    Certs::generate(&dir)
+}
+
+#[test]
+fn redis_cli_with_and_without_client_certificates() {
+    let certs = cert_dir("cli");
+    // tls-auth-clients yes: a certificate from the trusted CA is required.
+    let (s, port) = start(&certs, "yes", &[]);
+    let (ok, out) = cli(&certs, port, Some("client"), &["PING"]);
+    assert!(ok && out == "PONG", "client cert, auth yes: {out}");
+    let (ok, out) = cli(&certs, port, Some("client"), &["SET", "k", "over tls"]);
+    assert!(ok && out == "OK", "{out}");
+    let (ok, out) = cli(&certs, port, Some("client"), &["GET", "k"]);
+    assert!(ok && out == "over tls", "{out}");
+    let (ok, out) = cli(&certs, port, None, &["PING"]);
+    assert!(
+        !ok && !out.contains("PONG"),
+        "no client cert must be refused: {out}"
+    );
+    let (ok, out) = cli(&certs, port, Some("rogue"), &["PING"]);
+    assert!(
+        !ok && !out.contains("PONG"),
+        "untrusted client cert must be refused: {out}"
+    );
+    // The plaintext port still works and sees the same data.
+    let mut plain = s.connect();
+    assert_eq!(plain.cmd_str(&["GET", "k"]), b"$8\r\nover tls\r\n");
+    drop(s);
+
+    // optional: a client may come without a certificate, but a bad one is
+    // still refused.
+    let (_s, port) = start(&certs, "optional", &[]);
+    let (ok, out) = cli(&certs, port, None, &["PING"]);
+    assert!(ok && out == "PONG", "optional, no cert: {out}");
+    let (ok, out) = cli(&certs, port, Some("client"), &["PING"]);
+    assert!(ok && out == "PONG", "optional, good cert: {out}");
+    let (ok, out) = cli(&certs, port, Some("rogue"), &["PING"]);
+    assert!(
+        !ok && !out.contains("PONG"),
+        "optional, untrusted cert: {out}"
+    );
+
+    // no: certificates are not even asked for.
+    let (_s, port) = start(&certs, "no", &[]);
+    let (ok, out) = cli(&certs, port, None, &["PING"]);
+    assert!(ok && out == "PONG", "auth no: {out}");
+}
+
+#[test]
+fn protocols_and_ciphersuites() {
+    let certs = cert_dir("proto");
+    let (_s, port) = start(
+        &certs,
+        "no",
+        &[
+            "--tls-protocols",
+            "TLSv1.3",
+            "--tls-ciphersuites",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        ],
+    );
+    let (ok, out) = cli(&certs, port, None, &["PING"]);
+    assert!(ok && out == "PONG", "TLS 1.3 only: {out}");
+    // openssl s_client can tell which protocol and suite were chosen.
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-tls1_2",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output();
+    if let Ok(o) = out {
+        let text =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(
+            text.contains("no peer certificate available") || text.contains("Cipher is (NONE)"),
+            "TLS 1.2 must be refused when tls-protocols is TLSv1.3: {text}"
+        );
+        let o = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-tls1_3",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            text.contains("TLS_CHACHA20_POLY1305_SHA256"),
+            "the configured suite is used: {text}"
+        );
+    }
+    // A configuration rustls cannot honour stops the server at start-up.
+    let tls_port = free_port().to_string();
+    let (cert, key) = (certs.path("server.crt"), certs.path("server.key"));
+    let out = Command::new(cinnabar_tests::cinnabar_bin())
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-auth-clients",
+            "no",
+            "--tls-protocols",
+            "TLSv1",
+        ])
+        .output()
+        .expect("run cinnabar-server");
+    assert!(!out.status.success(), "TLSv1 only must not start");
+    // tls-auth-clients yes without a CA is refused, as in Redis.
+    let out = Command::new(cinnabar_tests::cinnabar_bin())
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+        ])
+        .output()
+        .expect("run cinnabar-server");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("tls-ca-cert-file or tls-ca-cert-dir"),
+        "{text}"
+    );
+}
+
+#[test]
+fn redis_py_over_tls() {
+    let certs = cert_dir("py");
+    let (_s, port) = start(&certs, "yes", &["--requirepass", "pw"]);
+    let script = format!(
+        r#"
+import redis
+r = redis.Redis(host="127.0.0.1", port={port}, password="pw", ssl=True,
+                ssl_ca_certs="{ca}", ssl_certfile="{crt}", ssl_keyfile="{key}")
+assert r.ping() is True
+r.set("py", "tls")
+assert r.get("py") == b"tls"
+p = r.pipeline()
+for i in range(100):
+    p.incr("n")
+assert p.execute()[-1] == 100
+print("redis-py ok")
+"#,
+        ca = certs.path("ca.crt"),
+        crt = certs.path("client.crt"),
+        key = certs.path("client.key"),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 (scripts/test.sh installs redis-py)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("redis-py ok"),
+        "{text}"
+    );
+}
+
+#[test]
+fn plaintext_client_on_tls_port_is_rejected_cleanly() {
+    let certs = cert_dir("plain");
+    let (s, port) = start(&certs, "no", &[]);
+    let mut c = Conn::connect(port);
+    c.send(&[b"PING"]);
+    // The handshake fails: the server closes without a RESP reply.
+    let reply = c.try_reply(Duration::from_secs(3));
+    assert!(reply.is_none(), "no RESP reply on the TLS port: {reply:?}");
+    assert!(c.is_closed(), "the plaintext connection is closed");
+    // The server is unharmed, on both ports.
+    let (ok, out) = cli(&certs, port, None, &["PING"]);
+    assert!(ok && out == "PONG", "{out}");
+    assert_eq!(s.connect().cmd_str(&["PING"]), b"+PONG\r\n");
+    // A client that connects and says nothing does not hold the port.
+    let _idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (ok, out) = cli(&certs, port, None, &["PING"]);
+    assert!(ok && out == "PONG", "{out}");
+}
