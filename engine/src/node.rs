@@ -351,6 +351,9 @@ pub struct Node {
     blocking: BTreeMap<(usize, Bytes), VecDeque<ConnId>>,
     /// Keys that received data while clients wait on them, in signal order.
     ready_keys: VecDeque<(usize, Bytes)>,
+    /// While a blocked command runs again: the key whose signal woke it
+    /// (XREAD then answers for that key only, as Redis serves one key).
+    pub serving_key: Option<Bytes>,
     /// Clients WATCHing each (db, key).
     watchers: BTreeMap<(usize, Bytes), Vec<ConnId>>,
     /// Pub/sub: subscribers per channel, pattern and shard channel, in
@@ -622,6 +625,7 @@ impl Node {
             shutdown_requested: false,
             blocking: BTreeMap::new(),
             ready_keys: VecDeque::new(),
+            serving_key: None,
             watchers: BTreeMap::new(),
             pubsub_channels: BTreeMap::new(),
             pubsub_patterns: BTreeMap::new(),
@@ -1729,7 +1733,9 @@ impl Node {
                 c.rearmed = false;
                 let saved_db = c.db;
                 c.db = b.db;
+                self.serving_key = Some(slot.1.clone());
                 self.execute(&mut c, &b.argv);
+                self.serving_key = None;
                 c.db = saved_db;
                 let served = !c.rearmed;
                 c.rearmed = false;
