@@ -76,6 +76,14 @@ pub const EXPIRE_ENTRY_BYTES: u64 = 48 + 8;
 
 /// Estimated heap bytes of a value (not counting the entry that holds it).
 pub fn value_bytes(v: &Value) -> u64 {
+    value_bytes_sampled(v, SAMPLES)
+}
+
+/// [`value_bytes`] extrapolating from `samples` elements of a collection
+/// (0: all of them), as MEMORY USAGE ... SAMPLES asks.
+pub fn value_bytes_sampled(v: &Value, samples: usize) -> u64 {
+    let samples = if samples == 0 { usize::MAX } else { samples };
+    let sampled = |costs: &mut dyn Iterator<Item = usize>| sampled(costs, samples);
     let n = match v {
         Value::Str(s) => match s {
             Str::Int(_) => 0,
@@ -85,13 +93,13 @@ pub fn value_bytes(v: &Value) -> u64 {
         Value::List(l) => {
             // Packed chunks: each element costs its bytes plus a length
             // prefix and a back-length; chunks of ~8 KB plus their header.
-            let per = sampled(l.iter().map(|e| e.len() + 2));
+            let per = sampled(&mut l.iter().map(|e| e.len() + 2));
             let body = per * l.len() as f64;
             body as usize + (body as usize / 8192 + 1) * 32
         }
         Value::Hash(h) => {
             let table = h.encoding_name() == "hashtable";
-            let per = sampled(h.iter().map(|(f, v)| {
+            let per = sampled(&mut h.iter().map(|(f, v)| {
                 if table {
                     // Node (two 24-byte keys + next) in the 64 class, heap
                     // parts of long fields/values, a bucket pointer.
@@ -104,7 +112,7 @@ pub fn value_bytes(v: &Value) -> u64 {
         }
         Value::Set(s) => {
             let table = s.encoding_name() == "hashtable";
-            let per = sampled(s.iter().map(|m| match m {
+            let per = sampled(&mut s.iter().map(|m| match m {
                 crate::commands::sets::Member::Int(_) => 8,
                 crate::commands::sets::Member::Bytes(b) if table => 32 + key_heap(b.len()) + 8,
                 crate::commands::sets::Member::Bytes(b) => b.len() + 2,
@@ -115,7 +123,7 @@ pub fn value_bytes(v: &Value) -> u64 {
         }
         Value::ZSet(z) => {
             let tree = z.encoding_name() == "skiplist";
-            let per = sampled(z.iter().map(|(_, m)| {
+            let per = sampled(&mut z.iter().map(|(_, m)| {
                 if tree {
                     // Tree node (score, member, links) plus the member index.
                     class(m.len()) + 64 + 32
@@ -132,10 +140,10 @@ pub fn value_bytes(v: &Value) -> u64 {
     n as u64
 }
 
-/// The mean of the first [`SAMPLES`] costs (0 if none).
-fn sampled(costs: impl Iterator<Item = usize>) -> f64 {
+/// The mean of the first `samples` costs (0 if none).
+fn sampled(costs: &mut dyn Iterator<Item = usize>, samples: usize) -> f64 {
     let (mut sum, mut n) = (0usize, 0usize);
-    for c in costs.take(SAMPLES) {
+    for c in costs.take(samples) {
         sum += c;
         n += 1;
     }

@@ -466,3 +466,180 @@ fn pairs(r: &Reply) -> Vec<(Reply, Reply)> {
     v.sort();
     v
 }
+
+/// MEMORY: USAGE's reply types and errors, STATS's field names (nested db
+/// maps included), DOCTOR on a small instance, MALLOC-STATS's type,
+/// PURGE, HELP.
+#[test]
+fn memory_command_matches_redis() {
+    let (redis, ours) = servers();
+    let (mut r, mut c) = (redis.connect(), ours.connect());
+    let mut failures = vec![];
+    for conn in [&mut r, &mut c] {
+        conn.cmd_str(&["SET", "s", "hello"]);
+        conn.cmd_str(&["RPUSH", "l", "a", "b", "c"]);
+        conn.cmd_str(&["EXPIRE", "s", "100"]);
+    }
+    for (args, by_shape) in [
+        (&["MEMORY", "USAGE", "s"][..], true),
+        (&["MEMORY", "USAGE", "l", "SAMPLES", "0"], true),
+        (&["MEMORY", "USAGE", "nokey"], false),
+        (&["MEMORY", "USAGE", "s", "SAMPLES", "x"], false),
+        (&["MEMORY", "USAGE", "s", "FOO"], false),
+        (&["MEMORY", "DOCTOR"], false),
+        (&["MEMORY", "PURGE"], false),
+        (&["MEMORY", "HELP"], false),
+        (&["MEMORY", "NOPE"], false),
+    ] {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        let equal = if by_shape {
+            shape(&parse(&rr)) == shape(&parse(&cr))
+        } else {
+            rr == cr
+        };
+        if !equal {
+            failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    }
+    // STATS: the same names in the same order, values of the same kinds.
+    let names = |b: &[u8]| -> Vec<String> {
+        fn walk(r: &Reply, out: &mut Vec<String>) {
+            for pair in r.items().chunks(2) {
+                if let Reply::Blob(_, k) = &pair[0] {
+                    out.push(String::from_utf8_lossy(k).into_owned());
+                }
+                if let Some(v @ Reply::Agg(..)) = pair.get(1) {
+                    walk(v, out);
+                }
+            }
+        }
+        let mut out = vec![];
+        walk(&parse(b), &mut out);
+        out
+    };
+    let (rr, cr) = (
+        r.cmd_str(&["MEMORY", "STATS"]),
+        c.cmd_str(&["MEMORY", "STATS"]),
+    );
+    if names(&rr) != names(&cr) {
+        failures.push(format!(
+            "MEMORY STATS names\n    redis:    {:?}\n    cinnabar: {:?}",
+            names(&rr),
+            names(&cr)
+        ));
+    }
+    let (rr, cr) = (
+        r.cmd_str(&["MEMORY", "MALLOC-STATS"]),
+        c.cmd_str(&["MEMORY", "MALLOC-STATS"]),
+    );
+    if rr.first() != cr.first() {
+        failures.push(format!(
+            "MALLOC-STATS type: {} vs {}",
+            show(&rr[..1]),
+            show(&cr[..1])
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// DEBUG: DIGEST and DIGEST-VALUE equal Redis's for every type (so two
+/// servers holding the same data agree), OBJECT's fields, the other
+/// subcommands tools use, and their errors.
+#[test]
+fn debug_subcommands_match_redis() {
+    let (redis, ours) = servers();
+    let (mut r, mut c) = (redis.connect(), ours.connect());
+    let mut failures = vec![];
+    let setup: &[&[&str]] = &[
+        &["SET", "s", "hello"],
+        &["SET", "n", "12345"],
+        &["SET", "big", &"x".repeat(100)],
+        &["RPUSH", "l", "a", "b", "3"],
+        &["SADD", "si", "1", "2", "-3"],
+        &["SADD", "ss", "a", "b", "c"],
+        &["ZADD", "z", "1.5", "a", "2", "b", "1e20", "c", "-0.1", "d"],
+        &["HSET", "h", "f", "v", "g", "w"],
+        &["EXPIRE", "s", "100"],
+        &["SELECT", "3"],
+        &["SET", "other", "db"],
+        &["SELECT", "0"],
+    ];
+    let mut same = |r: &mut Conn, c: &mut Conn, args: &[&str]| {
+        let (rr, cr) = (r.cmd_str(args), c.cmd_str(args));
+        if rr != cr {
+            failures.push(format!(
+                "{args:?}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    };
+    same(&mut r, &mut c, &["DEBUG", "DIGEST"]);
+    for cmd in setup {
+        same(&mut r, &mut c, cmd);
+    }
+    same(&mut r, &mut c, &["DEBUG", "DIGEST"]);
+    same(
+        &mut r,
+        &mut c,
+        &[
+            "DEBUG",
+            "DIGEST-VALUE",
+            "s",
+            "n",
+            "big",
+            "l",
+            "si",
+            "ss",
+            "z",
+            "h",
+            "nokey",
+        ],
+    );
+    same(&mut r, &mut c, &["DEBUG", "DIGEST-VALUE"]);
+    for args in [
+        &["DEBUG", "OBJECT", "nokey"][..],
+        &["DEBUG", "OBJECT"],
+        &["DEBUG", "DIGEST", "x"],
+        &["DEBUG", "CHANGE-REPL-ID"],
+        &["DEBUG", "CHANGE-REPL-ID", "x"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "100"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "abc"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0"],
+        &["DEBUG", "JMAP"],
+        &["DEBUG", "SET-ACTIVE-EXPIRE", "1"],
+    ] {
+        same(&mut r, &mut c, args);
+    }
+    // OBJECT: the same field names; encodings and lengths equal too.
+    for key in ["s", "n", "big", "l", "si", "z", "h"] {
+        let fields = |b: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(b)
+                .split_whitespace()
+                .filter_map(|w| {
+                    let (k, v) = w.split_once(':')?;
+                    Some(match k {
+                        "at" | "lru" | "lru_seconds_idle" => k.to_string(),
+                        _ => format!("{k}:{v}"),
+                    })
+                })
+                .collect()
+        };
+        let (rr, cr) = (
+            r.cmd_str(&["DEBUG", "OBJECT", key]),
+            c.cmd_str(&["DEBUG", "OBJECT", key]),
+        );
+        if fields(&rr) != fields(&cr) {
+            failures.push(format!(
+                "DEBUG OBJECT {key}\n    redis:    {}\n    cinnabar: {}",
+                show(&rr),
+                show(&cr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

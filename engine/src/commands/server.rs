@@ -701,6 +701,48 @@ pub fn debug(cx: &mut Ctx) {
         cx.node.active_expire_enabled = cx.argv[2].as_ref() != b"0";
         return cx.out().ok();
     }
+    if cx.argv.len() == 3 && cx.arg_is(1, "object") {
+        return debug_object(cx);
+    }
+    if cx.argv.len() == 2 && cx.arg_is(1, "digest") {
+        let d = dataset_digest(cx.node);
+        return cx.out().simple(&hex(&d));
+    }
+    if cx.argv.len() >= 2 && cx.arg_is(1, "digest-value") {
+        let db = cx.client.db;
+        let digests: Vec<String> = cx.argv[2..]
+            .iter()
+            .map(|k| {
+                let mut d = [0u8; 20];
+                if let Some(e) = cx.node.dbs[db].keys.get(k) {
+                    let expires = cx.node.dbs[db].expire_of(k).is_some();
+                    object_digest(&mut d, &e.value, expires);
+                }
+                hex(&d)
+            })
+            .collect();
+        let out = cx.out();
+        out.array(digests.len());
+        for d in digests {
+            out.simple(&d);
+        }
+        return;
+    }
+    if cx.argv.len() == 2 && cx.arg_is(1, "change-repl-id") {
+        // There is no replication: the id has nothing to invalidate.
+        return cx.out().ok();
+    }
+    if cx.argv.len() == 3 && cx.arg_is(1, "quicklist-packed-threshold") {
+        let ok = crate::config::parse_memory(&String::from_utf8_lossy(&cx.argv[2]))
+            .is_some_and(|n| (0..1i64 << 32).contains(&n));
+        if !ok {
+            return cx
+                .error("ERR argument must be a memory value bigger than 1 and smaller than 4gb");
+        }
+        // Our lists never store an element as a plain (unpacked) node, so
+        // the threshold has nothing to change.
+        return cx.out().ok();
+    }
     let msg = format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
         crate::resp::c_str_lossy(&cx.argv[1])
@@ -1165,4 +1207,285 @@ pub fn latency_histogram(cx: &mut Ctx) {
 
 pub fn latency_help(cx: &mut Ctx) {
     cx.reply_help("latency");
+}
+
+/// MEMORY USAGE key [SAMPLES count]: the key's estimated bytes (its
+/// keyspace entry and its value, collections extrapolated from `count`
+/// elements, 5 by default, 0 for all).
+pub fn memory_usage(cx: &mut Ctx) {
+    let mut samples = crate::memory::SAMPLES;
+    let mut i = 3;
+    while i < cx.argv.len() {
+        if cx.arg_is(i, "samples") && i + 1 < cx.argv.len() {
+            let Some(n) = cx.parse_int(i + 1) else {
+                return;
+            };
+            samples = if n < 0 {
+                return cx.syntax_error();
+            } else {
+                n as usize
+            };
+            i += 2;
+        } else {
+            return cx.syntax_error();
+        }
+    }
+    let key = cx.argv[2].clone();
+    let Some(bytes) = cx
+        .lookup_quiet(&key)
+        .map(|e| crate::memory::value_bytes_sampled(&e.value, samples))
+    else {
+        return cx.out().null();
+    };
+    let total = bytes + crate::memory::key_bytes(key.len());
+    cx.out().int(total as i64);
+}
+
+/// MEMORY STATS: Redis's field names and nesting (db.N maps), from the
+/// engine's estimate and the host's allocator figures.
+pub fn memory_stats(cx: &mut Ctx) {
+    let n = &*cx.node;
+    let used = n.used_memory_estimate();
+    let peak = n.used_memory_peak.max(used);
+    let startup = crate::memory::BASE_OVERHEAD;
+    let dataset: u64 = n.dbs.iter().map(|d| d.used_bytes).sum();
+    let overhead = used.saturating_sub(dataset);
+    let keys: u64 = n.dbs.iter().map(|d| d.len() as u64).sum();
+    let rss = n.used_memory_rss;
+    let alloc = n.used_memory;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let dbs: Vec<(usize, u64, u64)> = n
+        .dbs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.is_empty())
+        .map(|(i, d)| {
+            let main = d.keys.bucket_count() as u64 * 8 + d.len() as u64 * 24;
+            let expires = d.expires.len() as u64 * crate::memory::EXPIRE_ENTRY_BYTES;
+            (i, main, expires)
+        })
+        .collect();
+    let clients = n.clients_memory;
+    let out = &mut cx.client.reply;
+    out.map(27 + dbs.len());
+    let int = |out: &mut crate::resp::ReplyBuf, k: &str, v: u64| {
+        out.bulk(k.as_bytes());
+        out.int(v as i64);
+    };
+    int(out, "peak.allocated", peak);
+    int(out, "total.allocated", used);
+    int(out, "startup.allocated", startup);
+    int(out, "replication.backlog", 0);
+    int(out, "clients.slaves", 0);
+    int(out, "clients.normal", clients);
+    int(out, "cluster.links", 0);
+    int(out, "aof.buffer", 0);
+    int(out, "lua.caches", 0);
+    int(out, "functions.caches", 0);
+    for (i, main, expires) in &dbs {
+        out.bulk(format!("db.{i}").as_bytes());
+        out.map(3);
+        int(out, "overhead.hashtable.main", *main);
+        int(out, "overhead.hashtable.expires", *expires);
+        int(out, "overhead.hashtable.slot-to-keys", 0);
+    }
+    int(out, "overhead.total", overhead);
+    int(out, "keys.count", keys);
+    int(
+        out,
+        "keys.bytes-per-key",
+        used.saturating_sub(startup).checked_div(keys).unwrap_or(0),
+    );
+    int(out, "dataset.bytes", dataset);
+    let dbl = |out: &mut crate::resp::ReplyBuf, k: &str, v: f64| {
+        out.bulk(k.as_bytes());
+        out.double(v);
+    };
+    dbl(
+        out,
+        "dataset.percentage",
+        ratio(dataset, used.saturating_sub(startup)) * 100.0,
+    );
+    dbl(out, "peak.percentage", ratio(used, peak) * 100.0);
+    int(out, "allocator.allocated", alloc);
+    int(out, "allocator.active", alloc);
+    int(out, "allocator.resident", rss);
+    dbl(out, "allocator-fragmentation.ratio", 1.0);
+    int(out, "allocator-fragmentation.bytes", 0);
+    dbl(out, "allocator-rss.ratio", ratio(rss, alloc));
+    int(out, "allocator-rss.bytes", rss.saturating_sub(alloc));
+    dbl(out, "rss-overhead.ratio", 1.0);
+    int(out, "rss-overhead.bytes", 0);
+    dbl(out, "fragmentation", ratio(rss, used));
+    int(out, "fragmentation.bytes", rss.saturating_sub(used));
+}
+
+/// MEMORY DOCTOR: Redis's report texts; below 5 MB Redis declines to judge.
+pub fn memory_doctor(cx: &mut Ctx) {
+    let used = cx.node.used_memory_estimate();
+    let text = if used < 5 * 1024 * 1024 {
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n"
+    } else if cx.node.config.maxmemory > 0 && cx.node.used_memory_rss > 2 * used {
+        "Sam, I detected a few issues in this Redis instance memory implants:\n\n * High total RSS: This instance has a memory fragmentation and RSS overhead greater than 1.4 (this means that the Resident Set Size of the Redis process is much larger than the sum of the logical allocations Redis performed). This problem is usually due either to a large peak memory (check if there is a peak memory entry above in the report) or may result from a workload that causes the allocator to fragment memory a lot. If the problem is a large peak memory, then there is no issue. Otherwise, make sure you are using the Jemalloc allocator and not the default libc malloc.\n\nI'm here to keep you safe, Sam. I want to help you.\n"
+    } else {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n"
+    };
+    cx.client.reply.verbatim(text.as_bytes(), "txt");
+}
+
+/// MEMORY MALLOC-STATS: the engine cannot see the allocator's internals
+/// (Redis says the same for allocators without a stats dump).
+pub fn memory_malloc_stats(cx: &mut Ctx) {
+    cx.client
+        .reply
+        .verbatim(b"Stats not supported for the current allocator", "txt");
+}
+
+/// MEMORY PURGE: nothing to ask the allocator from here; +OK as Redis.
+pub fn memory_purge(cx: &mut Ctx) {
+    cx.out().ok();
+}
+
+pub fn memory_help(cx: &mut Ctx) {
+    cx.reply_help("memory");
+}
+
+/// DEBUG DIGEST: Redis's dataset digest (`computeDatasetDigest`), so two
+/// servers holding the same data agree; 40 zeros when empty.
+fn dataset_digest(node: &crate::node::Node) -> [u8; 20] {
+    let mut fin = [0u8; 20];
+    for (j, db) in node.dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        mix_digest(&mut fin, &(j as u32).to_be_bytes());
+        for (key, e) in db.keys.iter() {
+            let mut d = [0u8; 20];
+            mix_digest(&mut d, key);
+            object_digest(&mut d, &e.value, db.expire_of(key).is_some());
+            xor_digest(&mut fin, &d);
+        }
+    }
+    fin
+}
+
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h = sha1_smol::Sha1::new();
+    h.update(data);
+    h.digest().bytes()
+}
+
+fn xor_digest(digest: &mut [u8; 20], data: &[u8]) {
+    for (d, h) in digest.iter_mut().zip(sha1(data)) {
+        *d ^= h;
+    }
+}
+
+fn mix_digest(digest: &mut [u8; 20], data: &[u8]) {
+    xor_digest(digest, data);
+    *digest = sha1(&digest[..]);
+}
+
+/// `xorObjectDigest`: the type, the elements (ordered ones mixed, unordered
+/// ones xored), and whether the key expires.
+fn object_digest(d: &mut [u8; 20], v: &crate::db::Value, expires: bool) {
+    use crate::db::Value;
+    let type_id: u32 = match v {
+        Value::Str(_) => 0,
+        Value::List(_) => 1,
+        Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
+        Value::Hash(_) => 4,
+        #[allow(unreachable_patterns)]
+        _ => 6,
+    };
+    mix_digest(d, &type_id.to_be_bytes());
+    match v {
+        Value::Str(s) => mix_digest(d, &s.to_vec()),
+        Value::List(l) => {
+            for e in l.iter() {
+                mix_digest(d, e);
+            }
+        }
+        Value::Set(s) => {
+            for m in s.iter() {
+                match m {
+                    crate::commands::sets::Member::Int(n) => {
+                        xor_digest(d, itoa::Buffer::new().format(n).as_bytes())
+                    }
+                    crate::commands::sets::Member::Bytes(b) => xor_digest(d, b),
+                }
+            }
+        }
+        Value::ZSet(z) => {
+            for (score, m) in z.iter() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, m);
+                mix_digest(&mut e, crate::numeric::fmt_double_17g(score).as_bytes());
+                xor_digest(d, &e);
+            }
+        }
+        Value::Hash(h) => {
+            for (f, val) in h.iter() {
+                let mut e = [0u8; 20];
+                mix_digest(&mut e, f);
+                mix_digest(&mut e, val);
+                xor_digest(d, &e);
+            }
+        }
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+    if expires {
+        xor_digest(d, b"!!expire!!");
+    }
+}
+
+fn hex(d: &[u8; 20]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// DEBUG OBJECT key: Redis's status line (address, refcount, encoding,
+/// serialized length, LRU field and idle time; quicklist figures for lists).
+fn debug_object(cx: &mut Ctx) {
+    let key = cx.argv[2].clone();
+    let now_s = cx.node.now.as_secs();
+    let config = cx.node.config.clone();
+    let Some(e) = cx.lookup_quiet(&key) else {
+        return cx.error("ERR no such key");
+    };
+    let refcount = match &e.value {
+        crate::db::Value::Str(s) => super::strings::refcount(s),
+        _ => 1,
+    };
+    let serialized = crate::rdb::dump_payload(&e.value, &config)
+        .len()
+        .saturating_sub(11);
+    let mut extra = String::new();
+    if let crate::db::Value::List(l) = &e.value {
+        // Node sizes follow list-max-listpack-size (-2: 8 KB per node).
+        let bytes: usize = l.iter().map(|x| x.len() + 2).sum();
+        let fill = config.list_max_listpack_size;
+        let nodes = if fill < 0 {
+            let limit = 4096usize << (-fill).clamp(1, 5) as usize >> 1;
+            bytes.div_ceil(limit).max(1)
+        } else {
+            l.len().div_ceil(fill.max(1) as usize).max(1)
+        };
+        let _ = write!(
+            extra,
+            " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{fill} ql_compressed:{} ql_uncompressed_size:{}",
+            l.len() as f64 / nodes as f64,
+            (config.list_compress_depth > 0) as u8,
+            bytes + 6 * nodes
+        );
+    }
+    let line = format!(
+        "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{serialized} lru:{} lru_seconds_idle:{}{extra}",
+        &e.value as *const _,
+        e.value.encoding_name(),
+        e.lru,
+        crate::evict::idle_ms(e.lru, now_s) / 1000
+    );
+    cx.out().simple(&line);
 }
