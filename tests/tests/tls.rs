@@ -312,3 +312,169 @@ fn plaintext_client_on_tls_port_is_rejected_cleanly() {
     let (ok, out) = cli(&certs, port, None, &["PING"]);
     assert!(ok && out == "PONG", "{out}");
 }
+
+// ---- Network: bind, protected mode, port 0, unix socket ----
+
+/// A non-loopback address of this machine, if it has one (protected mode
+/// only refuses clients coming from such an address).
+fn external_ip() -> Option<std::net::IpAddr> {
+    // The source address the kernel would use to reach a public address; no
+    // packet is sent by a UDP connect.
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// What a client connecting from `ip` gets for PING (then EOF or not).
+fn ping_from(ip: std::net::IpAddr, port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect((ip, port)).expect("connect");
+    // Long enough for a reply; a served client stays connected.
+    s.set_read_timeout(Some(Duration::from_millis(700))).ok();
+    let _ = s.write_all(b"PING\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn start_redis_like(redis: bool, args: &[&str]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let p = port.to_string();
+    let dir = fresh_dir(port);
+    let d = dir.display().to_string();
+    let mut all = vec!["--port", &p, "--save", "", "--dir", &d];
+    all.extend_from_slice(args);
+    let bin = if redis {
+        std::path::PathBuf::from("redis-server")
+    } else {
+        cinnabar_tests::cinnabar_bin()
+    };
+    let child = Command::new(bin)
+        .args(&all)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start server");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    (child, port)
+}
+
+#[test]
+fn protected_mode_refuses_remote_clients_without_password() {
+    let Some(ip) = external_ip() else {
+        panic!("this machine has no non-loopback address to test protected mode from");
+    };
+    let mut transcripts = vec![];
+    for redis in [true, false] {
+        let mut t = vec![];
+        for args in [
+            &["--bind", "0.0.0.0"][..],
+            &["--bind", "0.0.0.0", "--protected-mode", "no"][..],
+            &["--bind", "0.0.0.0", "--requirepass", "pw"][..],
+        ] {
+            let (mut child, port) = start_redis_like(redis, args);
+            t.push(ping_from(ip, port));
+            // Loopback clients are always served.
+            t.push(ping_from("127.0.0.1".parse().expect("ip"), port));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        transcripts.push(t);
+    }
+    assert!(transcripts[0][0].starts_with("-DENIED Redis is running in protected mode"));
+    assert_eq!(
+        transcripts[0], transcripts[1],
+        "left: redis, right: cinnabar"
+    );
+}
+
+#[test]
+fn bind_addresses_port_zero_and_unix_socket() {
+    // Several addresses, one of them optional and absent: starts on the rest.
+    let (mut child, port) = start_redis_like(false, &["--bind", "127.0.0.1 -192.0.2.254"]);
+    assert_eq!(Conn::connect(port).cmd_str(&["PING"]), b"+PONG\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    // A mandatory address that cannot be bound stops the server.
+    let out = Command::new(cinnabar_tests::cinnabar_bin())
+        .args([
+            "--port",
+            &free_port().to_string(),
+            "--bind",
+            "127.0.0.1 192.0.2.254",
+        ])
+        .output()
+        .expect("run cinnabar-server");
+    assert!(
+        !out.status.success(),
+        "an unbindable mandatory address is fatal"
+    );
+    // port 0 with nothing else: nowhere to listen, as Redis says.
+    let out = Command::new(cinnabar_tests::cinnabar_bin())
+        .args(["--port", "0"])
+        .output()
+        .expect("run cinnabar-server");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("Configured to not listen anywhere"),
+        "{text}"
+    );
+    // port 0 and a unix socket with permissions: only the socket serves.
+    let dir = fresh_dir(free_port());
+    let sock = dir.join("cinnabar.sock").display().to_string();
+    let mut child = Command::new(cinnabar_tests::cinnabar_bin())
+        .args([
+            "--port",
+            "0",
+            "--unixsocket",
+            &sock,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start cinnabar-server");
+    let mut stream = None;
+    for _ in 0..200 {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&sock) {
+            stream = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let mut s = stream.expect("the unix socket accepts connections");
+    {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&sock)
+            .expect("socket file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "unixsocketperm applied");
+        s.write_all(b"*1\r\n$4\r\nPING\r\n*2\r\n$6\r\nCLIENT\r\n$4\r\nINFO\r\n")
+            .expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let mut buf = vec![0u8; 4096];
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("resp=") {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("+PONG\r\n"), "{text}");
+        assert!(text.contains(&format!("addr={sock}:0")), "{text}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
