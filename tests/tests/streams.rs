@@ -598,6 +598,17 @@ fn blocking_reads_match_redis() {
             vec![&["XADD", "s", "3-0", "c", "3"]],
         ),
         (
+            "XREAD on two keys filled in one EXEC answers for the first signalled",
+            vec![],
+            vec!["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "0", "0"],
+            vec![
+                &["MULTI"],
+                &["XADD", "b", "1-0", "x", "1"],
+                &["XADD", "a", "1-0", "y", "2"],
+                &["EXEC"],
+            ],
+        ),
+        (
             "XREAD stays blocked through a DEL, then gets the new entry",
             vec![&["XADD", "s", "1-0", "a", "1"]],
             vec!["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],

@@ -930,9 +930,18 @@ pub fn xread(cx: &mut Ctx) {
     } else {
         count as usize
     };
-    // Serve synchronously what can be served.
+    // Serve synchronously what can be served. Woken by a key's signal,
+    // Redis serves that key alone (`serveClientsBlockedOnStreamKey`).
+    let serving = if woken {
+        cx.node.serving_key.clone()
+    } else {
+        None
+    };
     let mut served: Vec<(Bytes, Vec<StreamEntry>)> = Vec::new();
     for (k, key) in keys.iter().enumerate() {
+        if serving.as_ref().is_some_and(|sk| sk != key) {
+            continue;
+        }
         let Some(s) = existing(cx, key) else { continue };
         let start = match from[k] {
             ReadFrom::History(id) => Some(ReadFrom::History(id)),
