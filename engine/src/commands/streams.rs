@@ -1097,7 +1097,7 @@ fn read_group(
                     if g.entries_read != ENTRIES_READ_INVALID
                         && !s.range_has_tombstones(Some(e.id), None)
                     {
-                        g.entries_read += 1;
+                        g.entries_read = g.entries_read.wrapping_add(1);
                     } else if s.entries_added > 0 {
                         g.entries_read = s.estimate_distance(e.id);
                     }
@@ -1480,14 +1480,14 @@ pub fn xpending(cx: &mut Ctx) {
             break;
         }
         let Some(p) = g.pel.get(&id) else { continue };
-        if minidle != 0 && now - p.delivery_time < minidle {
+        if minidle != 0 && now.saturating_sub(p.delivery_time) < minidle {
             continue;
         }
         left -= 1;
         rows.push((
             id,
             p.consumer.clone(),
-            (now - p.delivery_time).max(0),
+            now.saturating_sub(p.delivery_time).max(0),
             p.delivery_count,
         ));
     }
@@ -1620,7 +1620,7 @@ pub fn xclaim(cx: &mut Ctx) {
             None => continue,
         };
         if prev_owner.is_some() && minidle != 0 {
-            let idle = now - g.pel.get(&id).map_or(now, |p| p.delivery_time);
+            let idle = now.saturating_sub(g.pel.get(&id).map_or(now, |p| p.delivery_time));
             if idle < minidle {
                 continue;
             }
@@ -1756,7 +1756,7 @@ pub fn xautoclaim(cx: &mut Ctx) {
             continue;
         };
         let Some(p) = g.pel.get(&id) else { continue };
-        if minidle != 0 && now - p.delivery_time < minidle {
+        if minidle != 0 && now.saturating_sub(p.delivery_time) < minidle {
             if id == StreamId::MAX {
                 break None;
             }
@@ -2102,7 +2102,13 @@ pub fn xinfo_consumers(cx: &mut Ctx) {
     let rows: Option<Vec<(Bytes, usize, i64)>> = s.groups.get(&gname).map(|g| {
         g.consumers
             .iter()
-            .map(|(n, c)| (n.clone(), c.pel.len(), (now - c.seen_time).max(0)))
+            .map(|(n, c)| {
+                (
+                    n.clone(),
+                    c.pel.len(),
+                    now.saturating_sub(c.seen_time).max(0),
+                )
+            })
             .collect()
     });
     let Some(rows) = rows else {
