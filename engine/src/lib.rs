@@ -28,6 +28,7 @@ pub mod evict;
 pub mod expire;
 pub mod glob;
 pub mod latency;
+pub mod lua;
 pub mod memory;
 pub mod node;
 pub mod numeric;

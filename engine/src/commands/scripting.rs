@@ -381,6 +381,7 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
         "#,
     )
     .exec()?;
+    crate::lua::install(lua)?;
     // Scripts may not create globals or read undefined ones (Redis 7.0).
     lua.load(
         r#"setmetatable(_G, {
