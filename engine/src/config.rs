@@ -20,6 +20,8 @@ pub struct Config {
     pub active_expire_effort: i64,
     pub maxmemory: i64,
     pub maxmemory_policy: String,
+    /// `notify-keyspace-events` as class bits (notify.rs); 0 is off.
+    pub notify_keyspace_events: u32,
     pub save: String,
     pub appendonly: bool,
     pub dir: String,
@@ -124,6 +126,7 @@ impl Default for Config {
             active_expire_effort: 1,
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
+            notify_keyspace_events: 0,
             save: "3600 1 300 100 60 10000".into(),
             appendonly: false,
             dir: ".".into(),
@@ -215,6 +218,8 @@ enum Kind {
     Text,
     /// One of the given words.
     Enum(&'static [&'static str]),
+    /// Checked and made canonical by a function (or its error text).
+    Custom(fn(&str) -> Result<String, String>),
 }
 
 /// Whether CONFIG SET may change the parameter at run time.
@@ -365,6 +370,15 @@ static PARAMS: &[Param] = &[
         Yes
     ),
     p_text!("save", save, Kind::Text, Yes),
+    Param {
+        name: "notify-keyspace-events",
+        kind: Kind::Custom(crate::notify::config_value),
+        mutable: Mutable::Yes,
+        get: |c| crate::notify::flags_to_string(c.notify_keyspace_events),
+        set: |c, v| {
+            c.notify_keyspace_events = crate::notify::parse_flags(v.as_bytes()).unwrap_or(0)
+        },
+    },
     p_bool!("appendonly", appendonly, Yes),
     p_text!("dir", dir, Kind::Text, Yes),
     p_text!("dbfilename", dbfilename, Kind::Text, Yes),
@@ -660,6 +674,7 @@ impl Config {
                 lower
             }
             Kind::Text => value.to_string(),
+            Kind::Custom(check) => check(value).map_err(SetError::Invalid)?,
         };
         (p.set)(self, canonical);
         Ok(())

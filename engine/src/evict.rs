@@ -345,9 +345,10 @@ fn evict_key(node: &mut Node, current: &mut Client, db: usize, key: Bytes) {
     }
 }
 
-/// The "evicted" keyspace event goes here once keyspace notifications
-/// exist (`crate::notify`).
-fn notify_evicted(_node: &mut Node, _db: usize, _key: &[u8]) {}
+/// The "evicted" keyspace event and the client-tracking invalidation.
+fn notify_evicted(node: &mut Node, db: usize, key: &[u8]) {
+    crate::notify::key_evicted(node, db, key);
+}
 
 /// Chooses the next victim per policy, or None if nothing is evictable.
 fn pick(node: &mut Node, policy: Policy) -> Option<(usize, Bytes)> {

@@ -71,6 +71,9 @@ pub fn active_expire_cycle(node: &mut Node) {
                     crate::aof::end_of_command(node);
                 }
             }
+            for k in &expired {
+                crate::notify::key_expired(node, dbi, k);
+            }
             node.stats.expired_keys += expired.len() as u64;
             node.stats.expire_cycle_cpu_samples += sample as u64;
             if expired.len() * 100 <= sample * acceptable {

@@ -31,12 +31,14 @@ pub mod latency;
 pub mod lua;
 pub mod memory;
 pub mod node;
+pub mod notify;
 pub mod numeric;
 pub mod persist;
 pub mod rdb;
 pub mod resp;
 pub mod slowlog;
 pub mod stream;
+pub mod tracking;
 
 pub use config::Config;
 

@@ -408,6 +408,10 @@ pub struct Node {
     pub clients_memory: u64,
     /// Command durations, SLOWLOG and the latency monitor (latency.rs).
     pub observe: crate::latency::Observability,
+    /// Keyspace notifications' per-command state (notify.rs).
+    pub notifier: crate::notify::Notifier,
+    /// Client-side caching: tracking clients and tables (tracking.rs).
+    pub tracking: crate::tracking::Tracking,
 }
 
 /// `execute`'s state from before a command ran, for its bookkeeping after.
@@ -417,6 +421,9 @@ pub struct AfterCall {
     errors_before: u64,
     /// For WATCH: which of the command's keys existed before it ran.
     existed: Vec<(Bytes, bool)>,
+    /// For client tracking: the keys the command may write and whether
+    /// they existed before it ran (empty when nothing is tracked).
+    tracked: Vec<(Bytes, bool)>,
 }
 
 /// The rest of a command that a suspended script interrupted, kept in the
@@ -649,6 +656,8 @@ impl Node {
             evictor: crate::evict::Evictor::default(),
             clients_memory: 0,
             observe: Default::default(),
+            notifier: Default::default(),
+            tracking: Default::default(),
         };
         node.evictor.seed(hash_seed[0] ^ hash_seed[1]);
         node.evictor.policy = Some(crate::evict::Policy::parse(&node.config.maxmemory_policy));
@@ -722,6 +731,13 @@ impl Node {
             for conn in std::mem::take(&mut self.busy_backlog) {
                 self.serve_client(conn);
             }
+        }
+        if crate::tracking::broadcast_pending(self) {
+            crate::tracking::broadcast(self);
+        }
+        if !self.pending_flush.is_empty() {
+            // Messages from outside any command (expiry, BCAST).
+            self.flush_pending();
         }
         crate::aof::after_input(self);
         if !self.released.is_empty() {
@@ -1091,6 +1107,24 @@ impl Node {
                 })
                 .collect()
         };
+        let tracked = if self.tracking.watches_writes() && cmd.has(flags::WRITE) {
+            self.written_keys(cmd, argv)
+                .into_iter()
+                .map(|k| {
+                    let e = self.dbs[c.db].keys.contains_key(&k);
+                    (k, e)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if self.call_depth == 0 {
+            self.tracking.current = c.id;
+        }
+        if self.config.notify_keyspace_events & crate::notify::NEW != 0 {
+            let keys = self.written_keys(cmd, argv);
+            crate::notify::before_command(self, c.db, keys);
+        }
         if cmd.has(flags::WRITE) || cmd.name == "debug" {
             crate::persist::before_write(self, c.db, cmd, argv);
         }
@@ -1116,6 +1150,7 @@ impl Node {
             explicit_before,
             errors_before,
             existed,
+            tracked,
         };
         if self.suspending {
             // A script suspended inside this command: the bookkeeping below
@@ -1141,6 +1176,7 @@ impl Node {
             explicit_before,
             errors_before,
             existed,
+            tracked,
         } = after;
         if self.aof.enabled {
             self.log_effects(c.db, cmd, argv, dirty_before, explicit_before);
@@ -1163,6 +1199,58 @@ impl Node {
         if !self.monitors.is_empty() && !cmd.has(flags::SKIP_MONITOR | flags::ADMIN) {
             self.feed_monitors(c, cmd, argv);
         }
+        self.after_call_caching(c, cmd, argv, tracked, dirty_before, failed);
+    }
+
+    /// Client-side caching and notifications after a command: invalidate
+    /// what it wrote, remember what a tracking client read, and at the top
+    /// level send what waited for the reply (tracking.rs, notify.rs).
+    fn after_call_caching(
+        &mut self,
+        c: &mut Client,
+        cmd: &Command,
+        argv: &[Bytes],
+        tracked: Vec<(Bytes, bool)>,
+        dirty_before: u64,
+        failed: u64,
+    ) {
+        if self.dirty != dirty_before {
+            for (k, before) in tracked {
+                if before || self.dbs[c.db].keys.contains_key(&k) {
+                    crate::tracking::invalidate_key(self, &k);
+                }
+            }
+        }
+        if !self.tracking.clients.is_empty() {
+            if failed == 0 && matches!(cmd.name.as_str(), "flushdb" | "flushall") {
+                crate::tracking::invalidate_all(self, c);
+            }
+            crate::tracking::remember_keys(self, c, cmd, argv);
+        }
+        if self.call_depth == 0 {
+            if self.notifier.has_stash() && !c.is_script {
+                self.notifier.drain_into(c);
+            }
+            crate::tracking::after_command(self, c, cmd);
+        }
+    }
+
+    /// The keys a command may write, by its key specs (RW, OW, RM).
+    fn written_keys(&self, cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
+        use crate::command::key_flags::{OW, RM, RW};
+        let positions: Vec<usize> = if !cmd.key_specs.is_empty() {
+            cmd.key_specs
+                .iter()
+                .filter(|s| s.flags & (RW | OW | RM) != 0)
+                .flat_map(|s| s.positions(argv))
+                .collect()
+        } else {
+            cmd.key_positions(argv.len())
+        };
+        positions
+            .into_iter()
+            .filter_map(|i| argv.get(i).cloned())
+            .collect()
     }
 
     /// `busy-reply-threshold` has passed since the suspended script started:

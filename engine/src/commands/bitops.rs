@@ -12,6 +12,7 @@
 use super::Lookup;
 use crate::db::{Entry, Str, Value};
 use crate::node::Ctx;
+use crate::notify::{GENERIC, STRING};
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -231,6 +232,7 @@ pub fn setbit(cx: &mut Ctx) {
     if changed {
         *b = (*b & !(1 << bit)) | (on << bit);
         cx.dirty(1);
+        cx.notify(STRING, "setbit", &key);
     }
     cx.out().int(old as i64);
 }
@@ -602,10 +604,12 @@ pub fn bitop(cx: &mut Ctx) {
         // setKey: lookupKeyWrite (lazy expiry) then overwrite, dropping TTL.
         let _ = cx.lookup_write(&dest);
         let lru = cx.lru_now();
-        cx.db().set(dest, Value::Str(Str::Raw(res)), lru);
+        cx.db().set(dest.clone(), Value::Str(Str::Raw(res)), lru);
         cx.dirty(1);
+        cx.notify(STRING, "set", &dest);
     } else if cx.delete_key(&dest) {
         cx.dirty(1);
+        cx.notify(GENERIC, "del", &dest);
     }
     cx.out().int(maxlen as i64);
 }
@@ -915,6 +919,8 @@ fn bitfield_generic(cx: &mut Ctx, ro: bool) {
     }
     if changes > 0 {
         cx.dirty(changes);
+        let key = cx.argv[1].clone();
+        cx.notify(STRING, "setbit", &key);
     }
 }
 

@@ -114,6 +114,7 @@ pub fn restore(cx: &mut Ctx) {
     if ttl != 0 && at_ms <= now_ms && !cx.node.aof.replaying {
         if deleted {
             cx.dirty(1);
+            cx.notify(crate::notify::GENERIC, "del", &key);
         }
         return cx.out().ok();
     }
@@ -135,8 +136,12 @@ pub fn restore(cx: &mut Ctx) {
     if blocking_type {
         cx.signal_ready(&key);
     }
-    cx.dirty(1);
+    // dbAdd: `new` even when REPLACE deleted the old value.
+    let db = cx.client.db;
+    cx.notify_new(&key, db);
+    cx.notify(crate::notify::GENERIC, "restore", &key);
     cx.out().ok();
+    cx.dirty(1);
 }
 
 /// Redis's 24-bit LRU clock, in seconds.

@@ -12,6 +12,7 @@ use super::{zread, zwrite, AddFlags, AddOutcome, Limits, ScoreRange, ZSet, NOT_F
 use crate::command::Handler;
 use crate::db::Value;
 use crate::node::Ctx;
+use crate::notify::{GENERIC, ZSET};
 use bytes::Bytes;
 
 const GEO_STEP_MAX: u8 = 26;
@@ -836,6 +837,10 @@ pub fn geoadd(cx: &mut Ctx) {
     }
     cx.dirty((added + updated) as u64);
     cx.out().int(if ch { added + updated } else { added });
+    // GEOADD runs as ZADD in Redis: its event is "zadd".
+    if added + updated > 0 {
+        cx.notify(ZSET, "zadd", key);
+    }
 }
 
 /// GEODIST key member1 member2 [unit]
@@ -1103,6 +1108,7 @@ fn georadius_generic(cx: &mut Ctx, src_idx: usize, flags: u32) {
             Some(dst) => {
                 if cx.delete_key(dst) {
                     cx.dirty(1);
+                    cx.notify(GENERIC, "del", dst);
                 }
                 cx.out().int(0);
             }
@@ -1204,10 +1210,17 @@ fn georadius_generic(cx: &mut Ctx, src_idx: usize, flags: u32) {
                     cx.db().set(dst.clone(), Value::ZSet(zs), lru);
                     cx.signal_ready(dst);
                     cx.dirty(returned as u64);
+                    let event = if flags & GEOSEARCH != 0 {
+                        "geosearchstore"
+                    } else {
+                        "georadiusstore"
+                    };
+                    cx.notify(ZSET, event, dst);
                 }
                 None => {
                     if cx.delete_key(dst) {
                         cx.dirty(1);
+                        cx.notify(GENERIC, "del", dst);
                     }
                 }
             }

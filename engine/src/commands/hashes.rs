@@ -27,6 +27,7 @@ use crate::command::Handler;
 use crate::db::Value;
 use crate::dict::{Dict, Key};
 use crate::node::Ctx;
+use crate::notify::{GENERIC, HASH};
 use crate::numeric::LongDouble;
 use crate::resp::parse_i64;
 use bytes::Bytes;
@@ -531,6 +532,7 @@ pub fn hset(cx: &mut Ctx) {
     } else {
         cx.out().ok();
     }
+    cx.notify(HASH, "hset", &key);
     cx.dirty(((argv.len() - 2) / 2) as u64);
 }
 
@@ -552,6 +554,7 @@ pub fn hsetnx(cx: &mut Ctx) {
     h.try_conversion(&argv[2..4], limits, rng);
     h.set(&argv[2], &argv[3], limits, rng);
     cx.out().int(1);
+    cx.notify(HASH, "hset", &key);
     cx.dirty(1);
 }
 
@@ -611,8 +614,12 @@ pub fn hdel(cx: &mut Ctx) {
             }
         }
     }
+    if deleted > 0 {
+        cx.notify(HASH, "hdel", key);
+    }
     if emptied {
         cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
     }
     cx.dirty(deleted as u64);
     cx.out().int(deleted);
@@ -744,6 +751,7 @@ pub fn hincrby(cx: &mut Ctx) {
     let mut buf = itoa::Buffer::new();
     h.set(field, buf.format(new).as_bytes(), limits, rng);
     cx.out().int(new);
+    cx.notify(HASH, "hincrby", &key);
     cx.dirty(1);
 }
 
@@ -785,6 +793,7 @@ pub fn hincrbyfloat(cx: &mut Ctx) {
     let text = sum.to_redis_string();
     h.set(field, text.as_bytes(), limits, rng);
     cx.out().bulk(text.as_bytes());
+    cx.notify(HASH, "hincrbyfloat", &key);
     cx.dirty(1);
 }
 

@@ -25,6 +25,7 @@
 use crate::command::Handler;
 use crate::db::{Str, Value};
 use crate::node::Ctx;
+use crate::notify::STRING;
 use bytes::Bytes;
 use rand_core::RngCore;
 
@@ -856,6 +857,7 @@ pub fn pfadd(cx: &mut Ctx) {
         return cx.error(INVALID_HLL_ERR);
     }
     if updated > 0 {
+        cx.notify(STRING, "pfadd", &key);
         cx.dirty(updated);
     }
     cx.out().int(i64::from(updated > 0));
@@ -969,6 +971,8 @@ pub fn pfmerge(cx: &mut Ctx) {
     if corrupted {
         return cx.error(INVALID_HLL_ERR);
     }
+    // PFMERGE's event is "pfadd", as in Redis.
+    cx.notify(STRING, "pfadd", &key);
     cx.dirty(1);
     cx.out().ok();
 }

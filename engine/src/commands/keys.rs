@@ -5,6 +5,7 @@ use super::strings::expire_time_error;
 use crate::db::Value;
 use crate::glob;
 use crate::node::Ctx;
+use crate::notify::GENERIC;
 use bytes::Bytes;
 
 /// DEL key [key ...] / UNLINK key [key ...]: the number of keys removed.
@@ -15,6 +16,7 @@ pub fn del(cx: &mut Ctx) {
         // Lazy expiry first, so an expired key does not count.
         let _ = cx.lookup_quiet(&key);
         if cx.delete_key(&key) {
+            cx.notify(GENERIC, "del", &key);
             n += 1;
         }
     }
@@ -79,6 +81,11 @@ fn rename_generic(cx: &mut Ctx, nx: bool) {
     // A list or zset appearing under a new name can serve blocked clients.
     cx.signal_ready(&dst);
     cx.dirty(1);
+    // Redis's dbAdd fires `new` even when it replaced a deleted key.
+    let dbi = cx.client.db;
+    cx.notify_new(&dst, dbi);
+    cx.notify(GENERIC, "rename_from", &src);
+    cx.notify(GENERIC, "rename_to", &dst);
     if nx {
         cx.out().int(1);
     } else {
@@ -290,8 +297,10 @@ fn expire_generic(cx: &mut Ctx, base_ms: i64, seconds: bool) {
     // is false while loading).
     if when <= cx.now_ms() && !cx.node.aof.replaying {
         cx.delete_key(&key);
+        cx.notify(GENERIC, "del", &key);
     } else {
         cx.db().set_expire(&key, when);
+        cx.notify(GENERIC, "expire", &key);
     }
     cx.dirty(1);
     cx.out().int(1);
@@ -346,6 +355,7 @@ pub fn persist(cx: &mut Ctx) {
     let removed = cx.db().persist(&key);
     if removed {
         cx.dirty(1);
+        cx.notify(GENERIC, "persist", &key);
     }
     cx.out().int(removed as i64);
 }
@@ -403,6 +413,7 @@ pub fn copy(cx: &mut Ctx) {
     let target = &mut cx.node.dbs[dst_db];
     if target.expire_if_needed(&dst, now) {
         cx.node.stats.expired_keys += 1;
+        crate::notify::key_expired(cx.node, dst_db, &dst);
     }
     let target = &mut cx.node.dbs[dst_db];
     if target.keys.contains_key(&dst) {
@@ -417,6 +428,8 @@ pub fn copy(cx: &mut Ctx) {
     }
     cx.node.signal_ready(dst_db, &dst);
     cx.dirty(1);
+    cx.notify_new(&dst, dst_db);
+    cx.notify_in_db(GENERIC, "copy_to", &dst, dst_db);
     cx.out().int(1);
 }
 
@@ -436,6 +449,7 @@ pub fn move_(cx: &mut Ctx) {
     let target = &mut cx.node.dbs[dst_db];
     if target.expire_if_needed(&key, now) {
         cx.node.stats.expired_keys += 1;
+        crate::notify::key_expired(cx.node, dst_db, &key);
     }
     if cx.node.dbs[dst_db].keys.contains_key(&key) {
         return cx.out().int(0);
@@ -453,6 +467,9 @@ pub fn move_(cx: &mut Ctx) {
     }
     cx.node.signal_ready(dst_db, &key);
     cx.dirty(1);
+    cx.notify_new(&key, dst_db);
+    cx.notify(GENERIC, "move_from", &key);
+    cx.notify_in_db(GENERIC, "move_to", &key, dst_db);
     cx.out().int(1);
 }
 

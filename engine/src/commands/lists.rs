@@ -14,6 +14,7 @@ use super::{Lookup, Typed};
 use crate::command::Handler;
 use crate::db::{Entry, Value};
 use crate::node::{Ctx, TimeoutReply};
+use crate::notify::{GENERIC, LIST};
 use bytes::Bytes;
 
 /// A list value.
@@ -340,6 +341,23 @@ fn delete_if_empty(cx: &mut Ctx, key: &[u8]) {
     );
     if empty {
         cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
+    }
+}
+
+/// The event of a pop from `end`.
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
+}
+
+/// The event of a push to `end`.
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
     }
 }
 
@@ -411,7 +429,9 @@ fn push_generic(cx: &mut Ctx, end: End, only_existing: bool) {
     };
     cx.dirty(n as u64);
     cx.signal_ready(&key);
+    // Redis replies first, then notifies.
     cx.out().int(len as i64);
+    cx.notify(LIST, push_event(end), &key);
 }
 
 pub fn lpop(cx: &mut Ctx) {
@@ -468,6 +488,7 @@ fn pop_generic(cx: &mut Ctx, end: End) {
     }
     if !popped.is_empty() {
         cx.dirty(popped.len() as u64);
+        cx.notify(LIST, pop_event(end), &key);
         delete_if_empty(cx, &key);
     }
 }
@@ -579,6 +600,7 @@ pub fn lset(cx: &mut Ctx) {
     if ok {
         cx.dirty(1);
         cx.out().ok();
+        cx.notify(LIST, "lset", &key);
     } else {
         cx.error("ERR index out of range");
     }
@@ -615,6 +637,7 @@ pub fn linsert(cx: &mut Ctx) {
         return cx.out().int(-1);
     };
     cx.dirty(1);
+    cx.notify(LIST, "linsert", &key);
     cx.out().int(len as i64);
 }
 
@@ -662,6 +685,7 @@ pub fn lrem(cx: &mut Ctx) {
     };
     if removed > 0 {
         cx.dirty(removed as u64);
+        cx.notify(LIST, "lrem", &key);
         delete_if_empty(cx, &key);
     }
     cx.out().int(removed as i64);
@@ -691,6 +715,7 @@ pub fn ltrim(cx: &mut Ctx) {
         }
     };
     cx.dirty(removed as u64);
+    cx.notify(LIST, "ltrim", &key);
     delete_if_empty(cx, &key);
     cx.out().ok();
 }
@@ -821,8 +846,11 @@ fn lmove_generic(cx: &mut Ctx, from: End, to: End) {
         d.push(to, &value, fill);
     }
     cx.signal_ready(&dst);
+    // Redis pushes (and notifies) first, then notifies the pop.
+    cx.notify(LIST, push_event(to), &dst);
     cx.out().bulk(&value);
     cx.dirty(1);
+    cx.notify(LIST, pop_event(from), &src);
     delete_if_empty(cx, &src);
 }
 
@@ -904,6 +932,7 @@ fn pop_range_with_key(cx: &mut Ctx, key: &Bytes, end: End, count: usize) {
         out.bulk(v);
     }
     cx.dirty(popped.len() as u64);
+    cx.notify(LIST, pop_event(end), key);
     delete_if_empty(cx, key);
 }
 
@@ -948,6 +977,7 @@ fn blocking_pop(
                 out.bulk(key);
                 out.bulk(&v);
                 cx.dirty(1);
+                cx.notify(LIST, pop_event(end), key);
                 delete_if_empty(cx, key);
                 return;
             }

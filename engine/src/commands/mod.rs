@@ -52,6 +52,10 @@ pub fn handler_for(name: &str) -> Option<Handler> {
         "client|kill" => c::client_kill,
         "client|help" => c::client_help,
         "client|unblock" => c::client_unblock,
+        "client|tracking" => crate::tracking::client_tracking,
+        "client|caching" => crate::tracking::client_caching,
+        "client|getredir" => crate::tracking::client_getredir,
+        "client|trackinginfo" => crate::tracking::client_trackinginfo,
         // server
         "dbsize" => s::dbsize,
         "flushdb" => s::flushdb,
@@ -255,11 +259,18 @@ impl crate::node::Node {
     /// alone (Redis's LOOKUP_NOTOUCH: TYPE, EXISTS, TTL, OBJECT).
     pub fn lookup_read_notouch(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         let now_ms = self.now.as_millis();
-        let d = &mut self.dbs[db];
-        if d.expire_if_needed(key, now_ms) {
+        if self.dbs[db].expire_if_needed(key, now_ms) {
             self.stats.expired_keys += 1;
+            crate::notify::key_expired(self, db, key);
         }
-        match d.keys.get_mut(key) {
+        // Tested first so the lookup below stays one probe when the `m`
+        // class is off.
+        if self.config.notify_keyspace_events & crate::notify::KEY_MISS != 0
+            && !self.dbs[db].keys.contains_key(key)
+        {
+            crate::notify::notify(self, crate::notify::KEY_MISS, "keymiss", key, db);
+        }
+        match self.dbs[db].keys.get_mut(key) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 Some(e)
@@ -275,11 +286,11 @@ impl crate::node::Node {
     /// LOOKUP_NOTOUCH|LOOKUP_NOSTATS), still applying lazy expiry.
     pub fn lookup_quiet(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         let now_ms = self.now.as_millis();
-        let d = &mut self.dbs[db];
-        if d.expire_if_needed(key, now_ms) {
+        if self.dbs[db].expire_if_needed(key, now_ms) {
             self.stats.expired_keys += 1;
+            crate::notify::key_expired(self, db, key);
         }
-        d.keys.get_mut(key)
+        self.dbs[db].keys.get_mut(key)
     }
 
     /// A string value for reading, or why not.

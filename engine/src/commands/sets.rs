@@ -28,6 +28,7 @@ use crate::command::Handler;
 use crate::db::{Entry, Value};
 use crate::dict::{Dict, Key};
 use crate::node::{Ctx, Node};
+use crate::notify::{GENERIC, SET};
 use crate::resp::{parse_i64, ReplyBuf};
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -512,6 +513,9 @@ pub fn sadd(cx: &mut Ctx) {
         let lru = cx.lru_now();
         cx.db().set(Bytes::copy_from_slice(key), Value::Set(s), lru);
     }
+    if added > 0 {
+        cx.notify(SET, "sadd", key);
+    }
     cx.dirty(added as u64);
     cx.out().int(added);
 }
@@ -538,8 +542,12 @@ pub fn srem(cx: &mut Ctx) {
             }
         }
     }
+    if deleted > 0 {
+        cx.notify(SET, "srem", key);
+    }
     if emptied {
         cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
     }
     cx.dirty(deleted as u64);
     cx.out().int(deleted);
@@ -577,8 +585,11 @@ pub fn smove(cx: &mut Ctx) {
     if !s.remove(ele) {
         return cx.out().int(0);
     }
-    if s.is_empty() {
+    let emptied = s.is_empty();
+    cx.notify(SET, "srem", src);
+    if emptied {
         cx.delete_key(src);
+        cx.notify(GENERIC, "del", src);
     }
     let mut dirty = 1;
     match cx.node.typed_and_rng::<Set>(db, dst) {
@@ -595,6 +606,9 @@ pub fn smove(cx: &mut Ctx) {
             let lru = cx.lru_now();
             cx.db().set(Bytes::copy_from_slice(dst), Value::Set(d), lru);
         }
+    }
+    if dirty > 1 {
+        cx.notify(SET, "sadd", dst);
     }
     cx.dirty(dirty);
     cx.out().int(1);
@@ -668,9 +682,12 @@ pub fn spop(cx: &mut Ctx) {
         return cx.client.reply.null();
     };
     s.remove_member(m.as_member());
+    let emptied = s.is_empty();
+    cx.notify(SET, "spop", key);
     m.as_member().reply(&mut cx.client.reply);
-    if s.is_empty() {
+    if emptied {
         cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
     }
     cx.dirty(1);
     // The AOF logs which member went, not a random pop.
@@ -702,6 +719,7 @@ fn spop_with_count(cx: &mut Ctx) {
         return cx.client.reply.set(0);
     }
     let max = max_intset_entries(&cx.node.config);
+    cx.notify(SET, "spop", key);
     // For the AOF: the members popped, logged as one SREM.
     let log = cx.node.aof.enabled;
     let Some((s, rng)) = cx.node.typed_and_rng::<Set>(db, key) else {
@@ -719,6 +737,7 @@ fn spop_with_count(cx: &mut Ctx) {
         }
         reply_set(out, &all);
         cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
         cx.dirty(size);
         if log {
             cx.node
@@ -918,10 +937,11 @@ fn check_sets(cx: &mut Ctx, keys: &[Bytes]) -> Option<Vec<bool>> {
 /// its size; an empty result deletes `dst` and replies 0.
 fn store_result(cx: &mut Ctx, dst: &Bytes, result: Set) {
     if result.is_empty() {
+        cx.out().int(0);
         if cx.delete_key(dst) {
             cx.dirty(1);
+            cx.notify(GENERIC, "del", dst);
         }
-        cx.out().int(0);
     } else {
         let n = result.len() as i64;
         // setKey's lookupKeyWrite: an expired destination counts as expired.
@@ -930,6 +950,9 @@ fn store_result(cx: &mut Ctx, dst: &Bytes, result: Set) {
         cx.db()
             .set(Bytes::copy_from_slice(dst), Value::Set(result), lru);
         cx.out().int(n);
+        // The command's name is the event: sinterstore, sunionstore, sdiffstore.
+        let event = cx.cmd.name.as_str();
+        cx.notify(SET, event, dst);
         cx.dirty(1);
     }
 }

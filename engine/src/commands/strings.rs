@@ -4,6 +4,7 @@
 use super::Lookup;
 use crate::db::{Entry, Str, Value, SHARED_INTEGERS};
 use crate::node::Ctx;
+use crate::notify::{GENERIC, STRING};
 use crate::numeric::LongDouble;
 use bytes::Bytes;
 
@@ -156,6 +157,10 @@ fn set_generic(cx: &mut Ctx, o: &SetOpts, key: &Bytes, val: &Bytes, ok: Reply, a
         db.set_expire(key, ms);
     }
     cx.dirty(1);
+    cx.notify(STRING, "set", key);
+    if expire_ms.is_some() {
+        cx.notify(GENERIC, "expire", key);
+    }
     if !o.get {
         ok.write(cx);
     }
@@ -244,11 +249,14 @@ pub fn getex(cx: &mut Ctx) {
     if let Some(ms) = expire_ms {
         if ms <= now && !cx.node.aof.replaying {
             cx.delete_key(&key);
+            cx.notify(GENERIC, "del", &key);
         } else {
             cx.db().set_expire(&key, ms);
+            cx.notify(GENERIC, "expire", &key);
         }
         cx.dirty(1);
     } else if o.persist && cx.db().persist(&key) {
+        cx.notify(GENERIC, "persist", &key);
         cx.dirty(1);
     }
 }
@@ -264,6 +272,7 @@ pub fn getdel(cx: &mut Ctx) {
             let b = s.as_bytes(&mut scratch).to_vec();
             cx.out().bulk(&b);
             cx.delete_key(&key);
+            cx.notify(GENERIC, "del", &key);
             cx.dirty(1);
         }
     }
@@ -276,7 +285,8 @@ pub fn getset(cx: &mut Ctx) {
         return;
     }
     let lru = cx.lru_now();
-    cx.db().set(key, Value::Str(Str::from_arg(val)), lru);
+    cx.db().set(key.clone(), Value::Str(Str::from_arg(val)), lru);
+    cx.notify(STRING, "set", &key);
     cx.dirty(1);
 }
 
@@ -329,7 +339,8 @@ fn mset_generic(cx: &mut Ctx, nx: bool) {
     let lru = cx.lru_now();
     for i in (1..cx.argv.len()).step_by(2) {
         let (key, val) = (cx.argv[i].clone(), cx.argv[i + 1].clone());
-        cx.db().set(key, Value::Str(Str::from_arg(val)), lru);
+        cx.db().set(key.clone(), Value::Str(Str::from_arg(val)), lru);
+        cx.notify(STRING, "set", &key);
     }
     cx.dirty(((cx.argv.len() - 1) / 2) as u64);
     if nx {
@@ -365,7 +376,7 @@ pub fn append(cx: &mut Ctx) {
         None => {
             let lru = cx.lru_now();
             let len = val.len();
-            cx.db().set(key, Value::Str(Str::from_arg(val)), lru);
+            cx.db().set(key.clone(), Value::Str(Str::from_arg(val)), lru);
             len
         }
         Some(len) => {
@@ -385,6 +396,7 @@ pub fn append(cx: &mut Ctx) {
         }
     };
     cx.dirty(1);
+    cx.notify(STRING, "append", &key);
     cx.out().int(total as i64);
 }
 
@@ -453,11 +465,12 @@ fn incr_decr(cx: &mut Ctx, by: i64) {
     let lru = cx.lru_now();
     let value = Value::Str(Str::Int(new));
     if current.is_some() {
-        cx.db().set_keep_ttl(key, value, lru);
+        cx.db().set_keep_ttl(key.clone(), value, lru);
     } else {
-        cx.db().set(key, value, lru);
+        cx.db().set(key.clone(), value, lru);
     }
     cx.dirty(1);
+    cx.notify(STRING, "incrby", &key);
     cx.out().int(new);
 }
 
@@ -489,15 +502,17 @@ pub fn incrbyfloat(cx: &mut Ctx) {
         return cx.error("ERR increment would produce NaN or Infinity");
     }
     let text = sum.to_redis_string().into_bytes();
-    cx.out().bulk(&text);
+    let reply = text.clone();
     let lru = cx.lru_now();
     let v = Value::Str(Str::from_vec(text));
     if current.is_some() {
-        cx.db().set_keep_ttl(key, v, lru);
+        cx.db().set_keep_ttl(key.clone(), v, lru);
     } else {
-        cx.db().set(key, v, lru);
+        cx.db().set(key.clone(), v, lru);
     }
     cx.dirty(1);
+    cx.notify(STRING, "incrbyfloat", &key);
+    cx.out().bulk(&reply);
 }
 
 /// GETRANGE key start end (and its old name SUBSTR)
@@ -583,6 +598,7 @@ pub fn setrange(cx: &mut Ctx) {
     raw[offset..offset + val.len()].copy_from_slice(&val);
     let n = raw.len() as i64;
     cx.dirty(1);
+    cx.notify(STRING, "setrange", &key);
     cx.out().int(n);
 }
 

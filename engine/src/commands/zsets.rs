@@ -30,6 +30,7 @@ use super::sets::{Member, Set};
 use crate::command::Handler;
 use crate::db::{Entry, Value};
 use crate::node::{Ctx, Node, TimeoutReply};
+use crate::notify::{GENERIC, ZSET};
 use crate::resp::ReplyBuf;
 use bytes::Bytes;
 use rand_core::RngCore;
@@ -1473,6 +1474,7 @@ fn store_result(cx: &mut Ctx, dst: &Bytes, items: &[(f64, &[u8])], lim: Limits) 
         cx.out().int(0);
         if cx.delete_key(dst) {
             cx.dirty(1);
+            cx.notify(GENERIC, "del", dst);
         }
         return;
     }
@@ -1489,6 +1491,9 @@ fn store_zset(cx: &mut Ctx, dst: &Bytes, z: ZSet) {
     cx.signal_ready(dst);
     cx.dirty(1);
     cx.out().int(n as i64);
+    // The command's name is the event (zunionstore, zrangestore...).
+    let event = cx.cmd.name.as_str();
+    cx.notify(ZSET, event, dst);
 }
 
 // ---------------------------------------------------------------------------
@@ -1597,8 +1602,13 @@ fn zadd_generic(cx: &mut Ctx, incr: bool) {
             cx.signal_ready(key);
         }
     }
+    let event = if f.incr { "zincr" } else { "zadd" };
     if nan {
-        return cx.error("ERR resulting score is not a number (NaN)");
+        cx.error("ERR resulting score is not a number (NaN)");
+        if added + updated > 0 {
+            cx.notify(ZSET, event, key);
+        }
+        return;
     }
     cx.dirty((added + updated) as u64);
     if f.incr {
@@ -1609,6 +1619,9 @@ fn zadd_generic(cx: &mut Ctx, incr: bool) {
         }
     } else {
         cx.out().int(if ch { added + updated } else { added });
+    }
+    if added + updated > 0 {
+        cx.notify(ZSET, event, key);
     }
 }
 
@@ -1632,8 +1645,12 @@ pub fn zrem(cx: &mut Ctx) {
             }
         }
     }
+    if deleted > 0 {
+        cx.notify(ZSET, "zrem", &argv[1]);
+    }
     if emptied {
         cx.delete_key(&argv[1]);
+        cx.notify(GENERIC, "del", &argv[1]);
     }
     cx.dirty(deleted as u64);
     cx.out().int(deleted);
@@ -2047,8 +2064,17 @@ fn zremrange_generic(cx: &mut Ctx, rt: RangeType) {
             (n, z.is_empty())
         }
     };
+    if deleted > 0 {
+        let event = match rt {
+            RangeType::Score => "zremrangebyscore",
+            RangeType::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        cx.notify(ZSET, event, &argv[1]);
+    }
     if emptied {
         cx.delete_key(&argv[1]);
+        cx.notify(GENERIC, "del", &argv[1]);
     }
     cx.dirty(deleted as u64);
     cx.out().int(deleted as i64);
@@ -2442,8 +2468,10 @@ fn zpop_generic(cx: &mut Ctx, keys: &[Bytes], count: i64, shape: PopShape) {
         z.remove_range(0, n - 1);
     }
     let emptied = z.is_empty();
+    cx.notify(ZSET, if shape.max { "zpopmax" } else { "zpopmin" }, key);
     if emptied {
         cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
     }
     cx.dirty(n as u64);
 }
