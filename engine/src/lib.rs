@@ -21,6 +21,7 @@ pub mod check;
 pub mod command;
 pub mod commands;
 pub mod config;
+pub mod config_rewrite;
 pub mod db;
 pub mod dict;
 pub mod disk;

@@ -100,6 +100,8 @@ pub(crate) enum Purpose {
     },
     /// A step of ACL SAVE or ACL LOAD.
     Acl(crate::commands::acl::AclDiskStep),
+    /// A step of CONFIG REWRITE.
+    ConfigRewrite(crate::config_rewrite::Step),
     /// Everything before it is on disk: stop now.
     ShutdownAfter,
 }
@@ -249,6 +251,7 @@ pub fn disk_done(node: &mut Node, id: DiskOpId, result: DiskResult) {
         | Purpose::AofManifestRenamed
         | Purpose::AofManifestInstalled) => crate::aof::manifest_step(node, p, result),
         Purpose::Acl(step) => crate::commands::acl::disk_done(node, step, result),
+        Purpose::ConfigRewrite(step) => crate::config_rewrite::disk_done(node, step, result),
         Purpose::ShutdownAfter => {
             node.shutdown_requested = true;
             node.push_output(Output::Shutdown);

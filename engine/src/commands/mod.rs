@@ -66,6 +66,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
         "config|get" => s::config_get,
         "config|set" => s::config_set,
         "config|resetstat" => s::config_resetstat,
+        "config|rewrite" => s::config_rewrite,
         "config|help" => s::config_help,
         "slowlog|get" => s::slowlog_get,
         "slowlog|len" => s::slowlog_len,

@@ -614,6 +614,15 @@ pub fn config_resetstat(cx: &mut Ctx) {
     cx.out().ok();
 }
 
+/// CONFIG REWRITE: the reply waits for the file to be renamed in place.
+pub fn config_rewrite(cx: &mut Ctx) {
+    let conn = cx.client.conn;
+    match crate::config_rewrite::start(cx.node, conn) {
+        Ok(()) => cx.client.awaiting_disk = true,
+        Err(e) => cx.error(e),
+    }
+}
+
 pub fn config_help(cx: &mut Ctx) {
     cx.reply_help("config");
 }
