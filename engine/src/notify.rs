@@ -254,11 +254,13 @@ pub fn key_evicted(node: &mut Node, db: usize, key: &[u8]) {
 /// first event on such a key is preceded by `new`, as Redis's `dbAdd`
 /// fires it when it creates the key.
 pub fn before_command(node: &mut Node, db: usize, keys: Vec<Bytes>) {
-    let missing: Vec<(Bytes, bool)> = keys
-        .into_iter()
-        .filter(|k| !node.dbs[db].keys.contains_key(k))
-        .map(|k| (k, true))
-        .collect();
+    let mut missing: Vec<(Bytes, bool)> = Vec::new();
+    for k in keys {
+        // A key named twice (MSET k v k v) is created once.
+        if !node.dbs[db].keys.contains_key(&k) && !missing.iter().any(|(m, _)| *m == k) {
+            missing.push((k, true));
+        }
+    }
     node.notifier.new_keys = missing;
     node.notifier.new_db = db;
 }

@@ -166,7 +166,7 @@ pub fn client_tracking(cx: &mut Ctx) {
             return;
         }
         if optin && optout {
-            cx.error("ERR You can't use both OPTIN and OPTOUT");
+            cx.error("ERR You can't specify both OPTIN mode and OPTOUT mode");
             return;
         }
         if let Some(old) = &old {

@@ -47,20 +47,27 @@ fn transcript(s: &Server, flags: &str, resp3: bool, script: &[&[&str]]) -> Vec<S
 
 /// Compares two transcripts, showing the first difference in context.
 fn assert_same(redis: &[String], ours: &[String], what: &str) {
+    if let Some(d) = first_difference(redis, ours) {
+        panic!("{what}: {d}");
+    }
+}
+
+/// The first line where two transcripts differ, with context.
+fn first_difference(redis: &[String], ours: &[String]) -> Option<String> {
     if redis == ours {
-        return;
+        return None;
     }
     let i = redis
         .iter()
         .zip(ours)
         .position(|(a, b)| a != b)
         .unwrap_or(redis.len().min(ours.len()));
-    let from = i.saturating_sub(4);
-    panic!(
-        "{what}: first difference at line {i}\nredis:\n{}\ncinnabar:\n{}",
+    let from = i.saturating_sub(6);
+    Some(format!(
+        "first difference at line {i}\nredis:\n{}\ncinnabar:\n{}",
         redis[from..redis.len().min(i + 4)].join("\n"),
         ours[from..ours.len().min(i + 4)].join("\n")
-    );
+    ))
 }
 
 /// Runs `script` on both servers with both protocols and compares.
@@ -485,4 +492,109 @@ fn multi_exec_and_scripts_notify_per_command() {
             &["EVAL", "return redis.call('LPOP', KEYS[1])", "1", "l"],
         ],
     );
+}
+
+/// Commands whose replies and events do not depend on randomness or the
+/// clock, over keys `a`, `b`, `c` of every type (so WRONGTYPE paths and
+/// deletions by emptying are in play). `K`/`L` are keys, `V` a value.
+const TEMPLATES: &[&[&str]] = &[
+    &["SET", "K", "V"],
+    &["SET", "K", "V", "EX", "100"],
+    &["SET", "K", "V", "NX", "GET"],
+    &["GETSET", "K", "V"],
+    &["APPEND", "K", "V"],
+    &["INCR", "K"],
+    &["INCRBYFLOAT", "K", "1.5"],
+    &["SETRANGE", "K", "1", "V"],
+    &["GETDEL", "K"],
+    &["GETEX", "K", "PERSIST"],
+    &["MSET", "K", "V", "L", "V"],
+    &["DEL", "K", "L"],
+    &["EXPIRE", "K", "100"],
+    &["EXPIRE", "K", "-1"],
+    &["PERSIST", "K"],
+    &["RENAME", "K", "L"],
+    &["RENAMENX", "K", "L"],
+    &["COPY", "K", "L", "REPLACE"],
+    &["MOVE", "K", "1"],
+    &["LPUSH", "K", "V"],
+    &["RPUSH", "K", "V", "V"],
+    &["RPOP", "K"],
+    &["LPOP", "K", "2"],
+    &["LMOVE", "K", "L", "LEFT", "RIGHT"],
+    &["LREM", "K", "0", "V"],
+    &["LTRIM", "K", "1", "-1"],
+    &["LINSERT", "K", "BEFORE", "V", "V"],
+    &["HSET", "K", "f", "V"],
+    &["HDEL", "K", "f"],
+    &["HINCRBY", "K", "g", "1"],
+    &["SADD", "K", "V"],
+    &["SREM", "K", "V"],
+    &["SMOVE", "K", "L", "V"],
+    &["SINTERSTORE", "K", "L", "K"],
+    &["SUNIONSTORE", "K", "L", "K"],
+    &["SDIFFSTORE", "K", "L", "K"],
+    &["ZADD", "K", "1", "V"],
+    &["ZINCRBY", "K", "1", "V"],
+    &["ZREM", "K", "V"],
+    &["ZPOPMIN", "K"],
+    &["ZREMRANGEBYSCORE", "K", "0", "1"],
+    &["ZUNIONSTORE", "K", "2", "L", "K"],
+    &["ZINTERSTORE", "K", "2", "L", "K"],
+    &["SETBIT", "K", "3", "1"],
+    &["PFADD", "K", "V"],
+    &["GET", "K"],
+    &["LRANGE", "K", "0", "-1"],
+];
+
+/// A random sequence of commands from [`TEMPLATES`], compared event for
+/// event with `notify-keyspace-events KEA` (and `KEAnm` for half of them).
+#[test]
+fn random_sequences_give_the_same_event_stream() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let keys = ["a", "b", "c"];
+    let values = ["x", "1"];
+    let step = (0..TEMPLATES.len(), 0..keys.len(), 0..keys.len(), 0..values.len());
+    let cases: u32 = std::env::var("NOTIFY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (proptest::collection::vec(step, 1..25), any::<bool>());
+    runner
+        .run(&strategy, |(steps, extra_classes)| {
+            let script: Vec<Vec<&str>> = steps
+                .iter()
+                .map(|&(t, k, l, v)| {
+                    TEMPLATES[t]
+                        .iter()
+                        .map(|a| match *a {
+                            "K" => keys[k],
+                            "L" => keys[l],
+                            "V" => values[v],
+                            other => other,
+                        })
+                        .collect()
+                })
+                .collect();
+            let script: Vec<&[&str]> = script.iter().map(|c| c.as_slice()).collect();
+            let flags = if extra_classes { "KEAnm" } else { "KEA" };
+            let a = transcript(&redis, flags, false, &script);
+            let b = transcript(&ours, flags, false, &script);
+            for s in [&redis, &ours] {
+                s.connect().cmd_str(&["FLUSHALL"]);
+            }
+            match first_difference(&a, &b) {
+                None => Ok(()),
+                Some(d) => Err(TestCaseError::fail(format!("flags {flags} script {script:?}\n{d}"))),
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
 }

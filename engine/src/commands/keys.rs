@@ -405,7 +405,8 @@ pub fn copy(cx: &mut Ctx) {
     if dst_db == cx.client.db && src == dst {
         return cx.error("ERR source and destination objects are the same");
     }
-    let Some(entry) = cx.lookup_write(&src).map(|e| e.clone()) else {
+    // Redis reads the source with lookupKeyRead (stats, keymiss).
+    let Some(entry) = cx.lookup_read(&src).map(|e| e.clone()) else {
         return cx.out().int(0);
     };
     let expire = cx.db().expire_of(&src);

@@ -212,7 +212,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "client_recent_max_input_buffer", 0);
         field!(out, "client_recent_max_output_buffer", 0);
         field!(out, "blocked_clients", n.blocked_clients());
-        field!(out, "tracking_clients", 0);
+        field!(out, "tracking_clients", n.tracking.info().0);
         field!(out, "clients_in_timeout_table", 0);
     }
     if section("memory", "Memory", &mut out) {
@@ -408,9 +408,10 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "active_defrag_key_misses", 0);
         field!(out, "total_active_defrag_time", 0);
         field!(out, "current_active_defrag_time", 0);
-        field!(out, "tracking_total_keys", 0);
-        field!(out, "tracking_total_items", 0);
-        field!(out, "tracking_total_prefixes", 0);
+        let (_, keys, items, prefixes) = n.tracking.info();
+        field!(out, "tracking_total_keys", keys);
+        field!(out, "tracking_total_items", items);
+        field!(out, "tracking_total_prefixes", prefixes);
         field!(out, "unexpected_error_replies", s.unexpected_error_replies);
         field!(out, "total_error_replies", s.total_error_replies);
         field!(out, "dump_payload_sanitizations", 0);
