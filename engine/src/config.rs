@@ -68,6 +68,9 @@ pub struct Config {
     /// Kept for CONFIG GET/SET: "0", a byte count or a percentage of
     /// maxmemory. Client eviction itself is not implemented.
     pub maxmemory_clients: String,
+    /// `client-output-buffer-limit`, in CONFIG GET's form (see
+    /// [`crate::limits`]).
+    pub client_output_buffer_limit: String,
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_server_del: bool,
@@ -163,6 +166,7 @@ impl Default for Config {
             enable_debug_command: "no".into(),
             maxmemory_eviction_tenacity: 10,
             maxmemory_clients: "0".into(),
+            client_output_buffer_limit: crate::limits::DEFAULT_OBUF_LIMITS.into(),
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,
@@ -218,6 +222,8 @@ enum Kind {
     Text,
     /// One of the given words.
     Enum(&'static [&'static str]),
+    /// Free text checked by a parser; the text it returns is stored.
+    Checked(fn(&str, &Config) -> Result<String, String>),
     /// Checked and made canonical by a function (or its error text).
     Custom(fn(&str) -> Result<String, String>),
 }
@@ -473,6 +479,20 @@ static PARAMS: &[Param] = &[
         Yes
     ),
     p_text!("maxmemory-clients", maxmemory_clients, Kind::Text, Yes),
+    p_text!(
+        "client-output-buffer-limit",
+        client_output_buffer_limit,
+        // Classes not named keep their limits, as in Redis.
+        Kind::Checked(|v, c| {
+            let base = crate::limits::parse_obuf_limits(
+                &c.client_output_buffer_limit,
+                Default::default(),
+            )
+            .unwrap_or_default();
+            crate::limits::parse_obuf_limits(v, base).map(|l| crate::limits::format_obuf_limits(&l))
+        }),
+        Yes
+    ),
     p_bool!("lazyfree-lazy-eviction", lazyfree_lazy_eviction, Yes),
     p_bool!("lazyfree-lazy-expire", lazyfree_lazy_expire, Yes),
     p_bool!("lazyfree-lazy-server-del", lazyfree_lazy_server_del, Yes),
@@ -674,6 +694,7 @@ impl Config {
                 lower
             }
             Kind::Text => value.to_string(),
+            Kind::Checked(check) => check(value, self).map_err(SetError::Invalid)?,
             Kind::Custom(check) => check(value).map_err(SetError::Invalid)?,
         };
         (p.set)(self, canonical);

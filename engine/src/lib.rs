@@ -28,6 +28,7 @@ pub mod disk;
 pub mod evict;
 pub mod expire;
 pub mod glob;
+pub mod limits;
 pub mod latency;
 pub mod lua;
 pub mod memory;

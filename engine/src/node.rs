@@ -82,6 +82,10 @@ pub enum Input<'a> {
         id: crate::disk::DiskOpId,
         result: crate::disk::DiskResult,
     },
+    /// The driver holds `bytes` of output for a client that it could not
+    /// write yet (a slow reader). Report it when it changes noticeably; the
+    /// node applies client-output-buffer-limit (see [`crate::limits`]).
+    OutputBacklog { conn: ConnId, bytes: u64 },
     /// The process was asked to stop (SIGTERM, SIGINT): Redis saves first
     /// when save points are configured, then stops.
     ShutdownSignal,
@@ -167,6 +171,13 @@ pub struct Client {
     pub channels: Vec<Bytes>,
     pub patterns: Vec<Bytes>,
     pub shard_channels: Vec<Bytes>,
+    /// Bytes the driver holds for this client, not yet written to it
+    /// ([`Input::OutputBacklog`]); checked against client-output-buffer-limit.
+    pub output_backlog: u64,
+    /// Since when the backlog has been over the soft limit.
+    pub obuf_soft_since: Option<Time>,
+    /// CLIENT NO-EVICT on.
+    pub no_evict: bool,
     /// The ACL user the client is authenticated as; `None` for internal
     /// clients (AOF loading), which may run anything.
     pub user: Option<Bytes>,
@@ -229,6 +240,9 @@ impl Client {
             channels: Vec::new(),
             patterns: Vec::new(),
             shard_channels: Vec::new(),
+            output_backlog: 0,
+            obuf_soft_since: None,
+            no_evict: false,
             user: Some(Bytes::from_static(b"default")),
             is_script: false,
             in_script: false,
@@ -725,6 +739,7 @@ impl Node {
             Input::Host(info) => self.host = info,
             Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
             Input::ShutdownSignal => crate::persist::shutdown_signal(self),
+            Input::OutputBacklog { conn, bytes } => crate::limits::output_backlog(self, conn, bytes),
         }
         if self.running_script.is_some() && self.busy() {
             // Past the threshold: what waited gets served (-BUSY mostly).
@@ -1951,6 +1966,7 @@ impl Node {
             .sum();
         self.used_memory_peak = self.used_memory_peak.max(self.used_memory_estimate());
         crate::evict::tick(self);
+        crate::limits::cron(self);
     }
 
     /// Commands per second over the recent samples (Redis averages 16).

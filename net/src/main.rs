@@ -33,6 +33,10 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 /// Read size per syscall; Redis uses 16 KB (PROTO_IOBUF_LEN) and so do we.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// How much a slow reader's backlog must change before the engine hears of
+/// it (client-output-buffer-limit is checked on each report).
+const BACKLOG_REPORT_STEP: u64 = 64 * 1024;
+
 fn now() -> Time {
     let us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -61,6 +65,11 @@ enum ToConn {
 struct Shared {
     node: RefCell<Node>,
     routes: RefCell<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
+    /// Per connection: bytes routed to it and not yet written (a slow
+    /// reader's backlog), and the figure last reported to the engine.
+    backlog: RefCell<HashMap<ConnId, (u64, u64)>>,
+    /// Backlog changes to report once the current drain is over.
+    backlog_reports: RefCell<Vec<(ConnId, u64)>>,
     shutdown: Notify,
     disk: disk::DiskWorker,
 }
@@ -80,7 +89,19 @@ impl Shared {
         let mut node = self.node.borrow_mut();
         node.handle(now(), input);
         let mut mine = Mine::default();
-        while let Some(out) = node.poll_output() {
+        loop {
+            let Some(out) = node.poll_output() else {
+                // Routing may have grown someone's backlog: tell the engine
+                // (it may close that client), then drain what that produced.
+                let reports = std::mem::take(&mut *self.backlog_reports.borrow_mut());
+                if reports.is_empty() {
+                    break;
+                }
+                for (conn, bytes) in reports {
+                    node.handle(now(), Input::OutputBacklog { conn, bytes });
+                }
+                continue;
+            };
             match out {
                 Output::Send { conn, data } if Some(conn) == me => mine.data.push(data),
                 Output::Close { conn } if Some(conn) == me => mine.close = true,
@@ -103,8 +124,29 @@ impl Shared {
 
     fn route(&self, conn: ConnId, msg: ToConn) {
         if let Some(tx) = self.routes.borrow().get(&conn) {
+            if let ToConn::Data(d) = &msg {
+                self.backlog_changed(conn, d.len() as i64);
+            }
             let _ = tx.send(msg);
         }
+    }
+
+    /// Tracks a connection's unwritten bytes; a change of at least
+    /// BACKLOG_REPORT_STEP (or a drain to zero) is reported to the engine.
+    fn backlog_changed(&self, conn: ConnId, delta: i64) {
+        let mut map = self.backlog.borrow_mut();
+        let e = map.entry(conn).or_insert((0, 0));
+        e.0 = e.0.saturating_add_signed(delta);
+        if e.0.abs_diff(e.1) >= BACKLOG_REPORT_STEP || (e.0 == 0 && e.1 != 0) {
+            e.1 = e.0;
+            self.backlog_reports.borrow_mut().push((conn, e.0));
+        }
+    }
+
+    /// A connection is gone: forget its routing and backlog.
+    fn forget(&self, conn: ConnId) {
+        self.routes.borrow_mut().remove(&conn);
+        self.backlog.borrow_mut().remove(&conn);
     }
 }
 
@@ -129,6 +171,11 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
             msg = rx.recv() => match msg {
                 Some(ToConn::Data(d)) => {
                     if stream.write_all(&d).await.is_err() { break; }
+                    shared.backlog_changed(conn, -(d.len() as i64));
+                    let reports = std::mem::take(&mut *shared.backlog_reports.borrow_mut());
+                    for (c, bytes) in reports {
+                        shared.feed(Input::OutputBacklog { conn: c, bytes }, None);
+                    }
                 }
                 Some(ToConn::Close) | None => break,
             },
@@ -137,13 +184,13 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
                 let mine = shared.feed(Input::Received { conn, data: &buf[..n] }, Some(conn));
                 if write_all(&mut stream, &mine.data).await.is_err() || mine.close {
                     let _ = stream.shutdown().await;
-                    shared.routes.borrow_mut().remove(&conn);
+                    shared.forget(conn);
                     return;
                 }
             }
         }
     }
-    shared.routes.borrow_mut().remove(&conn);
+    shared.forget(conn);
     shared.feed(Input::Closed { conn }, None);
 }
 
@@ -208,6 +255,29 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// A listening TCP socket with Redis's `tcp-backlog` (tokio's default is
+/// 128: a burst of connections would see SYNs dropped and 1 s retries).
+fn listen_tcp(host: &str, backlog: i64) -> std::io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = host
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(backlog.clamp(1, i32::MAX as i64) as i32)?;
+    sock.set_nonblocking(true)?;
+    TcpListener::from_std(sock.into())
 }
 
 /// Accepts clients on the unix socket.
@@ -357,10 +427,47 @@ fn main() {
     std::process::exit(code);
 }
 
-async fn run(config: Config, config_file: String) -> i32 {
+/// Redis's `adjustOpenFilesLimit`: room for `maxclients` plus 32 spare
+/// descriptors, raising the soft RLIMIT_NOFILE as far as the hard one
+/// allows; if that is not enough, maxclients shrinks to fit.
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
+fn adjust_open_files_limit(config: &mut Config) {
+    let want = (config.maxclients.max(1) as u64).saturating_add(32);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur as u64 >= want {
+        return;
+    }
+    let target = want.min(lim.rlim_max as u64);
+    let new = libc::rlimit {
+        rlim_cur: target as libc::rlim_t,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    let ok = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0;
+    let have = if ok { target } else { lim.rlim_cur as u64 };
+    if have < want {
+        let reduced = have.saturating_sub(32).max(1);
+        tracing::warn!(
+            "You requested maxclients of {} requiring at least {want} max file descriptors. Current maximum open files is {have}. maxclients has been reduced to {reduced} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'.",
+            config.maxclients
+        );
+        config.maxclients = reduced as i64;
+    }
+}
+
+async fn run(mut config: Config, config_file: String) -> i32 {
+    adjust_open_files_limit(&mut config);
     let port = config.port as u16;
     let binds = config.bind.clone();
     let tls_port = config.tls_port as u16;
+    let tcp_backlog = config.tcp_backlog;
     let unixsocket = config.unixsocket.clone();
     let unixsocketperm = config.unixsocketperm.clone();
     let tls_acceptor = if tls_port != 0 {
@@ -436,6 +543,8 @@ async fn run(config: Config, config_file: String) -> i32 {
     let shared = Rc::new(Shared {
         node: RefCell::new(node),
         routes: RefCell::new(HashMap::new()),
+        backlog: RefCell::new(HashMap::new()),
+        backlog_reports: RefCell::new(Vec::new()),
         shutdown: Notify::new(),
         disk,
     });
@@ -469,7 +578,7 @@ async fn run(config: Config, config_file: String) -> i32 {
             } else {
                 format!("{addr}:{port}")
             };
-            match TcpListener::bind(&host).await {
+            match listen_tcp(&host, tcp_backlog) {
                 Ok(l) => {
                     let kind = if tls.is_some() { " (TLS)" } else { "" };
                     tracing::info!("Ready to accept connections on {host}{kind}");
