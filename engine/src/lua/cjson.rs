@@ -2,7 +2,7 @@
 //! encode and decode nesting limits of 1000, invalid numbers refused when
 //! encoding and accepted when decoding).
 
-use super::{cast_i32, check_bytes, check_integer, lua_cfn, push_bytes, Raise, Ret};
+use super::{cast_i32, check_bytes, check_integer, lua_cfn, push_bytes, Raise, Ret, StackGauge};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, CStr};
 
@@ -303,6 +303,7 @@ unsafe fn append_data(
     cfg: &Config,
     depth: c_int,
     json: &mut Vec<u8>,
+    gauge: StackGauge,
 ) -> Result<(), Raise> {
     match ffi::lua_type(l, -1) {
         ffi::LUA_TSTRING => append_string(json, super::to_bytes(l, -1).unwrap_or_default()),
@@ -315,7 +316,7 @@ unsafe fn append_data(
         ffi::LUA_TTABLE => {
             let depth = depth + 1;
             // Room for key, value and an error message, as lua-cjson checks.
-            if depth > cfg.encode_max_depth || ffi::lua_checkstack(l, 3) == 0 {
+            if depth > cfg.encode_max_depth || !gauge.ok() || ffi::lua_checkstack(l, 3) == 0 {
                 return Err(Raise::error(format!(
                     "Cannot serialise, excessive nesting ({depth})"
                 )));
@@ -328,7 +329,7 @@ unsafe fn append_data(
                         json.push(b',');
                     }
                     ffi::lua_rawgeti_(l, -1, i);
-                    append_data(l, cfg, depth, json)?;
+                    append_data(l, cfg, depth, json, gauge)?;
                     ffi::lua_settop(l, -2);
                 }
                 json.push(b']');
@@ -359,7 +360,7 @@ unsafe fn append_data(
                             ))
                         }
                     }
-                    append_data(l, cfg, depth, json)?;
+                    append_data(l, cfg, depth, json, gauge)?;
                     ffi::lua_settop(l, -2);
                 }
                 json.push(b'}');
@@ -380,7 +381,7 @@ unsafe fn encode(l: *mut lua_State) -> Ret {
         return Err(Raise::arg(1, "expected 1 argument"));
     }
     let mut json = Vec::new();
-    append_data(l, &cfg, 0, &mut json)?;
+    append_data(l, &cfg, 0, &mut json, StackGauge::new())?;
     push_bytes(l, &json);
     Ok(1)
 }
@@ -432,6 +433,7 @@ struct Parser<'a> {
     depth: c_int,
     /// The last string token's decoded bytes.
     tmp: Vec<u8>,
+    gauge: StackGauge,
 }
 
 fn hexdigit(b: u8) -> Option<u32> {
@@ -638,7 +640,10 @@ impl Parser<'_> {
 
     unsafe fn descend(&mut self, l: *mut lua_State, slots: c_int) -> Result<(), Raise> {
         self.depth += 1;
-        if self.depth <= self.cfg.decode_max_depth && ffi::lua_checkstack(l, slots) != 0 {
+        if self.depth <= self.cfg.decode_max_depth
+            && self.gauge.ok()
+            && ffi::lua_checkstack(l, slots) != 0
+        {
             return Ok(());
         }
         Err(Raise::error(format!(
@@ -868,6 +873,7 @@ unsafe fn decode(l: *mut lua_State) -> Ret {
         cfg,
         depth: 0,
         tmp: Vec::new(),
+        gauge: StackGauge::new(),
     };
     let (tok, index) = p.next_token();
     p.value(l, tok, index)?;

@@ -5,7 +5,7 @@
 
 use super::{
     cast_i32, cast_i64, check_bytes, check_integer, check_stack, lua_cfn, push_bytes, push_funcs,
-    Raise, Ret,
+    Raise, Ret, StackGauge,
 };
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
@@ -210,6 +210,7 @@ impl From<Raise> for DecodeErr {
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    gauge: StackGauge,
 }
 
 impl<'a> Cursor<'a> {
@@ -284,11 +285,14 @@ unsafe fn decode_map(l: *mut lua_State, c: &mut Cursor, len: u64) -> Result<(), 
 /// stack limit: every level holds at least one slot and checks for room.
 unsafe fn decode_value(l: *mut lua_State, c: &mut Cursor) -> Result<(), DecodeErr> {
     c.need(1)?;
-    check_stack(
-        l,
-        1,
-        "too many return values at once; use unpack_one or unpack_limit instead.",
-    )?;
+    const TOO_MANY: &str =
+        "too many return values at once; use unpack_one or unpack_limit instead.";
+    if !c.gauge.ok() {
+        return Err(DecodeErr::Lua(Raise::error(format!(
+            "stack overflow ({TOO_MANY})"
+        ))));
+    }
+    check_stack(l, 1, TOO_MANY)?;
     let b0 = c.at(0);
     match b0 {
         0xcc => {
@@ -436,6 +440,7 @@ unsafe fn unpack_full(l: *mut lua_State, limit: i64, offset: i64) -> Ret {
     let mut c = Cursor {
         data,
         pos: offset as usize,
+        gauge: StackGauge::new(),
     };
     let mut cnt: c_int = 0;
     while c.left() > 0 && (cnt as i64) < limit {

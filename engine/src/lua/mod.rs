@@ -61,18 +61,25 @@ pub type Ret = Result<c_int, Raise>;
 /// # Safety
 /// `l` must be the state Lua called the C function with.
 pub unsafe fn entry(l: *mut lua_State, body: unsafe fn(*mut lua_State) -> Ret) -> c_int {
+    let base = ffi::lua_gettop(l);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(l)));
     let raise = match outcome {
         Ok(Ok(n)) => return n,
         Ok(Err(raise)) => raise,
         Err(_) => Raise::error("internal error in Lua library"),
     };
-    raise_error(l, raise)
+    raise_error(l, base, raise)
 }
 
 /// Pushes the error's message and raises it. Every Rust value is dropped
 /// before the non-returning Lua call.
-unsafe fn raise_error(l: *mut lua_State, raise: Raise) -> c_int {
+unsafe fn raise_error(l: *mut lua_State, base: c_int, raise: Raise) -> c_int {
+    // The error may come from a full stack (a nesting limit): the partial
+    // results above the arguments are garbage now, and dropping them makes
+    // room for the message (Lua's API checks insist on it).
+    if ffi::lua_checkstack(l, 4) == 0 {
+        ffi::lua_settop(l, base);
+    }
     // The messages are copied onto the Lua stack and the Rust buffers
     // dropped here; only `Copy` values remain for the calls below.
     let (kind, narg, tname) = match raise {
@@ -231,6 +238,47 @@ pub fn cast_u64(x: f64) -> u64 {
     }
 }
 
+/// How much machine stack one library call may use for its recursion.
+/// Lua's stack limit (8000 slots, checked with `lua_checkstack` as the C
+/// code does) is what bounds nesting in Redis. In a release build frames
+/// are small (under 256 bytes a level) and Lua's limit is reached well
+/// within 4 MB, half the scripts' 8 MB stack, so the budget never decides.
+/// Debug frames are about 1.3 KB a level: 1.5 MB still covers the default
+/// nesting limits (1000) and fits a 2 MB test thread, and deeper nesting
+/// (only with raised limits) fails with the error Lua's limit gives.
+pub const STACK_BUDGET: usize = if cfg!(debug_assertions) {
+    3 << 19
+} else {
+    4 << 20
+};
+
+/// Where a library call's recursion started, to measure against
+/// [`STACK_BUDGET`] (the stack grows downwards on every target we build).
+#[derive(Clone, Copy)]
+pub struct StackGauge(usize);
+
+impl StackGauge {
+    #[inline(never)]
+    pub fn new() -> StackGauge {
+        let here = 0u8;
+        StackGauge(std::hint::black_box(&here) as *const u8 as usize)
+    }
+
+    /// True while the recursion below the start stays within budget.
+    #[inline(never)]
+    pub fn ok(self) -> bool {
+        let here = 0u8;
+        let addr = std::hint::black_box(&here) as *const u8 as usize;
+        self.0.saturating_sub(addr) < STACK_BUDGET
+    }
+}
+
+impl Default for StackGauge {
+    fn default() -> Self {
+        StackGauge::new()
+    }
+}
+
 /// Registers the four libraries as globals. Run before the globals table
 /// is made read-only: it writes with `rawset`.
 pub fn install(lua: &mlua::Lua) -> mlua::Result<()> {
@@ -261,5 +309,50 @@ pub unsafe fn push_funcs(l: *mut lua_State, funcs: &[(&CStr, ffi::lua_CFunction)
     for (name, f) in funcs {
         ffi::lua_pushcclosure(l, *f, 0);
         ffi::lua_setfield(l, -2, name.as_ptr());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mlua::{Lua, LuaOptions, StdLib};
+
+    fn lua() -> Lua {
+        let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default()).expect("lua");
+        super::install(&lua).expect("install");
+        lua
+    }
+
+    /// Runs `script` on a thread with `stack` bytes of stack.
+    fn run_on_stack(stack: usize, script: &'static str) -> Result<String, String> {
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(move || {
+                lua()
+                    .load(script)
+                    .eval::<String>()
+                    .map_err(|e| e.to_string())
+            })
+            .expect("spawn")
+            .join()
+            .expect("join")
+    }
+
+    /// Nesting as deep as Lua's stack allows, with the libraries' own
+    /// limits raised, fails cleanly (in Redis too, with the same messages
+    /// in a release build) and never overflows the thread's stack: this
+    /// runs on a 2 MB test-thread stack, in debug builds too.
+    #[test]
+    fn deep_nesting_fails_cleanly() {
+        for (script, want) in [
+            ("cjson.decode_max_depth(100000) return select(2, pcall(cjson.decode, string.rep('[', 20000)))", "Found too many nested data structures"),
+            ("cjson.decode_max_depth(100000) return select(2, pcall(cjson.decode, string.rep('{\"a\":', 20000)))", "Found too many nested data structures"),
+            ("cjson.encode_max_depth(100000) local t = {} local c = t for i = 1, 20000 do c[1] = {} c = c[1] end return select(2, pcall(cjson.encode, t))", "Cannot serialise, excessive nesting"),
+            ("cjson.encode_max_depth(100000) local t = {} local c = t for i = 1, 20000 do c.k = {} c = c.k end return select(2, pcall(cjson.encode, t))", "Cannot serialise, excessive nesting"),
+            ("return select(2, pcall(cmsgpack.unpack, string.rep('\\145', 20000)))", "stack overflow (too many return values"),
+            ("return select(2, pcall(cmsgpack.unpack, string.rep('\\129\\1', 20000)))", "stack overflow (too many return values"),
+        ] {
+            let got = run_on_stack(2 << 20, script);
+            assert!(got.as_ref().is_ok_and(|m| m.starts_with(want)), "{script}: {got:?}");
+        }
     }
 }
