@@ -329,7 +329,7 @@ unsafe fn decode_value(l: *mut lua_State, c: &mut Cursor) -> Result<(), DecodeEr
             c.need(9)?;
             // lua_pushunsigned is lua_pushinteger on 64-bit: the value is
             // reinterpreted as signed.
-            ffi::lua_pushinteger(l, c.be(1, 8) as i64 as i64);
+            ffi::lua_pushinteger(l, c.be(1, 8) as i64);
             c.pos += 9;
         }
         0xd3 => {

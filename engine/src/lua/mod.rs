@@ -210,7 +210,7 @@ pub unsafe fn check_stack(l: *mut lua_State, slots: c_int, msg: &str) -> Result<
 /// NaN give `i64::MIN`. The libraries rely on these casts, so the quirk is
 /// part of their observable behaviour.
 pub fn cast_i64(x: f64) -> i64 {
-    if x >= -9223372036854775808.0 && x < 9223372036854775808.0 {
+    if (-9223372036854775808.0..9223372036854775808.0).contains(&x) {
         x as i64
     } else {
         i64::MIN
@@ -231,7 +231,7 @@ pub fn cast_i32(x: f64) -> i32 {
 /// fails the `>= 2^63` test and takes the signed path.
 pub fn cast_u64(x: f64) -> u64 {
     const TWO63: f64 = 9223372036854775808.0;
-    if !(x >= TWO63) {
+    if x.is_nan() || x < TWO63 {
         cast_i64(x) as u64
     } else {
         (cast_i64(x - TWO63) as u64) ^ (1 << 63)
