@@ -90,20 +90,18 @@ unsafe fn bswap(l: *mut lua_State) -> Ret {
 /// `n` is negative.
 unsafe fn tohex(l: *mut lua_State) -> Ret {
     let mut b = barg(l, 1)?;
-    let mut n: i32 = if ffi::lua_type(l, 2) == ffi::LUA_TNONE {
+    // Negated in 64 bits: Redis's build treats -(-2^31) as the positive
+    // 2^31 (the C negation overflows; the compiler assumes it cannot), so
+    // that count means 8 upper-case digits.
+    let mut n: i64 = if ffi::lua_type(l, 2) == ffi::LUA_TNONE {
         8
     } else {
-        barg(l, 2)? as i32
+        barg(l, 2)? as i32 as i64
     };
     let mut digits: &[u8; 16] = b"0123456789abcdef";
     if n < 0 {
-        n = n.wrapping_neg();
+        n = -n;
         digits = b"0123456789ABCDEF";
-    }
-    if n < 0 {
-        // -2^31 stays negative: LuaBitOp would ask Lua for a string of
-        // 2^64 - 2^31 bytes; report the allocation failure it would hit.
-        return Err(Raise::Bare(b"not enough memory".to_vec()));
     }
     let n = n.min(8) as usize;
     let mut buf = [0u8; 8];

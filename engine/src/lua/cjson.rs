@@ -851,8 +851,19 @@ fn hex_float(s: &[u8], start: usize) -> Option<(f64, usize)> {
             p = q;
         }
     }
-    let v = (mantissa | sticky as u64) as f64 * 2f64.powi(exp.clamp(-2200, 2200) as i32);
-    Some((v, p))
+    // Scale in steps whose factors are normal powers of two, so only the
+    // final step can round (into the subnormals) or overflow.
+    let mut v = (mantissa | sticky as u64) as f64;
+    let mut exp = exp.clamp(-2200, 2200) as i32;
+    while exp > 1000 {
+        v *= 2f64.powi(1000);
+        exp -= 1000;
+    }
+    while exp < -1000 {
+        v *= 2f64.powi(-1000);
+        exp += 1000;
+    }
+    Some((v * 2f64.powi(exp), p))
 }
 
 unsafe fn decode(l: *mut lua_State) -> Ret {
@@ -971,6 +982,9 @@ mod tests {
         assert_eq!(p("1e"), Some((1.0, 1)));
         assert_eq!(p("0x10"), Some((16.0, 4)));
         assert_eq!(p("0x1p4"), Some((16.0, 5)));
+        assert_eq!(p("0x1p-1074"), Some((5e-324, 9)));
+        assert_eq!(p("0x1p-1080"), Some((0.0, 9)));
+        assert_eq!(p("0x1p1024"), Some((f64::INFINITY, 8)));
         assert_eq!(p("0x"), Some((0.0, 1)));
         assert_eq!(p("-Infinity"), Some((f64::NEG_INFINITY, 9)));
         assert_eq!(p("5."), Some((5.0, 2)));
