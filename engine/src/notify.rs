@@ -358,9 +358,6 @@ mod tests {
         assert_eq!(config_value("w"), Err(INVALID_CLASS.to_string()));
         // A covers every class but m and n.
         assert_eq!(parse_flags(b"A").unwrap() & (KEY_MISS | NEW), 0);
-        assert_eq!(
-            flags_to_string(parse_flags(b"g$lshzxetd").unwrap()),
-            "A"
-        );
+        assert_eq!(flags_to_string(parse_flags(b"g$lshzxetd").unwrap()), "A");
     }
 }

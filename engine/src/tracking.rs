@@ -60,7 +60,9 @@ struct Prefix {
 enum Payload {
     Keys(Vec<Bytes>),
     /// FLUSHDB/FLUSHALL: a null, in the tracking client's protocol.
-    Flush { resp3: bool },
+    Flush {
+        resp3: bool,
+    },
 }
 
 /// The node's tracking state.
@@ -178,7 +180,16 @@ pub fn client_tracking(cx: &mut Ctx) {
         if bcast && !check_prefix_collisions(cx, old.as_ref(), &prefixes) {
             return;
         }
-        enable(cx.node, id, redirect as u64, bcast, optin, optout, noloop, &prefixes);
+        enable(
+            cx.node,
+            id,
+            redirect as u64,
+            bcast,
+            optin,
+            optout,
+            noloop,
+            &prefixes,
+        );
     } else if cx.arg_is(2, "off") {
         disable(cx.node, id);
     } else {
@@ -362,7 +373,9 @@ pub fn client_trackinginfo(cx: &mut Ctx) {
     out.bulk(b"redirect");
     out.int(t.as_ref().map_or(-1, |t| t.redirect as i64));
     out.bulk(b"prefixes");
-    let prefixes: Vec<Bytes> = t.map(|t| t.prefixes.into_iter().collect()).unwrap_or_default();
+    let prefixes: Vec<Bytes> = t
+        .map(|t| t.prefixes.into_iter().collect())
+        .unwrap_or_default();
     out.array(prefixes.len());
     for p in prefixes {
         out.bulk(&p);
@@ -595,5 +608,168 @@ pub fn broadcast(node: &mut Node) {
 /// Whether anything is waiting for [`broadcast`].
 #[inline]
 pub fn broadcast_pending(node: &Node) -> bool {
-    !node.tracking.prefixes.is_empty() && node.tracking.prefixes.values().any(|p| !p.keys.is_empty())
+    !node.tracking.prefixes.is_empty()
+        && node.tracking.prefixes.values().any(|p| !p.keys.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::disk::DiskError;
+    use crate::{Config, ConnId, Input, Node, Output, Time};
+    use std::collections::BTreeMap;
+
+    const T0: u64 = 1_700_000_000_000_000;
+
+    /// A node driven with a virtual clock; what each connection received.
+    struct Sim {
+        node: Node,
+        now: u64,
+        received: BTreeMap<u64, String>,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            let mut node = Node::new(Config::default(), 7);
+            node.start(Time(T0));
+            let mut s = Sim {
+                node,
+                now: T0,
+                received: BTreeMap::new(),
+            };
+            s.drain();
+            s
+        }
+
+        fn drain(&mut self) {
+            while let Some(o) = self.node.poll_output() {
+                match o {
+                    Output::Send { conn, data } => self
+                        .received
+                        .entry(conn.0)
+                        .or_default()
+                        .push_str(&String::from_utf8_lossy(&data)),
+                    // No data file: the node starts empty.
+                    Output::Disk { id, .. } => self.node.handle(
+                        Time(self.now),
+                        Input::DiskDone {
+                            id,
+                            result: Err(DiskError::NotFound),
+                        },
+                    ),
+                    _ => {}
+                }
+            }
+        }
+
+        fn connect(&mut self, conn: u64) {
+            self.node.handle(
+                Time(self.now),
+                Input::Accepted {
+                    conn: ConnId(conn),
+                    peer: format!("127.0.0.1:{conn}"),
+                    local: "127.0.0.1:6379".into(),
+                },
+            );
+            self.drain();
+        }
+
+        /// Sends an inline command; returns everything the connection got.
+        fn cmd(&mut self, conn: u64, line: &str) -> String {
+            let data = format!("{line}\r\n");
+            self.node.handle(
+                Time(self.now),
+                Input::Received {
+                    conn: ConnId(conn),
+                    data: data.as_bytes(),
+                },
+            );
+            self.drain();
+            self.received.remove(&conn).unwrap_or_default()
+        }
+
+        fn tick_after_ms(&mut self, ms: u64) {
+            self.now += ms * 1000;
+            self.node.handle(Time(self.now), Input::Tick);
+            self.drain();
+        }
+    }
+
+    #[test]
+    fn active_expiry_invalidates_between_commands() {
+        let mut s = Sim::new();
+        s.connect(1);
+        s.connect(2);
+        s.cmd(1, "HELLO 3");
+        assert_eq!(s.cmd(1, "CLIENT TRACKING ON"), "+OK\r\n");
+        s.cmd(2, "SET k v PX 10");
+        assert_eq!(s.cmd(1, "GET k"), "$1\r\nv\r\n");
+        // No command runs: the tick's expiry sends the push by itself.
+        for _ in 0..20 {
+            s.tick_after_ms(100);
+        }
+        assert_eq!(
+            s.received.remove(&1).unwrap_or_default(),
+            ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
+        );
+        assert_eq!(s.node.tracking.info(), (1, 0, 0, 0));
+    }
+
+    #[test]
+    fn bcast_batches_one_input_and_skips_noloop_writers() {
+        let mut s = Sim::new();
+        s.connect(1);
+        s.connect(2);
+        s.cmd(1, "HELLO 3");
+        s.cmd(2, "HELLO 3");
+        s.cmd(1, "CLIENT TRACKING ON BCAST PREFIX p");
+        s.cmd(2, "CLIENT TRACKING ON BCAST PREFIX p NOLOOP");
+        // One input with two commands: one message with both keys.
+        let data = b"SET p2 x\r\nSET p1 y\r\nSET q z\r\n";
+        s.node.handle(
+            Time(s.now),
+            Input::Received {
+                conn: ConnId(2),
+                data,
+            },
+        );
+        s.drain();
+        assert_eq!(
+            s.received.remove(&1).unwrap_or_default(),
+            ">2\r\n$10\r\ninvalidate\r\n*2\r\n$2\r\np1\r\n$2\r\np2\r\n"
+        );
+        // The NOLOOP writer hears nothing about its own writes.
+        assert_eq!(
+            s.received.remove(&2).unwrap_or_default(),
+            "+OK\r\n+OK\r\n+OK\r\n"
+        );
+        assert_eq!(s.node.tracking.info().3, 1);
+    }
+
+    #[test]
+    fn disconnect_ends_tracking_and_a_redirect_breaks() {
+        let mut s = Sim::new();
+        s.connect(1);
+        s.connect(2);
+        s.connect(3);
+        s.cmd(1, "HELLO 3");
+        let id2 = s.cmd(2, "CLIENT ID");
+        let id2 = id2.trim_start_matches(':').trim_end();
+        assert_eq!(
+            s.cmd(1, &format!("CLIENT TRACKING ON REDIRECT {id2}")),
+            "+OK\r\n"
+        );
+        s.cmd(1, "GET k");
+        s.node
+            .handle(Time(s.now), Input::Closed { conn: ConnId(2) });
+        s.drain();
+        s.cmd(3, "SET k 1");
+        assert_eq!(
+            s.received.remove(&1).unwrap_or_default(),
+            format!(">2\r\n$21\r\ntracking-redir-broken\r\n:{id2}\r\n")
+        );
+        s.node
+            .handle(Time(s.now), Input::Closed { conn: ConnId(1) });
+        s.drain();
+        assert_eq!(s.node.tracking.info().0, 0);
+    }
 }

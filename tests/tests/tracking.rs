@@ -56,7 +56,10 @@ fn run(c: &mut Conn, args: &[&str]) -> String {
 /// id masked in the reply (ids differ between the servers: Redis counts
 /// its own internal connections).
 fn run_id(c: &mut Conn, args: &[&str], id: &str) -> String {
-    let real: Vec<&str> = args.iter().map(|a| if *a == "<id>" { id } else { a }).collect();
+    let real: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "<id>" { id } else { a })
+        .collect();
     let reply = show(&c.cmd_str(&real));
     format!("{:?} -> {}", args, mask(&reply, id))
 }
@@ -181,7 +184,11 @@ fn redirect_to_a_resp2_subscriber_and_broken_redirect() {
         let mut w = s.connect();
         let rid = client_id(&mut r);
         let mut out = vec![show(&r.cmd_str(&["SUBSCRIBE", "__redis__:invalidate"]))];
-        out.push(run_id(&mut t, &["CLIENT", "TRACKING", "ON", "REDIRECT", "<id>"], &rid));
+        out.push(run_id(
+            &mut t,
+            &["CLIENT", "TRACKING", "ON", "REDIRECT", "<id>"],
+            &rid,
+        ));
         out.push(run_id(&mut t, &["CLIENT", "GETREDIR"], &rid));
         out.push(run(&mut t, &["GET", "k"]));
         out.push(run(&mut t, &["GET", "j"]));
@@ -195,7 +202,11 @@ fn redirect_to_a_resp2_subscriber_and_broken_redirect() {
         t3.cmd_str(&["HELLO", "3"]);
         let mut gone = s.connect();
         let gid = client_id(&mut gone);
-        out.push(run_id(&mut t3, &["CLIENT", "TRACKING", "ON", "REDIRECT", "<id>"], &gid));
+        out.push(run_id(
+            &mut t3,
+            &["CLIENT", "TRACKING", "ON", "REDIRECT", "<id>"],
+            &gid,
+        ));
         out.push(run(&mut t3, &["GET", "k"]));
         drop(gone);
         s.wait_gone(&gid);
@@ -222,15 +233,23 @@ fn bcast_prefixes() {
         n.cmd_str(&["HELLO", "3"]);
         let mut out = vec![run(
             &mut t,
-            &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a:", "PREFIX", "b:"],
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a:", "PREFIX", "b:",
+            ],
         )];
-        out.push(run(&mut n, &["CLIENT", "TRACKING", "ON", "BCAST", "NOLOOP"]));
+        out.push(run(
+            &mut n,
+            &["CLIENT", "TRACKING", "ON", "BCAST", "NOLOOP"],
+        ));
         out.push(run(&mut t, &["CLIENT", "TRACKINGINFO"]));
         out.push(run(&mut n, &["CLIENT", "TRACKINGINFO"]));
         out.push(run(&mut w, &["SET", "a:1", "x"]));
         out.push(pending(&mut t));
         out.push(pending(&mut n));
-        out.push(run(&mut w, &["MSET", "b:2", "x", "c", "y", "a:3", "z", "a:0", "q"]));
+        out.push(run(
+            &mut w,
+            &["MSET", "b:2", "x", "c", "y", "a:3", "z", "a:0", "q"],
+        ));
         out.push(pending(&mut t));
         out.push(pending(&mut n));
         // NOLOOP: n does not hear about its own writes.
@@ -245,7 +264,10 @@ fn bcast_prefixes() {
         out.push(run(&mut w, &["SET", "zz", "3"]));
         out.push(pending(&mut t));
         // Adding a prefix keeps the others.
-        out.push(run(&mut t, &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c"]));
+        out.push(run(
+            &mut t,
+            &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c"],
+        ));
         out.push(run(&mut t, &["CLIENT", "TRACKINGINFO"]));
         out.push(run(&mut w, &["SET", "c", "1"]));
         out.push(pending(&mut t));
@@ -276,8 +298,12 @@ fn errors_and_introspection() {
             &["CLIENT", "TRACKING", "ON", "REDIRECT", "0"],
             &["CLIENT", "TRACKING", "ON", "BCAST", "OPTIN"],
             &["CLIENT", "TRACKING", "ON", "OPTIN", "OPTOUT"],
-            &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab", "PREFIX", "a"],
-            &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x", "PREFIX", "ab", "PREFIX", "a"],
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "ab", "PREFIX", "a",
+            ],
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "x", "PREFIX", "ab", "PREFIX", "a",
+            ],
             &["CLIENT", "TRACKINGINFO"],
             &["CLIENT", "TRACKING", "OFF"],
             &["CLIENT", "TRACKING", "ON", "OPTIN"],
@@ -289,9 +315,13 @@ fn errors_and_introspection() {
             &["CLIENT", "TRACKINGINFO"],
             &["CLIENT", "GETREDIR"],
             &["CLIENT", "TRACKING", "OFF"],
-            &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a", "PREFIX", "b"],
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a", "PREFIX", "b",
+            ],
             &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "bc"],
-            &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c", "PREFIX", "a"],
+            &[
+                "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "c", "PREFIX", "a",
+            ],
             &["CLIENT", "TRACKING", "ON"],
             &["CLIENT", "TRACKINGINFO"],
             &["CLIENT", "TRACKING", "OFF"],
@@ -306,7 +336,10 @@ fn errors_and_introspection() {
         }
         c.cmd_str(&["HELLO", "3"]);
         out.push(run(&mut c, &["CLIENT", "TRACKINGINFO"]));
-        out.push(run(&mut c, &["CLIENT", "TRACKING", "ON", "OPTOUT", "NOLOOP"]));
+        out.push(run(
+            &mut c,
+            &["CLIENT", "TRACKING", "ON", "OPTOUT", "NOLOOP"],
+        ));
         out.push(run(&mut c, &["CLIENT", "CACHING", "NO"]));
         out.push(run(&mut c, &["CLIENT", "TRACKINGINFO"]));
         out.push(run(&mut c, &["RESET"]));

@@ -285,7 +285,8 @@ pub fn getset(cx: &mut Ctx) {
         return;
     }
     let lru = cx.lru_now();
-    cx.db().set(key.clone(), Value::Str(Str::from_arg(val)), lru);
+    cx.db()
+        .set(key.clone(), Value::Str(Str::from_arg(val)), lru);
     cx.notify(STRING, "set", &key);
     cx.dirty(1);
 }
@@ -339,7 +340,8 @@ fn mset_generic(cx: &mut Ctx, nx: bool) {
     let lru = cx.lru_now();
     for i in (1..cx.argv.len()).step_by(2) {
         let (key, val) = (cx.argv[i].clone(), cx.argv[i + 1].clone());
-        cx.db().set(key.clone(), Value::Str(Str::from_arg(val)), lru);
+        cx.db()
+            .set(key.clone(), Value::Str(Str::from_arg(val)), lru);
         cx.notify(STRING, "set", &key);
     }
     cx.dirty(((cx.argv.len() - 1) / 2) as u64);
@@ -376,7 +378,8 @@ pub fn append(cx: &mut Ctx) {
         None => {
             let lru = cx.lru_now();
             let len = val.len();
-            cx.db().set(key.clone(), Value::Str(Str::from_arg(val)), lru);
+            cx.db()
+                .set(key.clone(), Value::Str(Str::from_arg(val)), lru);
             len
         }
         Some(len) => {
