@@ -1262,3 +1262,61 @@ fn element_encodings_and_node_limits_match_redis() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Keyspace notifications of stream commands (class `t`, plus `n` for
+/// keys created by XADD and XGROUP CREATE MKSTREAM): the same events, in
+/// the same order, as Redis.
+#[test]
+fn keyspace_events_match_redis() {
+    if skip() {
+        return;
+    }
+    let script = r#"
+        XADD s 1-0 a 1
+        XADD s MAXLEN 1 2-0 a 1
+        XADD s NOMKSTREAM 3-0 a 1
+        XADD missing NOMKSTREAM 1-0 a 1
+        XTRIM s MAXLEN 0
+        XTRIM s MAXLEN 0
+        XADD s 4-0 a 1
+        XDEL s 4-0 9-9
+        XDEL s 4-0
+        XSETID s 10-0
+        XGROUP CREATE s g 0
+        XGROUP CREATE fresh g $ MKSTREAM
+        XGROUP SETID s g 0
+        XGROUP CREATECONSUMER s g c1
+        XGROUP CREATECONSUMER s g c1
+        XADD s 11-0 a 1
+        XREADGROUP GROUP g c2 STREAMS s >
+        XREADGROUP GROUP g c2 STREAMS s >
+        XCLAIM s g c3 0 11-0
+        XAUTOCLAIM s g c4 0 0
+        XACK s g 11-0
+        XGROUP DELCONSUMER s g c4
+        XGROUP DESTROY s g
+        XGROUP DESTROY s g
+        DEL s
+    "#;
+    let mut events = Vec::new();
+    for server in [Server::redis(&[]), Server::cinnabar(&[])] {
+        let mut c = server.connect();
+        let mut sub = server.connect();
+        c.cmd_str(&["FLUSHALL"]);
+        c.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "KEtgn"]);
+        sub.cmd_str(&["PSUBSCRIBE", "__key*__:*"]);
+        let _ = replies(&mut c, script);
+        sub.send(&[b"PING"]);
+        let mut got = Vec::new();
+        loop {
+            let r = sub.read_reply().unwrap_or_default();
+            if r.is_empty() || r.windows(4).any(|w| w == b"pong") {
+                break;
+            }
+            got.push(show(&r));
+        }
+        events.push(got);
+    }
+    assert!(events[0].len() > 20, "too few events: {:?}", events[0]);
+    assert_eq!(events[1], events[0]);
+}

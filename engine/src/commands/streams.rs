@@ -21,6 +21,7 @@ use super::{Lookup, Typed};
 use crate::command::Handler;
 use crate::db::Value;
 use crate::node::{Ctx, TimeoutReply};
+use crate::notify::STREAM;
 use crate::stream::{
     Group, Stream, StreamEntry, StreamId, Trim, ENTRIES_READ_INVALID, LISTPACK_MAX_SIZE,
 };
@@ -591,12 +592,17 @@ pub fn xadd(cx: &mut Ctx) {
     }
     cx.client.reply.bulk(&id.to_bytes());
     cx.dirty(1);
+    cx.notify(STREAM, "xadd", &key);
     let mut logged = argv.to_vec();
+    let mut trimmed = 0;
     if a.trim != Trim::None {
         if let Some(s) = existing(cx, &key) {
-            s.trim(a.trim, a.approx, a.limit);
+            trimmed = s.trim(a.trim, a.approx, a.limit);
             rewrite_trim(&mut logged, &a, s);
         }
+    }
+    if trimmed > 0 {
+        cx.notify(STREAM, "xtrim", &key);
     }
     if a.id.as_ref().is_none_or(|p| !p.seq_given) {
         logged[a.id_idx] = id.to_bytes();
@@ -624,6 +630,7 @@ pub fn xtrim(cx: &mut Ctx) {
         }
     };
     if deleted > 0 {
+        cx.notify(STREAM, "xtrim", &key);
         cx.dirty(deleted);
         propagate(cx, logged);
     }
@@ -702,6 +709,7 @@ pub fn xdel(cx: &mut Ctx) {
     s.after_delete(&deleted);
     let n = deleted.len();
     if n > 0 {
+        cx.notify(STREAM, "xdel", &key);
         cx.dirty(n as u64);
     }
     cx.out().int(n as i64);
@@ -764,6 +772,7 @@ pub fn xsetid(cx: &mut Ctx) {
     }
     cx.dirty(1);
     cx.out().ok();
+    cx.notify(STREAM, "xsetid", &key);
 }
 
 // ---------------------------------------------------------------------------
@@ -1118,6 +1127,9 @@ fn read_group(
     let last_id = g.last_id;
     s.groups = s_taken;
     cx.dirty(1);
+    if created {
+        cx.notify(STREAM, "xgroup-createconsumer", key);
+    }
     if created && noack {
         let s = |v: &str| Bytes::copy_from_slice(v.as_bytes());
         propagate(
@@ -1229,6 +1241,7 @@ pub fn xgroup_create(cx: &mut Ctx) {
     s.groups.insert(gname, Group::new(id, entries_read));
     cx.dirty(1);
     cx.out().ok();
+    cx.notify(STREAM, "xgroup-create", &key);
 }
 
 /// XGROUP SETID key group id|$ [ENTRIESREAD entries-read]
@@ -1269,6 +1282,7 @@ pub fn xgroup_setid(cx: &mut Ctx) {
     }
     cx.dirty(1);
     cx.out().ok();
+    cx.notify(STREAM, "xgroup-setid", &key);
 }
 
 /// XGROUP DESTROY key group
@@ -1285,6 +1299,9 @@ pub fn xgroup_destroy(cx: &mut Ctx) {
         cx.signal_ready(&key);
     }
     cx.out().int(removed as i64);
+    if removed {
+        cx.notify(STREAM, "xgroup-destroy", &key);
+    }
 }
 
 /// XGROUP CREATECONSUMER key group consumer
@@ -1301,6 +1318,7 @@ pub fn xgroup_createconsumer(cx: &mut Ctx) {
         .is_some_and(|g| g.consumer_mut(&cname, now).1);
     if created {
         cx.dirty(1);
+        cx.notify(STREAM, "xgroup-createconsumer", &key);
     }
     cx.out().int(created as i64);
 }
@@ -1324,6 +1342,7 @@ pub fn xgroup_delconsumer(cx: &mut Ctx) {
     }
     cx.dirty(1);
     cx.out().int(pending as i64);
+    cx.notify(STREAM, "xgroup-delconsumer", &key);
 }
 
 /// XGROUP HELP
@@ -1604,6 +1623,7 @@ pub fn xclaim(cx: &mut Ctx) {
     // removal of a PEL entry whose stream entry was deleted.
     let mut props: Vec<(StreamId, Bytes, i64, u64)> = Vec::new();
     let mut consumer_ready = false;
+    let mut consumer_created = false;
     for id in ids {
         let entry = s.get(id);
         let Some(entry) = entry else {
@@ -1626,9 +1646,10 @@ pub fn xclaim(cx: &mut Ctx) {
             }
         }
         if !consumer_ready {
-            let (c, _) = g.consumer_mut(&cname, now);
+            let (c, new) = g.consumer_mut(&cname, now);
             c.seen_time = now;
             consumer_ready = true;
+            consumer_created = new;
         }
         let count = if retrycount >= 0 {
             retrycount as u64
@@ -1652,6 +1673,9 @@ pub fn xclaim(cx: &mut Ctx) {
     let group_last = g.last_id;
     let entries_read = g.entries_read;
     s.groups = groups;
+    if consumer_created {
+        cx.notify(STREAM, "xgroup-createconsumer", &key);
+    }
     let dirty = props.len() as u64 + propagate_last_id as u64;
     for (id, owner, t, n) in props {
         let nack = Nack {
@@ -1731,6 +1755,7 @@ pub fn xautoclaim(cx: &mut Ctx) {
     let mut deleted: Vec<StreamId> = Vec::new();
     let mut props: Vec<(StreamId, Bytes, i64, u64)> = Vec::new();
     let mut consumer_ready = false;
+    let mut consumer_created = false;
     let mut cursor = start;
     let next_id = loop {
         let next = g.pel.range(cursor..).next().map(|(k, _)| *k);
@@ -1768,9 +1793,10 @@ pub fn xautoclaim(cx: &mut Ctx) {
             p.delivery_count + 1
         };
         if !consumer_ready {
-            let (c, _) = g.consumer_mut(&cname, now);
+            let (c, new) = g.consumer_mut(&cname, now);
             c.seen_time = now;
             consumer_ready = true;
+            consumer_created = new;
         }
         g.assign(id, &cname, now, n);
         claimed.push(if justid {
@@ -1789,6 +1815,9 @@ pub fn xautoclaim(cx: &mut Ctx) {
     };
     let group_last = g.last_id;
     s.groups = groups;
+    if consumer_created {
+        cx.notify(STREAM, "xgroup-createconsumer", &key);
+    }
     let dirty = props.len() as u64;
     for (id, owner, t, n) in props {
         let nack = Nack {
