@@ -1443,6 +1443,17 @@ fn object_digest(d: &mut [u8; 20], v: &crate::db::Value, expires: bool) {
                 xor_digest(d, &e);
             }
         }
+        // Entries in order as `ms.seq` then fields and values; consumer
+        // groups are not part of the digest in Redis either.
+        Value::Stream(st) => {
+            use crate::stream::StreamId;
+            for e in st.range(StreamId::MIN, StreamId::MAX, 0, false) {
+                mix_digest(d, format!("{}.{}", e.id.ms, e.id.seq).as_bytes());
+                for f in &e.fields {
+                    mix_digest(d, f);
+                }
+            }
+        }
         #[allow(unreachable_patterns)]
         _ => {}
     }
