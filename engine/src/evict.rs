@@ -333,7 +333,11 @@ pub fn perform_evictions(node: &mut Node, current: Option<&mut Client>) -> Outco
 
 /// Deletes one chosen key as an eviction: stats, WATCH, AOF.
 fn evict_key(node: &mut Node, current: &mut Client, db: usize, key: Bytes) {
-    node.dbs[db].delete(&key);
+    if node.config.lazyfree_lazy_eviction {
+        crate::lazyfree::delete(node, db, &key);
+    } else {
+        node.dbs[db].delete(&key);
+    }
     node.stats.evicted_keys += 1;
     node.touch_key(current, db, &key);
     // Keyspace event "evicted" (notifyKeyspaceEvent(NOTIFY_EVICTED, ...)):

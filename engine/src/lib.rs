@@ -30,6 +30,7 @@ pub mod expire;
 pub mod glob;
 pub mod limits;
 pub mod latency;
+pub mod lazyfree;
 pub mod lua;
 pub mod memory;
 pub mod node;

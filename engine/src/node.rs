@@ -107,6 +107,24 @@ pub struct HostInfo {
     pub total_system_memory: u64,
 }
 
+/// A value or database the node has finished with (see `lazyfree.rs`):
+/// the driver drops it, off its event loop if it can.
+pub struct Garbage(pub Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for Garbage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Garbage")
+    }
+}
+
+/// Two hand-offs are equal only if they are the same allocation.
+impl PartialEq for Garbage {
+    fn eq(&self, other: &Garbage) -> bool {
+        std::ptr::addr_eq(&*self.0, &*other.0)
+    }
+}
+impl Eq for Garbage {}
+
 /// What the driver must do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output {
@@ -127,6 +145,9 @@ pub enum Output {
     /// The node cannot go on (e.g. its data file is corrupt): log the
     /// message and exit with status 1, as Redis does.
     Fatal { message: String },
+    /// Drop this (a large value or a flushed database), ideally on another
+    /// thread: Redis's lazy free (UNLINK, FLUSHALL ASYNC).
+    Free(Garbage),
 }
 
 /// Per-connection state.
@@ -422,6 +443,8 @@ pub struct Node {
     pub clients_memory: u64,
     /// Command durations, SLOWLOG and the latency monitor (latency.rs).
     pub observe: crate::latency::Observability,
+    /// Lazy freeing counters (lazyfree.rs).
+    pub lazyfree: crate::lazyfree::LazyFreeStats,
     /// Keyspace notifications' per-command state (notify.rs).
     pub notifier: crate::notify::Notifier,
     /// Client-side caching: tracking clients and tables (tracking.rs).
@@ -670,6 +693,7 @@ impl Node {
             evictor: crate::evict::Evictor::default(),
             clients_memory: 0,
             observe: Default::default(),
+            lazyfree: Default::default(),
             notifier: Default::default(),
             tracking: Default::default(),
         };

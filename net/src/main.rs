@@ -55,6 +55,29 @@ fn stopwatch_ns() -> u64 {
         .as_nanos() as u64
 }
 
+/// Drops what the engine hands over (UNLINK'd values, flushed databases)
+/// on a thread of its own, Redis's lazyfree thread: freeing millions of
+/// allocations must not stall the event loop.
+fn free_off_loop(garbage: cinnabar_engine::node::Garbage) {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock};
+    static FREER: OnceLock<Mutex<Sender<cinnabar_engine::node::Garbage>>> = OnceLock::new();
+    let tx = FREER.get_or_init(|| {
+        let (tx, rx) = channel::<cinnabar_engine::node::Garbage>();
+        let spawned = std::thread::Builder::new()
+            .name("lazyfree".into())
+            .spawn(move || rx.into_iter().for_each(drop));
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the lazyfree thread, freeing inline: {e}");
+        }
+        Mutex::new(tx)
+    });
+    // If the thread is gone, the send fails and the value drops here.
+    if let Ok(tx) = tx.lock() {
+        let _ = tx.send(garbage);
+    }
+}
+
 /// Messages to a connection task from elsewhere in the server.
 enum ToConn {
     Data(Bytes),
@@ -117,6 +140,7 @@ impl Shared {
                 // failure under `always`): Redis logs and exits with 1.
                 // (The engine has logged the message.)
                 Output::Fatal { .. } => std::process::exit(1),
+                Output::Free(garbage) => free_off_loop(garbage),
             }
         }
         mine

@@ -785,6 +785,8 @@ impl World {
                     return;
                 }
                 Output::Disk { id, op } => self.disk_issue(n, id, op),
+                // Lazy free: the simulator drops it at once.
+                Output::Free(_) => {}
                 Output::Fatal { message } => {
                     self.log(format_args!("n{n} fatal: {message}"));
                     self.node_fatal(n, message);

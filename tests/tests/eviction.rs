@@ -330,3 +330,62 @@ fn filled_server_stays_under_maxmemory() {
         assert_ne!(dbsize, b":20000\r\n".to_vec(), "{}", server.name);
     }
 }
+
+/// Lazy freeing: UNLINK, DEL under lazyfree-lazy-user-del, FLUSHDB/FLUSHALL
+/// ASYNC and lazyfree-lazy-user-flush reply as Redis does, the data is gone
+/// at once, and large values count in `lazyfreed_objects` (small ones are
+/// freed inline, in both).
+#[test]
+fn lazy_free_matches_redis() {
+    let (redis, ours) = servers();
+    let mut p = Pair::new(&redis, &ours);
+    let members: Vec<String> = (0..5000).map(|i| format!("m{i}")).collect();
+    let fill = |p: &mut Pair, key: &str| {
+        for chunk in members.chunks(500) {
+            let mut args = vec!["SADD", key];
+            args.extend(chunk.iter().map(|s| s.as_str()));
+            p.same(&args);
+        }
+    };
+    let lazyfreed = |c: &mut Conn| -> u64 {
+        // Redis counts when its background thread is done: wait a little.
+        let mut last = 0;
+        for _ in 0..50 {
+            last = info_field(c, "memory", "lazyfreed_objects")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX);
+            if last > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        last
+    };
+    fill(&mut p, "big");
+    p.same(&["SET", "small", "v"]);
+    p.same(&["UNLINK", "big", "small", "missing"]);
+    p.same(&["EXISTS", "big", "small"]);
+    let (r, c) = (lazyfreed(&mut p.redis), lazyfreed(&mut p.ours));
+    assert_eq!((r, c), (1, 1), "lazyfreed_objects after UNLINK");
+    p.same(&["CONFIG", "SET", "lazyfree-lazy-user-del", "yes"]);
+    fill(&mut p, "big2");
+    p.same(&["DEL", "big2"]);
+    p.same(&["CONFIG", "SET", "lazyfree-lazy-user-del", "no"]);
+    for flush in [
+        &["FLUSHDB", "ASYNC"][..],
+        &["FLUSHALL", "ASYNC"],
+        &["FLUSHALL"],
+    ] {
+        fill(&mut p, "big3");
+        p.same(flush);
+        p.same(&["DBSIZE"]);
+    }
+    p.same(&["CONFIG", "SET", "lazyfree-lazy-user-flush", "yes"]);
+    fill(&mut p, "big4");
+    p.same(&["FLUSHDB"]);
+    p.same(&["FLUSHALL", "SYNC"]);
+    p.same(&["FLUSHALL", "LAZY"]);
+    p.same(&["DBSIZE"]);
+    p.both(&["CONFIG", "SET", "lazyfree-lazy-user-flush", "no"]);
+    p.check();
+}

@@ -341,6 +341,17 @@ impl Ctx<'_> {
     /// Deletes a key from the current db; true if it existed.
     pub fn delete_key(&mut self, key: &[u8]) -> bool {
         let db = self.client.db;
+        // UNLINK, DEL under lazyfree-lazy-user-del, and other commands'
+        // deletions under lazyfree-lazy-server-del free large values off
+        // the event loop (lazyfree.rs).
+        let lazy = match self.cmd.name.as_str() {
+            "unlink" => true,
+            "del" => self.node.config.lazyfree_lazy_user_del,
+            _ => self.node.config.lazyfree_lazy_server_del,
+        };
+        if lazy {
+            return crate::lazyfree::delete(self.node, db, key);
+        }
         self.node.dbs[db].delete(key)
     }
 

@@ -13,43 +13,53 @@ pub fn dbsize(cx: &mut Ctx) {
     cx.out().int(n);
 }
 
-/// FLUSHDB/FLUSHALL accept one optional ASYNC|SYNC. Freeing is synchronous
-/// either way here: the engine has no background thread, and the reply
-/// cannot tell the difference.
-fn flush_mode_ok(cx: &mut Ctx) -> bool {
+/// FLUSHDB/FLUSHALL accept one optional ASYNC|SYNC; without one,
+/// `lazyfree-lazy-user-flush` decides. `Some(true)`: free the old data
+/// lazily (handed to the driver, see lazyfree.rs).
+fn flush_mode(cx: &mut Ctx) -> Option<bool> {
     match cx.argv.len() {
-        1 => true,
-        2 if cx.arg_is(1, "sync") || cx.arg_is(1, "async") => true,
+        1 => Some(cx.node.config.lazyfree_lazy_user_flush),
+        2 if cx.arg_is(1, "sync") => Some(false),
+        2 if cx.arg_is(1, "async") => Some(true),
         _ => {
             cx.syntax_error();
-            false
+            None
         }
+    }
+}
+
+/// Replaces db `i` with an empty one, freeing the old one lazily or not.
+fn flush_one(cx: &mut Ctx, i: usize, lazy: bool) {
+    let fresh = cx.node.fresh_db(i);
+    let old = std::mem::replace(&mut cx.node.dbs[i], fresh);
+    if lazy {
+        crate::lazyfree::dispose_db(cx.node, old);
     }
 }
 
 /// FLUSHDB [ASYNC|SYNC]
 pub fn flushdb(cx: &mut Ctx) {
-    if !flush_mode_ok(cx) {
+    let Some(lazy) = flush_mode(cx) else {
         return;
-    }
+    };
     let n = cx.db().len() as u64;
     let i = cx.client.db;
     cx.node.touch_watched_in_db(cx.client, i);
-    cx.node.dbs[i] = cx.node.fresh_db(i);
+    flush_one(cx, i, lazy);
     cx.dirty(n);
     cx.out().ok();
 }
 
 /// FLUSHALL [ASYNC|SYNC]
 pub fn flushall(cx: &mut Ctx) {
-    if !flush_mode_ok(cx) {
+    let Some(lazy) = flush_mode(cx) else {
         return;
-    }
+    };
     let mut n = 0;
     for i in 0..cx.node.dbs.len() {
         cx.node.touch_watched_in_db(cx.client, i);
         n += cx.node.dbs[i].len() as u64;
-        cx.node.dbs[i] = cx.node.fresh_db(i);
+        flush_one(cx, i, lazy);
     }
     // Redis counts FLUSHALL as at least one change so a save follows.
     cx.dirty(n + 1);
@@ -303,7 +313,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "mem_allocator", n.host.mem_allocator);
         field!(out, "active_defrag_running", 0);
         field!(out, "lazyfree_pending_objects", 0);
-        field!(out, "lazyfreed_objects", 0);
+        field!(out, "lazyfreed_objects", n.lazyfree.freed_objects);
     }
     if section("persistence", "Persistence", &mut out) {
         let p = &n.persist;

@@ -150,6 +150,7 @@ impl Harness {
                 Output::Fatal { message } => self.fatal = Some(message),
                 Output::Shutdown => self.shutdown = true,
                 Output::Sleep { .. } => {}
+                Output::Free(_) => {}
             }
         }
     }
