@@ -741,6 +741,8 @@ fn random_sequences_give_the_same_event_stream() {
         ..Config::default()
     });
     let strategy = (proptest::collection::vec(step, 1..25), any::<bool>());
+    // Events seen, so the test cannot pass by comparing silences.
+    let seen = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&strategy, |(steps, extra_classes)| {
             let script: Vec<Vec<&str>> = steps
@@ -764,6 +766,8 @@ fn random_sequences_give_the_same_event_stream() {
             for s in [&redis, &ours] {
                 s.connect().cmd_str(&["FLUSHALL"]);
             }
+            let events = a.iter().filter(|l| l.contains("pmessage")).count();
+            seen.fetch_add(events, std::sync::atomic::Ordering::Relaxed);
             match first_difference(&a, &b) {
                 None => Ok(()),
                 Some(d) => Err(TestCaseError::fail(format!(
@@ -772,4 +776,48 @@ fn random_sequences_give_the_same_event_stream() {
             }
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    let seen = seen.into_inner();
+    assert!(seen > cases as usize, "only {seen} events in {cases} cases");
+}
+
+/// Blocked pops served by another client's push: the pusher's events, then
+/// the served pop's (and `del` when it empties the key).
+#[test]
+fn blocked_clients_served_later() {
+    let run = |s: &Server| -> Vec<String> {
+        let mut w = s.connect();
+        let mut b1 = s.connect();
+        let mut b2 = s.connect();
+        let mut sub = s.connect();
+        w.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "KEAn"]);
+        sub.send(&[b"PSUBSCRIBE", b"__key*__:*"]);
+        sub.send(&[b"SUBSCRIBE", b"end-of-test"]);
+        let mut out = vec![
+            show(&sub.read_reply().expect("subscribed")),
+            show(&sub.read_reply().expect("subscribed")),
+        ];
+        let b1_id = b1.id();
+        b1.send(&[b"BLMOVE", b"src", b"dst", b"LEFT", b"RIGHT", b"0"]);
+        s.wait_blocked(&b1_id);
+        let b2_id = b2.id();
+        b2.send(&[b"BZPOPMIN", b"z", b"0"]);
+        s.wait_blocked(&b2_id);
+        out.push(show(&w.cmd_str(&["RPUSH", "src", "a"])));
+        out.push(show(&b1.read_reply().expect("served")));
+        out.push(show(&w.cmd_str(&["ZADD", "z", "1", "m", "2", "n"])));
+        out.push(show(&b2.read_reply().expect("served")));
+        w.cmd_str(&["PUBLISH", "end-of-test", "."]);
+        loop {
+            let m = show(&sub.read_reply().expect("a message"));
+            let end = m.contains("end-of-test");
+            out.push(m);
+            if end {
+                break;
+            }
+        }
+        out
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    assert_same(&run(&redis), &run(&ours), "blocked");
 }

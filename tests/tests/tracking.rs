@@ -347,3 +347,106 @@ fn errors_and_introspection() {
         out
     });
 }
+
+/// Reads by the tracking client and writes by it and by another client,
+/// at random over three keys; after every step the tracking client's
+/// pending messages are recorded. Default mode, with or without NOLOOP.
+#[test]
+fn random_reads_and_writes_give_the_same_invalidations() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    const READS: &[&[&str]] = &[
+        &["GET", "K"],
+        &["MGET", "K", "L"],
+        &["HGET", "K", "f"],
+        &["LRANGE", "K", "0", "-1"],
+        &["EXISTS", "K"],
+        &["TYPE", "K"],
+        &["STRLEN", "K"],
+    ];
+    const WRITES: &[&[&str]] = &[
+        &["SET", "K", "v"],
+        &["DEL", "K", "L"],
+        &["LPUSH", "K", "v"],
+        &["HSET", "K", "f", "v"],
+        &["INCR", "K"],
+        &["EXPIRE", "K", "100"],
+        &["RENAME", "K", "L"],
+        &["MSET", "K", "1", "L", "2"],
+        &["APPEND", "K", "x"],
+        &["SADD", "K", "v"],
+        &["ZADD", "K", "1", "v"],
+        &["LPOP", "K"],
+        &["FLUSHDB"],
+    ];
+    let keys = ["a", "b", "c"];
+    // (writer: 0 other, 1 the tracking client, 2 a read; template; keys)
+    let step = (0..3usize, 0..WRITES.len(), 0..keys.len(), 0..keys.len());
+    let cases: u32 = std::env::var("TRACKING_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strategy = (proptest::collection::vec(step, 1..20), any::<bool>());
+    // Invalidations seen, so the test cannot pass by comparing silences.
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&strategy, |(steps, noloop)| {
+            let play = |s: &Server| -> Vec<String> {
+                let mut t = s.connect();
+                let mut w = s.connect();
+                t.cmd_str(&["HELLO", "3"]);
+                let mode: &[&str] = if noloop {
+                    &["CLIENT", "TRACKING", "ON", "NOLOOP"]
+                } else {
+                    &["CLIENT", "TRACKING", "ON"]
+                };
+                let mut out = vec![run(&mut t, mode)];
+                for &(who, tpl, k, l) in &steps {
+                    let template = if who == 2 {
+                        READS[tpl % READS.len()]
+                    } else {
+                        WRITES[tpl]
+                    };
+                    let args: Vec<&str> = template
+                        .iter()
+                        .map(|a| match *a {
+                            "K" => keys[k],
+                            "L" => keys[l],
+                            other => other,
+                        })
+                        .collect();
+                    let c = if who == 0 { &mut w } else { &mut t };
+                    out.push(format!("{who} {}", run(c, &args)));
+                    out.push(pending(&mut t));
+                }
+                w.cmd_str(&["FLUSHALL"]);
+                out
+            };
+            let (a, b) = (play(&redis), play(&ours));
+            let pushes = a.iter().filter(|l| l.contains("invalidate")).count();
+            seen.fetch_add(pushes, std::sync::atomic::Ordering::Relaxed);
+            if a == b {
+                Ok(())
+            } else {
+                let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
+                Err(TestCaseError::fail(format!(
+                    "noloop {noloop} steps {steps:?}\nfirst difference at {i}\nredis:\n{}\ncinnabar:\n{}",
+                    a[i.saturating_sub(6)..a.len().min(i + 3)].join("\n"),
+                    b[i.saturating_sub(6)..b.len().min(i + 3)].join("\n")
+                )))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen = seen.into_inner();
+    assert!(
+        seen > cases as usize,
+        "only {seen} invalidations in {cases} cases"
+    );
+}
