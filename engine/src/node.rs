@@ -890,6 +890,11 @@ impl Node {
     fn after_input_of(&mut self, mut c: Box<Client>) {
         let conn = c.conn;
         let close = c.close_after_reply;
+        if self.notifier.has_stash() {
+            // Keyspace messages for it from after its last command (a
+            // blocked client it served, an eviction before a refusal).
+            self.notifier.drain_into(&mut c);
+        }
         self.flush(&mut c);
         if close {
             self.monitors.retain(|&m| m != conn);

@@ -218,16 +218,27 @@ fn deliver(node: &mut Node, conn: ConnId, parts: &[&[u8]]) {
 }
 
 impl Notifier {
-    /// Moves what was kept for `c` into its reply buffer; drops the rest
-    /// (their clients are gone).
+    /// Moves what was kept for `c` into its reply buffer. Entries of other
+    /// clients stay: a client whose command served a blocked one is out of
+    /// the table meanwhile, and gets its messages when its input ends.
     pub fn drain_into(&mut self, c: &mut crate::node::Client) {
-        for (conn, parts) in self.stash.drain(..) {
-            if conn == c.conn {
-                c.reply.push(parts.len());
-                for p in &parts {
-                    c.reply.bulk(p);
-                }
+        let conn = c.conn;
+        self.stash.retain(|(to, parts)| {
+            if *to != conn {
+                return true;
             }
+            c.reply.push(parts.len());
+            for p in parts {
+                c.reply.bulk(p);
+            }
+            false
+        });
+    }
+
+    /// Drops what was kept for a client that is going away.
+    pub fn forget(&mut self, conn: ConnId) {
+        if !self.stash.is_empty() {
+            self.stash.retain(|(to, _)| *to != conn);
         }
     }
 

@@ -821,3 +821,29 @@ fn blocked_clients_served_later() {
     let ours = Server::cinnabar(&[]);
     assert_same(&run(&redis), &run(&ours), "blocked");
 }
+
+/// A RESP3 client subscribed to its own events whose push serves a blocked
+/// client also hears the served pop's events.
+#[test]
+fn own_events_include_the_blocked_client_it_served() {
+    let run = |s: &Server| -> Vec<String> {
+        let mut w = s.connect();
+        let mut b = s.connect();
+        w.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        w.cmd_str(&["HELLO", "3"]);
+        let mut out = vec![show(&w.cmd_str(&["PSUBSCRIBE", "__keyevent*"]))];
+        let b_id = b.id();
+        b.send(&[b"BLPOP", b"src", b"0"]);
+        s.wait_blocked(&b_id);
+        out.push(show(&w.cmd_str(&["RPUSH", "src", "a"])));
+        out.push(show(&b.read_reply().expect("served")));
+        out.push(show(&w.cmd_str(&["SET", "k", "v"])));
+        while let Some(r) = w.try_reply(std::time::Duration::from_millis(200)) {
+            out.push(show(&r));
+        }
+        out
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    assert_same(&run(&redis), &run(&ours), "served");
+}

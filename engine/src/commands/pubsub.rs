@@ -145,8 +145,10 @@ fn unsubscribe_generic(cx: &mut Ctx, kind: Kind) {
 
 /// Drops every subscription of a client (disconnect, RESET), silently.
 pub fn unsubscribe_everything(node: &mut Node, c: &mut Client) {
-    // Tracking ends with the connection and with RESET, like these.
+    // Tracking ends with the connection and with RESET, like these; so do
+    // keyspace messages kept for it.
     crate::tracking::disable(node, c.id);
+    node.notifier.forget(c.conn);
     for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
         for ch in kind.client_list(c).clone() {
             remove_subscription(node, c, kind, &ch);
