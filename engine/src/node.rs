@@ -29,6 +29,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, VecDeque};
 
+/// Buckets of each keyspace table moved per tick while it is being resized
+/// (a few hundred microseconds of work, like Redis's 1 ms per db).
+const ACTIVE_REHASH_BUCKETS: usize = 1000;
+
 /// Unix time in microseconds, as given by the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
 pub struct Time(pub u64);
@@ -1983,6 +1987,12 @@ impl Node {
         }
         if self.active_expire_enabled {
             crate::expire::active_expire_cycle(self);
+        }
+        // Redis's activerehashing: a table being resized that nobody
+        // writes to still finishes, a bounded number of buckets per tick.
+        for db in &mut self.dbs {
+            db.keys.rehash_steps(ACTIVE_REHASH_BUCKETS);
+            db.expires.rehash_steps(ACTIVE_REHASH_BUCKETS);
         }
         self.clients_memory = self
             .clients
