@@ -1342,6 +1342,10 @@ impl Node {
             ))
         });
         c.db = reply.db;
+        if self.notifier.has_stash() {
+            // The script's keyspace events for its caller precede its reply.
+            self.notifier.drain_into(&mut c);
+        }
         reply.write(self, &mut c);
         let mut frames = frames.into_iter();
         while let Some(frame) = frames.next() {

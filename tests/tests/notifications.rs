@@ -847,3 +847,27 @@ fn own_events_include_the_blocked_client_it_served() {
     let ours = Server::cinnabar(&[]);
     assert_same(&run(&redis), &run(&ours), "served");
 }
+
+/// A script's events reach its RESP3 caller, subscribed to them, before the
+/// script's reply.
+#[test]
+fn a_scripts_events_precede_its_reply_to_a_subscribed_caller() {
+    let run = |s: &Server| -> Vec<String> {
+        let mut c = s.connect();
+        c.cmd_str(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        c.cmd_str(&["HELLO", "3"]);
+        let mut out = vec![show(&c.cmd_str(&["PSUBSCRIBE", "__keyevent*"]))];
+        c.send(&[
+            b"EVAL",
+            b"redis.call('SET', 'k', 'v'); redis.call('DEL', 'k'); return 7",
+            b"0",
+        ]);
+        for _ in 0..3 {
+            out.push(show(&c.read_reply().expect("a reply")));
+        }
+        out
+    };
+    let redis = Server::redis(&[]);
+    let ours = Server::cinnabar(&[]);
+    assert_same(&run(&redis), &run(&ours), "script");
+}

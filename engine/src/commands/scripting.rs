@@ -631,6 +631,11 @@ fn start(
             }
             let reply = finish(cx.node, running, result);
             cx.client.db = reply.db;
+            // Keyspace events of its commands for the caller come first,
+            // as Redis writes them while the script runs.
+            if cx.node.notifier.has_stash() {
+                cx.node.notifier.drain_into(cx.client);
+            }
             reply.write(cx.node, cx.client);
         }
         None => {
