@@ -4,6 +4,11 @@
 //! error, then property tests that push random nested values through the
 //! encoders and decoders of both servers.
 //!
+//! The cases that raise the nesting limits to 100000 expect a release
+//! build of the server (what scripts/test.sh runs): a debug build's larger
+//! frames stop the recursion earlier, by design (engine/src/lua/mod.rs,
+//! `STACK_BUDGET`), with the same message and a smaller depth.
+//!
 //! Scripts return strings where they can (encodings, `dump` of decoded
 //! values) so that the comparison sees every byte and every number's full
 //! precision, not just Redis's integer conversion of Lua numbers.
@@ -42,6 +47,11 @@ local function dumpall(...)
   local out = {}
   for i = 1, select('#', ...) do out[#out + 1] = dump((select(i, ...))) end
   return table.concat(out, ' ')
+end
+-- f's results or error, as one string: pcall then sees a single result
+-- (a debug build's Lua API checks abort when pcall itself gets many).
+local function try(f, ...)
+  return dumpall(pcall(function(...) return dumpall(f(...)) end, ...))
 end
 "#;
 
@@ -718,11 +728,11 @@ fn random_bytes_decode_like_redis() {
         for body in [
             // Under pcall: the messages compare as values, independently of
             // the script runner's error reporting (error_reporting_matches_redis).
-            format!("return dumpall(pcall(cjson.decode, \"{lit}\"))"),
-            format!("return dumpall(pcall(cmsgpack.unpack, \"{lit}\"))"),
-            format!("return dumpall(pcall(cmsgpack.unpack_limit, \"{lit}\", 2, 1))"),
-            format!("return dumpall(pcall(struct.unpack, \"{fmt}\", \"{lit}\"))"),
-            format!("return dumpall(pcall(struct.pack, \"{fmt}\", 1, 2, 3, 4, 5, 6, 7, 8))"),
+            format!("return try(cjson.decode, \"{lit}\")"),
+            format!("return try(cmsgpack.unpack, \"{lit}\")"),
+            format!("return try(cmsgpack.unpack_limit, \"{lit}\", 2, 1)"),
+            format!("return try(struct.unpack, \"{fmt}\", \"{lit}\")"),
+            format!("return try(struct.pack, \"{fmt}\", 1, 2, 3, 4, 5, 6, 7, 8)"),
         ] {
             let (want, got) = p.borrow_mut().eval(&body);
             prop_assert_eq!(show(&want), show(&got), "script: {}", body);
