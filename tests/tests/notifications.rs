@@ -871,3 +871,46 @@ fn a_scripts_events_precede_its_reply_to_a_subscribed_caller() {
     let ours = Server::cinnabar(&[]);
     assert_same(&run(&redis), &run(&ours), "script");
 }
+
+#[test]
+fn stream_commands() {
+    check(
+        "KEAn",
+        &[
+            &["XADD", "s", "1-1", "f", "v"],
+            &["XADD", "s", "2-1", "f", "v"],
+            &["XADD", "s", "MAXLEN", "1", "3-1", "f", "v"],
+            &["XADD", "nos", "NOMKSTREAM", "1-1", "f", "v"],
+            &["XTRIM", "s", "MAXLEN", "0"],
+            &["XTRIM", "s", "MAXLEN", "0"],
+            &["XADD", "s", "4-1", "f", "v"],
+            &["XDEL", "s", "4-1", "9-9"],
+            &["XDEL", "s", "9-9"],
+            &["XSETID", "s", "10-1"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+            &["XGROUP", "CREATE", "s2", "g", "$", "MKSTREAM"],
+            &["XGROUP", "SETID", "s", "g", "0"],
+            &["XGROUP", "CREATECONSUMER", "s", "g", "c1"],
+            &["XGROUP", "CREATECONSUMER", "s", "g", "c1"],
+            &["XADD", "s", "11-1", "f", "v"],
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c2",
+                "COUNT",
+                "1",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+            &["XCLAIM", "s", "g", "c3", "0", "11-1"],
+            &["XAUTOCLAIM", "s", "g", "c4", "0", "0"],
+            &["XACK", "s", "g", "11-1"],
+            &["XGROUP", "DELCONSUMER", "s", "g", "c1"],
+            &["XGROUP", "DESTROY", "s", "g"],
+            &["XGROUP", "DESTROY", "s", "g"],
+            &["DEL", "s", "s2"],
+        ],
+    );
+}
