@@ -265,10 +265,14 @@ pub fn key_evicted(node: &mut Node, db: usize, key: &[u8]) {
 /// first event on such a key is preceded by `new`, as Redis's `dbAdd`
 /// fires it when it creates the key.
 pub fn before_command(node: &mut Node, db: usize, keys: Vec<Bytes>) {
+    let now_ms = node.now.as_millis();
+    let d = &node.dbs[db];
     let mut missing: Vec<(Bytes, bool)> = Vec::new();
     for k in keys {
-        // A key named twice (MSET k v k v) is created once.
-        if !node.dbs[db].keys.contains_key(&k) && !missing.iter().any(|(m, _)| *m == k) {
+        // An expired key is deleted by the command's lookup and created
+        // again; a key named twice (MSET k v k v) is created once.
+        let absent = !d.keys.contains_key(&k) || d.is_expired(&k, now_ms);
+        if absent && !missing.iter().any(|(m, _)| *m == k) {
             missing.push((k, true));
         }
     }

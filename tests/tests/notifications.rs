@@ -914,3 +914,18 @@ fn stream_commands() {
         ],
     );
 }
+
+#[test]
+fn a_key_written_after_it_expired_is_new_again() {
+    check(
+        "KEAn",
+        &[
+            &["SET", "a", "1", "PX", "1"],
+            &["RPUSH", "l", "x"],
+            &["PEXPIRE", "l", "1"],
+            &["SLEEP", "20"],
+            &["SET", "a", "2"],
+            &["RPUSH", "l", "y"],
+        ],
+    );
+}
