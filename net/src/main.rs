@@ -417,12 +417,41 @@ fn host_info(config_file: &str) -> HostInfo {
     }
 }
 
+/// Logging as `loglevel` and `logfile` say, like Redis (notice is info,
+/// verbose and debug are debug, warning is warn, nothing is off; an empty
+/// logfile is standard output). RUST_LOG, when set, wins.
+fn init_logging(config: &Config) {
+    let level = match config.loglevel.as_str() {
+        "debug" | "verbose" => "debug",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.logfile.is_empty() {
+        builder.init();
+        return;
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&config.logfile)
+    {
+        Ok(f) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        Err(e) => {
+            // Redis's wording, and it does not start either.
+            eprintln!("Can't open the log file: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if let Some(code) = check::run(&argv) {
         std::process::exit(code);
@@ -437,6 +466,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    init_logging(&config);
+    tracing::info!("oO0OoO0OoO0Oo Cinnabar is starting oO0OoO0OoO0Oo");
+    tracing::info!(
+        "Cinnabar version={}, Redis version={}, bits=64, pid={}, just started",
+        cinnabar_engine::CINNABAR_VERSION,
+        cinnabar_engine::REDIS_VERSION,
+        std::process::id()
+    );
+    if config_file.is_empty() {
+        tracing::warn!("Warning: no config file specified, using the default config. In order to specify a config file use cinnabar-server /path/to/redis.conf");
+    } else {
+        tracing::info!("Configuration loaded");
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -546,6 +588,9 @@ async fn run(mut config: Config, config_file: String) -> i32 {
     // Load the dataset before listening, so no client ever sees a
     // half-loaded node. (Redis listens first and answers -LOADING meanwhile;
     // with a huge dataset our clients are refused instead until it is in.)
+    tracing::info!("Running mode=standalone, port={}.", node.config.port);
+    tracing::info!("Server initialized");
+    let load_started = std::time::Instant::now();
     let mut startup = disk::Blocking::default();
     while node.persist.loading && !node.halted {
         let mut progressed = false;
@@ -563,6 +608,15 @@ async fn run(mut config: Config, config_file: String) -> i32 {
         if !progressed {
             break;
         }
+    }
+    let keys = node.persist.last_load_keys_loaded;
+    if keys > 0 {
+        let secs = load_started.elapsed().as_secs_f64();
+        tracing::info!("DB loaded from disk: {secs:.3} seconds");
+        tracing::info!(
+            "Done loading: {keys} keys, {:.0} keys/s",
+            keys as f64 / secs.max(1e-6)
+        );
     }
     let shared = Rc::new(Shared {
         node: RefCell::new(node),
