@@ -691,6 +691,7 @@ fn random_values_encode_and_decode_like_redis() {
             format!("return dumpall(cmsgpack.unpack(cmsgpack.pack({lit})))"),
             format!("cjson.encode_invalid_numbers(true) local s = cjson.encode({lit}) cjson.encode_invalid_numbers(false) return s"),
             format!("cjson.encode_sparse_array(true) local s = cjson.encode({lit}) cjson.encode_sparse_array(false) return s"),
+            format!("cjson.encode_number_precision({}) return cjson.encode({lit})", 1 + lit.len() % 14),
         ] {
             let (want, got) = p.borrow_mut().eval(&body);
             prop_assert_eq!(show(&want), show(&got), "script: {}", body);
@@ -701,9 +702,9 @@ fn random_values_encode_and_decode_like_redis() {
     if let Err(e) = result {
         panic!("{e}");
     }
-    // 400 cases x 6 scripts; errors (NaN, sparse arrays, bad keys) are a
+    // 400 cases x 7 scripts; errors (NaN, sparse arrays, bad keys) are a
     // minority by construction.
-    assert!(encoded.get() > 1200, "only {} encodings", encoded.get());
+    assert!(encoded.get() > 1400, "only {} encodings", encoded.get());
 }
 
 /// Random bytes through the decoders and `struct.unpack`: the same values
@@ -746,4 +747,46 @@ fn random_bytes_decode_like_redis() {
     }
     let n = succeeded.get();
     assert!(n > 200 && n < 1800, "{n} of 2000 calls succeeded");
+}
+
+/// Random numbers (integers, fractions, huge, negative, special) through
+/// every `bit` operation and every integral and float `struct` format, in
+/// both byte orders: the C casts these libraries rely on (double to int,
+/// to unsigned, out of range) must come out as Redis's build computes them.
+#[test]
+fn random_numbers_through_bit_and_struct_like_redis() {
+    let p = std::cell::RefCell::new(Pair::new());
+    let mut runner = runner();
+    let number = prop_oneof![
+        any::<i32>().prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        (-1e4f64..1e4).prop_map(|f| format!("{f:?}")),
+        any::<f64>().prop_map(|f| {
+            if f.is_nan() {
+                "0/0".to_string()
+            } else if f.is_infinite() {
+                format!("{}1/0", if f < 0.0 { "-" } else { "" })
+            } else {
+                format!("{f:e}")
+            }
+        }),
+        (-70i32..70).prop_map(|e| format!("2^{e}")),
+        (-70i32..70).prop_map(|e| format!("-2^{e} - 0.5")),
+    ];
+    let result = runner.run(&(number.clone(), number), |(x, y)| {
+        for body in [
+            format!("local x, y = {x}, {y} return {{bit.tobit(x), bit.bnot(x), bit.band(x, y), bit.bor(x, y), bit.bxor(x, y), bit.lshift(x, y), bit.rshift(x, y), bit.arshift(x, y), bit.rol(x, y), bit.ror(x, y), bit.bswap(x), bit.tohex(x), bit.tohex(x, y)}}"),
+            format!("local x = {x} local s = '' for _, f in ipairs({{'b', 'B', 'h', 'H', 'l', 'L', 'T', 'i', 'I', 'i3', 'I5', 'i12', 'f', 'd'}}) do s = s .. struct.pack('<' .. f, x) .. struct.pack('>' .. f, x) end return s"),
+            format!("local x = {x} local s = '' for _, f in ipairs({{'b', 'H', 'i3', 'l', 'I8', 'i10', 'f', 'd'}}) do s = s .. dumpall(struct.unpack('<' .. f, struct.pack('<' .. f, x))) .. dumpall(struct.unpack('>' .. f, struct.pack('<' .. f, x))) end return s"),
+            format!("local x = {x} return cmsgpack.pack(x) .. cjson.encode({{x}}) .. dumpall(cmsgpack.unpack(cmsgpack.pack(x)))"),
+        ] {
+            let (want, got) = p.borrow_mut().eval(&body);
+            prop_assert_eq!(show(&want), show(&got), "script: {}", body);
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }
