@@ -71,6 +71,9 @@ pub struct Config {
     /// `client-output-buffer-limit`, in CONFIG GET's form (see
     /// [`crate::limits`]).
     pub client_output_buffer_limit: String,
+    /// `rename-command old new` lines: (old, new) in lowercase; an empty
+    /// new name disables the command.
+    pub rename_commands: Vec<(String, String)>,
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_server_del: bool,
@@ -167,6 +170,7 @@ impl Default for Config {
             maxmemory_eviction_tenacity: 10,
             maxmemory_clients: "0".into(),
             client_output_buffer_limit: crate::limits::DEFAULT_OBUF_LIMITS.into(),
+            rename_commands: Vec::new(),
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,

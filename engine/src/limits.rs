@@ -187,6 +187,66 @@ pub fn cron(node: &mut Node) {
     }
 }
 
+/// Dispatch's command lookup under `rename-command`: a new name finds the
+/// original command; an original that was renamed (or disabled with "")
+/// is unknown. Lua and MULTI go through dispatch, so they see the same.
+pub fn lookup_renamed(
+    config: &crate::Config,
+    name: &[u8],
+) -> Option<&'static crate::command::Command> {
+    let table = crate::command::Table::get();
+    let lower = name.to_ascii_lowercase();
+    for (from, to) in &config.rename_commands {
+        if !to.is_empty() && to.as_bytes() == lower.as_slice() {
+            return table.lookup(from.as_bytes());
+        }
+    }
+    if config
+        .rename_commands
+        .iter()
+        .any(|(from, _)| from.as_bytes() == lower.as_slice())
+    {
+        return None;
+    }
+    table.lookup(name)
+}
+
+/// CLIENT PAUSE: until when, and whether every command waits (ALL) or only
+/// those that write or may replicate (WRITE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    pub until: Time,
+    pub all: bool,
+}
+
+/// Whether CLIENT PAUSE holds this command back (Redis's processCommand:
+/// everything under ALL; under WRITE, commands flagged write or
+/// may-replicate, and EXEC of a transaction holding one).
+pub fn paused_for(node: &Node, c: &Client, argv: &[bytes::Bytes]) -> bool {
+    use crate::command::flags;
+    let Some(p) = node.pause else { return false };
+    if p.all {
+        return true;
+    }
+    let writes = |argv: &[bytes::Bytes]| {
+        resolve(node, argv).is_some_and(|cmd| cmd.has(flags::WRITE | flags::MAY_REPLICATE))
+    };
+    if writes(argv) {
+        return true;
+    }
+    let is_exec = resolve(node, argv).is_some_and(|cmd| cmd.name == "exec");
+    is_exec && c.multi.as_ref().is_some_and(|q| q.iter().any(|a| writes(a)))
+}
+
+/// The command (or subcommand) argv names, as dispatch finds it.
+fn resolve(node: &Node, argv: &[bytes::Bytes]) -> Option<&'static crate::command::Command> {
+    let cmd = lookup_renamed(&node.config, argv.first()?)?;
+    if cmd.is_container() {
+        return argv.get(1).and_then(|s| cmd.subcommand(s)).or(Some(cmd));
+    }
+    Some(cmd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

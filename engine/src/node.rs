@@ -201,6 +201,8 @@ pub struct Client {
     pub output_backlog: u64,
     /// Since when the backlog has been over the soft limit.
     pub obuf_soft_since: Option<Time>,
+    /// A command held back by CLIENT PAUSE; it runs when the pause ends.
+    pub postponed: Option<Vec<Bytes>>,
     /// CLIENT NO-EVICT on.
     pub no_evict: bool,
     /// The ACL user the client is authenticated as; `None` for internal
@@ -268,6 +270,7 @@ impl Client {
             output_backlog: 0,
             obuf_soft_since: None,
             no_evict: false,
+            postponed: None,
             user: Some(Bytes::from_static(b"default")),
             is_script: false,
             in_script: false,
@@ -415,6 +418,8 @@ pub struct Node {
     pub aof: crate::aof::Aof,
     /// Set with [`Output::Fatal`]: every later input is ignored.
     pub halted: bool,
+    /// CLIENT PAUSE in effect.
+    pub pause: Option<crate::limits::Pause>,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
     /// A script suspended between slices (see scripting.rs): while it is
@@ -685,6 +690,7 @@ impl Node {
             persist: crate::persist::Persistence::default(),
             aof: crate::aof::Aof::default(),
             halted: false,
+            pause: None,
             acl,
             running_script: None,
             suspending: false,
@@ -751,6 +757,9 @@ impl Node {
             }
             Input::Tick => {
                 self.expire_blocked();
+                if self.pause.is_some_and(|p| p.until <= self.now) {
+                    self.unpause();
+                }
                 crate::persist::tick(self);
                 if self.now >= self.next_tick {
                     self.cron();
@@ -936,6 +945,7 @@ impl Node {
                 || c.blocked.is_some()
                 || c.awaiting_disk
                 || c.in_script
+                || c.postponed.is_some()
             {
                 break;
             }
@@ -945,6 +955,12 @@ impl Node {
                 .parse(&mut c.querybuf, &mut argv, max_bulk, authenticated);
             match parsed {
                 Parsed::Command => {
+                    if self.pause.is_some() && crate::limits::paused_for(self, c, &argv) {
+                        // CLIENT PAUSE: this command (and what follows it)
+                        // waits for the pause to end.
+                        c.postponed = Some(argv);
+                        break;
+                    }
                     self.execute(c, &argv);
                     if std::mem::take(&mut self.suspending) {
                         // Its script goes on in later slices; the reply and
@@ -1011,7 +1027,11 @@ impl Node {
     /// Runs one command: lookup, arity, authentication, then the handler.
     pub(crate) fn execute(&mut self, c: &mut Client, argv: &[Bytes]) {
         let table = Table::get();
-        let mut cmd = table.lookup(&argv[0]);
+        let mut cmd = if self.config.rename_commands.is_empty() {
+            table.lookup(&argv[0])
+        } else {
+            crate::limits::lookup_renamed(&self.config, &argv[0])
+        };
         if let Some(container) = cmd {
             if container.is_container() {
                 cmd = if argv.len() >= 2 {
@@ -2010,6 +2030,34 @@ impl Node {
         self.used_memory_peak = self.used_memory_peak.max(self.used_memory_estimate());
         crate::evict::tick(self);
         crate::limits::cron(self);
+    }
+
+    /// Ends CLIENT PAUSE: postponed commands run, oldest client first, each
+    /// followed by what that client pipelined behind it.
+    pub fn unpause(&mut self) {
+        self.pause = None;
+        let mut waiting: Vec<(u64, ConnId)> = self
+            .clients
+            .values()
+            .filter(|c| c.postponed.is_some())
+            .map(|c| (c.id, c.conn))
+            .collect();
+        waiting.sort();
+        for (_, conn) in waiting {
+            let Some(mut c) = self.clients.remove(&conn) else {
+                continue;
+            };
+            if let Some(argv) = c.postponed.take() {
+                self.execute(&mut c, &argv);
+                self.process_input(&mut c);
+            }
+            self.flush(&mut c);
+            if c.close_after_reply {
+                self.outputs.push_back(Output::Close { conn });
+            } else {
+                self.clients.insert(conn, c);
+            }
+        }
     }
 
     /// Commands per second over the recent samples (Redis averages 16).

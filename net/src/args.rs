@@ -88,6 +88,23 @@ pub fn apply(config: &mut Config, text: &str) -> Result<(), String> {
             continue;
         };
         let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        if name == "rename-command" {
+            // Checked against the command table now, applied by dispatch.
+            let [from, to] = values else {
+                return Err(format!(">>> '{line}'\nwrong number of arguments"));
+            };
+            let from = String::from_utf8_lossy(from).to_ascii_lowercase();
+            let to = String::from_utf8_lossy(to).to_ascii_lowercase();
+            let table = cinnabar_engine::command::Table::get();
+            if table.lookup(from.as_bytes()).is_none() {
+                return Err(format!(">>> '{line}'\nNo such command in rename-command"));
+            }
+            if !to.is_empty() && table.lookup(to.as_bytes()).is_some() {
+                return Err(format!(">>> '{line}'\nTarget command name already exists"));
+            }
+            config.rename_commands.push((from, to));
+            continue;
+        }
         if name == "user" {
             // ACL users: applied (and validated) when the node is built.
             config.acl_users.push(values.iter().map(|v| v.to_vec()).collect());

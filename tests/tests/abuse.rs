@@ -421,3 +421,183 @@ fn flood_of_auth_failures() {
         "memory grew with failed AUTHs"
     );
 }
+
+// ---- Client limits and controls, against genuine Redis 7.0 ----
+
+fn both(args: &[&str], check: impl Fn(&Server) -> Vec<String>) {
+    let redis = Server::redis(args);
+    let ours = Server::cinnabar(args);
+    assert_eq!(check(&redis), check(&ours), "left: redis, right: cinnabar");
+}
+
+fn timed(c: &mut Conn, args: &[&str]) -> (String, Duration) {
+    let t = Instant::now();
+    let r = c.cmd_str(args);
+    (String::from_utf8_lossy(&r).into_owned(), t.elapsed())
+}
+
+#[test]
+fn client_pause_unpause_and_no_evict() {
+    both(&[], |s| {
+        let mut a = s.connect();
+        let mut b = s.connect();
+        let mut out = vec![];
+        for args in [
+            &["CLIENT", "PAUSE"][..],
+            &["CLIENT", "PAUSE", "abc"],
+            &["CLIENT", "PAUSE", "-1"],
+            &["CLIENT", "PAUSE", "10", "foo"],
+            &["CLIENT", "PAUSE", "10", "WRITE", "x"],
+            &["CLIENT", "NO-EVICT"],
+            &["CLIENT", "NO-EVICT", "maybe"],
+            &["CLIENT", "NO-EVICT", "on"],
+            &["CLIENT", "NO-EVICT", "OFF"],
+            &["CLIENT", "UNPAUSE", "x"],
+            &["CLIENT", "UNPAUSE"],
+        ] {
+            out.push(String::from_utf8_lossy(&a.cmd_str(args)).into_owned());
+        }
+        // WRITE: reads go on, writes wait for the end of the pause.
+        out.push(
+            String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "PAUSE", "400", "WRITE"])).into_owned(),
+        );
+        let (r, t) = timed(&mut b, &["GET", "k"]);
+        out.push(format!("GET {r} fast={}", t < Duration::from_millis(200)));
+        let (r, t) = timed(&mut b, &["SET", "k", "v"]);
+        out.push(format!(
+            "SET {r} waited={}",
+            t >= Duration::from_millis(200)
+        ));
+        // UNPAUSE releases waiting writers at once.
+        out.push(
+            String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "PAUSE", "5000", "WRITE"])).into_owned(),
+        );
+        b.send(&[b"INCR", b"n"]);
+        thread::sleep(Duration::from_millis(100));
+        let (r, _) = timed(&mut a, &["CLIENT", "UNPAUSE"]);
+        out.push(r);
+        let t = Instant::now();
+        let r = b.read_reply().unwrap_or_default();
+        out.push(format!(
+            "INCR {} soon={}",
+            String::from_utf8_lossy(&r),
+            t.elapsed() < Duration::from_millis(1000)
+        ));
+        // ALL: even CLIENT UNPAUSE waits.
+        out.push(
+            String::from_utf8_lossy(&a.cmd_str(&["CLIENT", "PAUSE", "400", "ALL"])).into_owned(),
+        );
+        let (r, t) = timed(&mut b, &["CLIENT", "UNPAUSE"]);
+        out.push(format!(
+            "UNPAUSE {r} waited={}",
+            t >= Duration::from_millis(200)
+        ));
+        out
+    });
+}
+
+#[test]
+fn client_kill_filters() {
+    both(&[], |s| {
+        let mut admin = s.connect();
+        let mut out = vec![];
+        admin.cmd_str(&["ACL", "SETUSER", "bob", "on", "nopass", "+@all", "~*", "&*"]);
+        let mut bob = s.connect();
+        bob.cmd_str(&["AUTH", "bob", "x"]);
+        let mut sub = s.connect();
+        sub.send(&[b"SUBSCRIBE", b"ch"]);
+        sub.read_reply();
+        let _plain = s.connect();
+        for args in [
+            &["CLIENT", "KILL", "USER", "nosuch"][..],
+            &["CLIENT", "KILL", "TYPE", "nosuch"],
+            &["CLIENT", "KILL", "ID", "0"],
+            &["CLIENT", "KILL", "ID"],
+            &["CLIENT", "KILL", "SKIPME", "maybe"],
+            &["CLIENT", "KILL", "ADDR", "1.2.3.4:5"],
+            &["CLIENT", "KILL", "1.2.3.4:5"],
+            &["CLIENT", "KILL", "LADDR", "1.2.3.4:5"],
+            &["CLIENT", "KILL", "USER", "bob"],
+            &["CLIENT", "KILL", "TYPE", "pubsub"],
+            &["CLIENT", "KILL", "TYPE", "master"],
+            &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"],
+        ] {
+            out.push(String::from_utf8_lossy(&admin.cmd_str(args)).into_owned());
+        }
+        thread::sleep(Duration::from_millis(100));
+        out.push(format!("bob closed {}", bob.is_closed()));
+        out.push(format!("sub closed {}", sub.is_closed()));
+        out.push(
+            String::from_utf8_lossy(
+                &admin.cmd_str(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"]),
+            )
+            .into_owned(),
+        );
+        out
+    });
+}
+
+#[test]
+fn idle_timeout_closes_clients_but_not_subscribers() {
+    both(&["--timeout", "1"], |s| {
+        let mut idle = s.connect();
+        let mut sub = s.connect();
+        sub.send(&[b"SUBSCRIBE", b"ch"]);
+        sub.read_reply();
+        let mut busy = s.connect();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(3500) {
+            busy.cmd_str(&["PING"]);
+            thread::sleep(Duration::from_millis(200));
+        }
+        // The busy client first: is_closed() waits on open connections.
+        vec![
+            String::from_utf8_lossy(&busy.cmd_str(&["PING"])).into_owned(),
+            String::from_utf8_lossy(&busy.cmd_str(&["CONFIG", "GET", "timeout"])).into_owned(),
+            // A subscriber is exempt: still there, answering PING.
+            String::from_utf8_lossy(&sub.cmd_str(&["PING"])).into_owned(),
+            format!("idle closed {}", idle.is_closed()),
+        ]
+    });
+}
+
+#[test]
+fn rename_command_in_config() {
+    let args = [
+        "--rename-command",
+        "CONFIG",
+        "",
+        "--rename-command",
+        "get",
+        "fetch",
+    ];
+    both(&args, |s| {
+        let mut c = s.connect();
+        let mut out = vec![];
+        for a in [
+            &["SET", "k", "v"][..],
+            &["FETCH", "k"],
+            &["fetch", "k"],
+            &["GET", "k"],
+            &["CONFIG", "GET", "port"],
+            &["EVAL", "return redis.call('fetch', 'k')", "0"],
+            &["MULTI"],
+            &["FETCH", "k"],
+            &["EXEC"],
+        ] {
+            out.push(String::from_utf8_lossy(&c.cmd_str(a)).into_owned());
+        }
+        out
+    });
+    // Renaming a command that does not exist stops the server.
+    let out = std::process::Command::new(cinnabar_tests::cinnabar_bin())
+        .args(["--port", "0", "--rename-command", "nosuchcmd", "x"])
+        .output()
+        .expect("run cinnabar-server");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("No such command in rename-command"),
+        "{text}"
+    );
+}

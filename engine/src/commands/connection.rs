@@ -328,6 +328,8 @@ pub fn client_kill(cx: &mut Ctx) {
     let mut laddr: Option<Vec<u8>> = None;
     let mut skipme = true;
     let mut maxage: Option<u64> = None;
+    let mut user: Option<bytes::Bytes> = None;
+    let mut pubsub_type: Option<bool> = None;
     let old_style = cx.argv.len() == 3;
     if old_style {
         addr = Some(cx.argv[2].to_vec());
@@ -357,15 +359,17 @@ pub fn client_kill(cx: &mut Ctx) {
                     return cx.syntax_error();
                 }
             } else if cx.arg_is(j, "MAXAGE") {
+                // Redis answers a bad MAXAGE with a plain syntax error.
                 match crate::resp::parse_i64(&val) {
-                    Some(n) if n >= 0 => maxage = Some(n as u64),
-                    _ => return cx.error("ERR value is not an integer or out of range"),
+                    Some(n) => maxage = Some(n.max(0) as u64),
+                    None => return cx.syntax_error(),
                 }
             } else if cx.arg_is(j, "USER") {
-                if !val.eq_ignore_ascii_case(b"default") {
+                if !cx.node.acl.users.contains_key(&val) {
                     let msg = format!("ERR No such user '{}'", crate::resp::c_str_lossy(&val));
                     return cx.error(&msg);
                 }
+                user = Some(val.clone());
             } else if cx.arg_is(j, "TYPE") {
                 let t = val.to_ascii_lowercase();
                 if !matches!(
@@ -378,9 +382,11 @@ pub fn client_kill(cx: &mut Ctx) {
                     );
                     return cx.error(&msg);
                 }
-                if t != b"normal" {
-                    // No replica, master or pubsub clients exist yet.
-                    id = Some(0);
+                match t.as_slice() {
+                    b"normal" => pubsub_type = Some(false),
+                    b"pubsub" => pubsub_type = Some(true),
+                    // No replica or master clients exist yet.
+                    _ => id = Some(0),
                 }
             } else {
                 return cx.syntax_error();
@@ -398,6 +404,10 @@ pub fn client_kill(cx: &mut Ctx) {
                 .as_ref()
                 .is_none_or(|a| c.local.as_bytes() == a.as_slice())
             && maxage.is_none_or(|m| now_s.saturating_sub(c.created.as_secs()) >= m)
+            && user.as_ref().is_none_or(|u| c.user.as_ref() == Some(u))
+            && pubsub_type.is_none_or(|p| {
+                p == (c.subscription_count() > 0 || !c.shard_channels.is_empty())
+            })
     };
     let mut killed = 0;
     let victims: Vec<_> = cx

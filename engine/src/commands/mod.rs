@@ -8,6 +8,7 @@
 
 pub mod acl;
 pub mod bitops;
+pub mod client_admin;
 pub mod connection;
 pub mod dump;
 pub mod hashes;
@@ -168,6 +169,7 @@ pub fn handler_for(name: &str) -> Option<Handler> {
                 .or_else(|| persistence::handler(name))
                 .or_else(|| streams::handler(name))
                 .or_else(|| acl::handler(name))
+                .or_else(|| client_admin::handler(name))
         }
     })
 }

@@ -29,7 +29,7 @@
 //! at, as in Redis. Not implemented: `redis.setresp`, `redis.set_repl`,
 //! `redis.breakpoint`, the cjson/cmsgpack/struct/bit libraries.
 
-use crate::command::{flags, Handler, Table};
+use crate::command::{flags, Handler};
 use crate::node::{Client, ConnId, Ctx, Frame, Node, Time};
 use bytes::Bytes;
 use corosensei::stack::DefaultStack;
@@ -850,8 +850,8 @@ fn redis_call(
     if args.is_empty() {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
-    let table = Table::get();
-    let cmd = table.lookup(&args[0]).and_then(|c| {
+    // rename-command applies to scripts too, as in Redis.
+    let cmd = crate::limits::lookup_renamed(&node.config, &args[0]).and_then(|c| {
         if c.is_container() {
             args.get(1).and_then(|s| c.subcommand(s))
         } else {
