@@ -350,7 +350,8 @@ fn errors_and_introspection() {
 
 /// Reads by the tracking client and writes by it and by another client,
 /// at random over three keys; after every step the tracking client's
-/// pending messages are recorded. Default mode, with or without NOLOOP.
+/// pending messages are recorded. Default mode, NOLOOP, BCAST (all keys,
+/// or prefix `a` with NOLOOP) and OPTIN.
 #[test]
 fn random_reads_and_writes_give_the_same_invalidations() {
     use proptest::prelude::*;
@@ -393,21 +394,23 @@ fn random_reads_and_writes_give_the_same_invalidations() {
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = (proptest::collection::vec(step, 1..20), any::<bool>());
+    let strategy = (proptest::collection::vec(step, 1..20), 0..5usize);
     // Invalidations seen, so the test cannot pass by comparing silences.
     let seen = std::sync::atomic::AtomicUsize::new(0);
     runner
-        .run(&strategy, |(steps, noloop)| {
+        .run(&strategy, |(steps, mode)| {
             let play = |s: &Server| -> Vec<String> {
                 let mut t = s.connect();
                 let mut w = s.connect();
                 t.cmd_str(&["HELLO", "3"]);
-                let mode: &[&str] = if noloop {
-                    &["CLIENT", "TRACKING", "ON", "NOLOOP"]
-                } else {
-                    &["CLIENT", "TRACKING", "ON"]
+                let on: &[&str] = match mode {
+                    0 => &["CLIENT", "TRACKING", "ON"],
+                    1 => &["CLIENT", "TRACKING", "ON", "NOLOOP"],
+                    2 => &["CLIENT", "TRACKING", "ON", "BCAST"],
+                    3 => &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "a", "NOLOOP"],
+                    _ => &["CLIENT", "TRACKING", "ON", "OPTIN"],
                 };
-                let mut out = vec![run(&mut t, mode)];
+                let mut out = vec![run(&mut t, on)];
                 for &(who, tpl, k, l) in &steps {
                     let template = if who == 2 {
                         READS[tpl % READS.len()]
@@ -423,6 +426,10 @@ fn random_reads_and_writes_give_the_same_invalidations() {
                         })
                         .collect();
                     let c = if who == 0 { &mut w } else { &mut t };
+                    if mode == 4 && who == 2 && k == 0 {
+                        // OPTIN: only reads after CLIENT CACHING yes count.
+                        out.push(run(c, &["CLIENT", "CACHING", "YES"]));
+                    }
                     out.push(format!("{who} {}", run(c, &args)));
                     out.push(pending(&mut t));
                 }
@@ -437,7 +444,7 @@ fn random_reads_and_writes_give_the_same_invalidations() {
             } else {
                 let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
                 Err(TestCaseError::fail(format!(
-                    "noloop {noloop} steps {steps:?}\nfirst difference at {i}\nredis:\n{}\ncinnabar:\n{}",
+                    "mode {mode} steps {steps:?}\nfirst difference at {i}\nredis:\n{}\ncinnabar:\n{}",
                     a[i.saturating_sub(6)..a.len().min(i + 3)].join("\n"),
                     b[i.saturating_sub(6)..b.len().min(i + 3)].join("\n")
                 )))
