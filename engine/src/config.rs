@@ -22,6 +22,8 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// `notify-keyspace-events` as class bits (notify.rs); 0 is off.
     pub notify_keyspace_events: u32,
+    /// Most keys the client-tracking table remembers (0: no limit).
+    pub tracking_table_max_keys: i64,
     pub save: String,
     pub appendonly: bool,
     pub dir: String,
@@ -133,6 +135,7 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             notify_keyspace_events: 0,
+            tracking_table_max_keys: 1_000_000,
             save: "3600 1 300 100 60 10000".into(),
             appendonly: false,
             dir: ".".into(),
@@ -365,6 +368,13 @@ static PARAMS: &[Param] = &[
     p_int!("timeout", timeout, 0, i32::MAX as i64, Yes),
     p_int!("tcp-keepalive", tcp_keepalive, 0, i32::MAX as i64, Yes),
     p_int!("active-expire-effort", active_expire_effort, 1, 10, Yes),
+    p_int!(
+        "tracking-table-max-keys",
+        tracking_table_max_keys,
+        0,
+        i64::MAX,
+        Yes
+    ),
     p_mem!("maxmemory", maxmemory, 0, i64::MAX),
     p_text!(
         "maxmemory-policy",

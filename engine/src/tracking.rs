@@ -411,6 +411,25 @@ pub fn remember_keys(node: &mut Node, c: &Client, cmd: &Command, argv: &[Bytes])
             }
         }
     }
+    limit_table(node);
+}
+
+/// `tracking-table-max-keys`: past the limit, keys are invalidated (their
+/// clients told, as if the keys had changed) until the table fits, as
+/// Redis's `trackingLimitUsedSlots` does. Redis picks random keys from its
+/// cron; here the smallest keys go, at once, so the bound always holds and
+/// the choice depends on nothing but the table.
+fn limit_table(node: &mut Node) {
+    let max = node.config.tracking_table_max_keys;
+    if max <= 0 {
+        return;
+    }
+    while node.tracking.table.len() as u64 > max as u64 {
+        let Some(key) = node.tracking.table.keys().next().cloned() else {
+            return;
+        };
+        invalidate_slow(node, &key, false);
+    }
 }
 
 /// A key was modified (Redis's `trackingInvalidateKey`, called by
@@ -418,16 +437,20 @@ pub fn remember_keys(node: &mut Node, c: &Client, cmd: &Command, argv: &[Bytes])
 #[inline]
 pub fn invalidate_key(node: &mut Node, key: &[u8]) {
     if node.tracking.watches_writes() {
-        invalidate_slow(node, key);
+        invalidate_slow(node, key, true);
     }
 }
 
+/// `written`: the key changed (BCAST clients hear of it, NOLOOP applies);
+/// otherwise it is only dropped from the table (tracking-table-max-keys).
 #[cold]
-fn invalidate_slow(node: &mut Node, key: &[u8]) {
+fn invalidate_slow(node: &mut Node, key: &[u8], written: bool) {
     let current = node.tracking.current;
-    for (p, state) in node.tracking.prefixes.iter_mut() {
-        if key.starts_with(p) {
-            state.keys.insert(Bytes::copy_from_slice(key), current);
+    if written {
+        for (p, state) in node.tracking.prefixes.iter_mut() {
+            if key.starts_with(p) {
+                state.keys.insert(Bytes::copy_from_slice(key), current);
+            }
         }
     }
     let Some(ids) = node.tracking.table.remove(key) else {
@@ -438,7 +461,7 @@ fn invalidate_slow(node: &mut Node, key: &[u8]) {
         let Some(t) = node.tracking.clients.get(&id) else {
             continue;
         };
-        if t.bcast || (t.noloop && id == current) {
+        if t.bcast || (written && t.noloop && id == current) {
             continue;
         }
         let payload = Payload::Keys(vec![Bytes::copy_from_slice(key)]);
@@ -743,6 +766,24 @@ mod tests {
             "+OK\r\n+OK\r\n+OK\r\n"
         );
         assert_eq!(s.node.tracking.info().3, 1);
+    }
+
+    #[test]
+    fn the_table_is_bounded_by_tracking_table_max_keys() {
+        let mut s = Sim::new();
+        s.connect(1);
+        s.cmd(1, "HELLO 3");
+        s.cmd(1, "CONFIG SET tracking-table-max-keys 2");
+        s.cmd(1, "CLIENT TRACKING ON NOLOOP");
+        s.cmd(1, "GET b");
+        s.cmd(1, "GET c");
+        // A third key pushes the smallest out, with an invalidation after
+        // the reply (even under NOLOOP: nothing was written).
+        assert_eq!(
+            s.cmd(1, "GET a"),
+            "_\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n"
+        );
+        assert_eq!(s.node.tracking.info().1, 2);
     }
 
     #[test]

@@ -343,6 +343,7 @@ fn errors_and_introspection() {
         out.push(run(&mut c, &["CLIENT", "CACHING", "NO"]));
         out.push(run(&mut c, &["CLIENT", "TRACKINGINFO"]));
         out.push(run(&mut c, &["RESET"]));
+        out.push(run(&mut c, &["CONFIG", "GET", "tracking-table-max-keys"]));
         out.push(run(&mut c, &["CLIENT", "TRACKINGINFO"]));
         out
     });
