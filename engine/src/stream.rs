@@ -1025,10 +1025,34 @@ impl Stream {
         live == self.length
     }
 
-    /// Approximate heap bytes (MEMORY USAGE, INFO): node buffers plus
-    /// per-node and per-pending-entry bookkeeping.
+    /// Approximate heap bytes (MEMORY USAGE, INFO, maxmemory), in O(1) for
+    /// the nodes: it is recomputed after every write to the key, so the
+    /// first few nodes are measured and extrapolated (closed nodes are all
+    /// alike), plus the open last node (which holds preallocated room) and
+    /// per-node, per-group and per-pending-entry bookkeeping.
     pub fn heap_bytes(&self) -> usize {
-        let nodes: usize = self.nodes.values().map(|lp| lp.capacity() + 48).sum();
+        /// BTreeMap slot and key per node (Redis's rax node is similar).
+        const PER_NODE: usize = 48;
+        const SAMPLES: usize = 8;
+        let n = self.nodes.len();
+        let last = self
+            .nodes
+            .values()
+            .next_back()
+            .map_or(0, |lp| lp.capacity());
+        let closed = n.saturating_sub(1);
+        let sampled: Vec<usize> = self
+            .nodes
+            .values()
+            .take(SAMPLES.min(closed))
+            .map(|lp| lp.capacity())
+            .collect();
+        let per = if sampled.is_empty() {
+            0
+        } else {
+            sampled.iter().sum::<usize>() / sampled.len()
+        };
+        let nodes = per * closed + last + n * PER_NODE;
         let groups: usize = self
             .groups
             .iter()
