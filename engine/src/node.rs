@@ -776,7 +776,9 @@ impl Node {
             Input::Host(info) => self.host = info,
             Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
             Input::ShutdownSignal => crate::persist::shutdown_signal(self),
-            Input::OutputBacklog { conn, bytes } => crate::limits::output_backlog(self, conn, bytes),
+            Input::OutputBacklog { conn, bytes } => {
+                crate::limits::output_backlog(self, conn, bytes)
+            }
         }
         if self.running_script.is_some() && self.busy() {
             // Past the threshold: what waited gets served (-BUSY mostly).
@@ -1509,7 +1511,10 @@ impl Node {
                 crate::aof::propagate(self, db, effect);
             }
         }
-        if self.call_depth == 0 {
+        // While a script is suspended, its effects so far wait in the
+        // pending list: the allow-busy commands of other clients must not
+        // close its MULTI/EXEC early.
+        if self.call_depth == 0 && self.running_script.is_none() {
             crate::aof::end_of_command(self);
         }
     }
@@ -1677,6 +1682,25 @@ impl Node {
             .collect();
         for k in keys {
             self.touch_key(c, db, &k);
+        }
+    }
+
+    /// SWAPDB's effect on WATCH (Redis's `touchAllWatchedKeysInDb(emptied,
+    /// replaced_with)`): a key watched in `emptied` is touched if it exists
+    /// there or in the database that replaces it.
+    pub fn touch_watched_for_swap(&mut self, c: &mut Client, emptied: usize, replaced_with: usize) {
+        let keys: Vec<Bytes> = self
+            .watchers
+            .keys()
+            .filter(|(d, k)| {
+                *d == emptied
+                    && (self.dbs[emptied].keys.contains_key(k)
+                        || self.dbs[replaced_with].keys.contains_key(k))
+            })
+            .map(|(_, k)| k.clone())
+            .collect();
+        for k in keys {
+            self.touch_key(c, emptied, &k);
         }
     }
 

@@ -2595,15 +2595,6 @@ const KNOWN_MISMATCHES: &[Known] = &[
         when: When::Watching,
         ..known(&["LMPOP", "ZMPOP"], &[])
     },
-    // WATCH and SWAPDB: Redis invalidates a watched key that exists in
-    // either database (SWAPDB 0 1 with the key only in db 1: EXEC -> *-1;
-    // Cinnabar runs the transaction), and nothing for SWAPDB of a database
-    // with itself (SET k1 x; WATCH k1; SWAPDB 0 0: Redis runs the
-    // transaction; Cinnabar -> *-1).
-    Known {
-        when: When::Watching,
-        ..known(&["SWAPDB"], &[])
-    },
     // OBJECT REFCOUNT inside EXEC of a string that an earlier command of
     // the transaction stored (SET, SETEX, APPEND to a new key,
     // INCRBYFLOAT): Redis 2 (the queued command's argv still holds the

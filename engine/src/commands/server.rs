@@ -78,8 +78,15 @@ pub fn swapdb(cx: &mut Ctx) {
     if a < 0 || a >= n || b < 0 || b >= n {
         return cx.error("ERR DB index is out of range");
     }
-    cx.node.touch_watched_in_db(cx.client, a as usize);
-    cx.node.touch_watched_in_db(cx.client, b as usize);
+    if a == b {
+        // Redis's dbSwapDatabases returns early: nothing changes.
+        cx.dirty(1);
+        return cx.out().ok();
+    }
+    cx.node
+        .touch_watched_for_swap(cx.client, a as usize, b as usize);
+    cx.node
+        .touch_watched_for_swap(cx.client, b as usize, a as usize);
     cx.node.dbs.swap(a as usize, b as usize);
     // Clients blocked in either db may now find their keys.
     cx.node.signal_blocked_keys_in_db(a as usize);
