@@ -546,6 +546,89 @@ mod tests {
         assert_eq!(pool[0].idle, all[40 - POOL_SIZE]);
     }
 
+    /// Drives a node through SETs under `maxmemory` and returns the keys
+    /// left and the eviction count. `hot` keys are read every round, one
+    /// second apart, so LRU must keep them.
+    fn run_cache(seed: u64, policy: &str, hot: &[usize]) -> (Vec<Vec<u8>>, u64, u64) {
+        use crate::node::{ConnId, Input, Time};
+        let mut config = crate::Config::default();
+        config.maxmemory = 2 << 20;
+        config.maxmemory_policy = policy.into();
+        let mut node = Node::new(config, seed);
+        let mut now = 1_700_000_000_000_000u64;
+        node.handle(
+            Time(now),
+            Input::Accepted {
+                conn: ConnId(1),
+                peer: "127.0.0.1:1".into(),
+                local: "127.0.0.1:6379".into(),
+            },
+        );
+        // No data file: start-up loading finds nothing.
+        fn drain(node: &mut Node, now: u64) {
+            while let Some(out) = node.poll_output() {
+                if let crate::node::Output::Disk { id, .. } = out {
+                    let result = Err(crate::disk::DiskError::NotFound);
+                    node.handle(Time(now), Input::DiskDone { id, result });
+                }
+            }
+        }
+        drain(&mut node, now);
+        let value = "v".repeat(100);
+        for round in 0..40 {
+            now += 1_000_000;
+            let mut batch = String::new();
+            for i in 0..500 {
+                batch.push_str(&format!("SET key:{} {value}\r\n", round * 500 + i));
+            }
+            for &h in hot {
+                batch.push_str(&format!("GET key:{h}\r\n"));
+            }
+            node.handle(
+                Time(now),
+                Input::Received {
+                    conn: ConnId(1),
+                    data: batch.as_bytes(),
+                },
+            );
+            drain(&mut node, now);
+        }
+        let mut keys: Vec<Vec<u8>> = node.dbs[0].keys.iter().map(|(k, _)| k.to_vec()).collect();
+        keys.sort();
+        (keys, node.stats.evicted_keys, node.used_memory_estimate())
+    }
+
+    #[test]
+    fn eviction_is_deterministic_and_keeps_memory_under_the_limit() {
+        for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
+            let a = run_cache(7, policy, &[]);
+            let b = run_cache(7, policy, &[]);
+            assert_eq!(a, b, "{policy}: same seed, same evictions");
+            assert!(a.1 > 0, "{policy}: nothing evicted");
+            // Checked before each command: at most one command's worth over.
+            assert!(a.2 <= (2 << 20) + 4096, "{policy}: {} bytes", a.2);
+        }
+        assert_ne!(
+            run_cache(7, "allkeys-random", &[]).0,
+            run_cache(8, "allkeys-random", &[]).0,
+            "the seed drives the sampling"
+        );
+    }
+
+    #[test]
+    fn lru_and_lfu_keep_the_hot_keys() {
+        let hot: Vec<usize> = (0..200).map(|i| i * 7).collect();
+        for policy in ["allkeys-lru", "allkeys-lfu"] {
+            let (keys, evicted, _) = run_cache(3, policy, &hot);
+            assert!(evicted > 5000, "{policy}: {evicted}");
+            let kept = hot
+                .iter()
+                .filter(|h| keys.binary_search(&format!("key:{h}").into_bytes()).is_ok())
+                .count();
+            assert!(kept >= 190, "{policy}: kept {kept} of {}", hot.len());
+        }
+    }
+
     #[test]
     fn budget_matches_redis_time_limits() {
         assert_eq!(key_budget(0), 0);
