@@ -355,7 +355,6 @@ fn errors_and_introspection() {
 /// or prefix `a` with NOLOOP) and OPTIN.
 #[test]
 fn random_reads_and_writes_give_the_same_invalidations() {
-    use proptest::prelude::*;
     use proptest::test_runner::{Config, TestCaseError, TestRunner};
     const READS: &[&[&str]] = &[
         &["GET", "K"],
