@@ -551,9 +551,11 @@ mod tests {
     /// second apart, so LRU must keep them.
     fn run_cache(seed: u64, policy: &str, hot: &[usize]) -> (Vec<Vec<u8>>, u64, u64) {
         use crate::node::{ConnId, Input, Time};
-        let mut config = crate::Config::default();
-        config.maxmemory = 2 << 20;
-        config.maxmemory_policy = policy.into();
+        let config = crate::Config {
+            maxmemory: 2 << 20,
+            maxmemory_policy: policy.into(),
+            ..Default::default()
+        };
         let mut node = Node::new(config, seed);
         let mut now = 1_700_000_000_000_000u64;
         node.handle(
