@@ -76,6 +76,9 @@ pub struct Config {
     /// `rename-command old new` lines: (old, new) in lowercase; an empty
     /// new name disables the command.
     pub rename_commands: Vec<(String, String)>,
+    /// Reserved for replication: the credentials a replica would use.
+    pub masterauth: String,
+    pub masteruser: String,
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_server_del: bool,
@@ -174,6 +177,8 @@ impl Default for Config {
             maxmemory_clients: "0".into(),
             client_output_buffer_limit: crate::limits::DEFAULT_OBUF_LIMITS.into(),
             rename_commands: Vec::new(),
+            masterauth: "".into(),
+            masteruser: "".into(),
             lazyfree_lazy_eviction: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,
@@ -451,6 +456,8 @@ static PARAMS: &[Param] = &[
     p_int!("lfu-decay-time", lfu_decay_time, 0, i32::MAX as i64, Yes),
     p_text!("unixsocket", unixsocket, Kind::Text, Immutable),
     p_text!("aclfile", aclfile, Kind::Text, Immutable),
+    p_text!("masterauth", masterauth, Kind::Text, Yes),
+    p_text!("masteruser", masteruser, Kind::Text, Yes),
     p_text!("unixsocketperm", unixsocketperm, Kind::Text, Immutable),
     // The listeners and certificates are read once at start-up by the shim
     // (Redis can change them at run time).

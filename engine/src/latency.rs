@@ -221,6 +221,14 @@ impl Node {
                         && (argv[i - 1].eq_ignore_ascii_case(b"auth")
                             || (i > 2 && argv[i - 2].eq_ignore_ascii_case(b"auth"))))
                     || (name == "migrate" && i > 0 && argv[i - 1].eq_ignore_ascii_case(b"auth"))
+                    // ACL SETUSER hides the user and its rules (passwords);
+                    // CONFIG SET hides sensitive values, as Redis does.
+                    || (name == "acl|setuser" && i > 1)
+                    || (name == "config|set"
+                        && i % 2 == 1
+                        && i > 2
+                        && (argv[i - 1].eq_ignore_ascii_case(b"requirepass")
+                            || argv[i - 1].eq_ignore_ascii_case(b"masterauth")))
             };
             let peer = if c.peer.is_empty() { "lua" } else { &c.peer };
             self.observe.slowlog.push_if_needed(

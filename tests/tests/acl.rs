@@ -852,3 +852,22 @@ fn users_from_config_and_acl_file() {
     let b = run("cinnabar", Server::cinnabar);
     assert_eq!(a, b);
 }
+
+#[test]
+fn secrets_are_redacted_in_slowlog() {
+    both(|s| {
+        let mut c = s.connect();
+        c.cmd_str(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        c.cmd_str(&["ACL", "SETUSER", "zz", "on", ">secretpw", "~*", "+@all"]);
+        c.cmd_str(&["CONFIG", "SET", "requirepass", "topsecret"]);
+        c.cmd_str(&["AUTH", "topsecret"]);
+        c.cmd_str(&["AUTH", "zz", "secretpw"]);
+        c.cmd_str(&["HELLO", "2", "AUTH", "zz", "secretpw"]);
+        let log = Reply::parse(&c.cmd_str(&["SLOWLOG", "GET", "6"])).expect("SLOWLOG GET reply");
+        // Only the arguments: ids, times and durations differ by nature.
+        log.items()
+            .iter()
+            .map(|e| e.items().get(3).map(fmt_reply).unwrap_or_default())
+            .collect()
+    });
+}
