@@ -715,6 +715,12 @@ pub fn ltrim(cx: &mut Ctx) {
         }
     };
     cx.dirty(removed as u64);
+    if removed == 0 {
+        // Redis signals the key as modified even when nothing was trimmed
+        // (WATCH and client tracking see it); with a change, execute does.
+        let db = cx.client.db;
+        cx.node.touch_key(cx.client, db, &key);
+    }
     cx.notify(LIST, "ltrim", &key);
     delete_if_empty(cx, &key);
     cx.out().ok();
