@@ -462,7 +462,8 @@ XLEN dst2
 DEL dst2
 # node layout: approximate trimming removes whole nodes only
 CONFIG SET stream-node-max-entries 3
-CONFIG GET stream-node-max-*
+CONFIG GET stream-node-max-entries
+CONFIG GET stream-node-max-bytes
 DEL n
 XADD n 1-0 a 1
 XADD n 2-0 a 1
@@ -934,7 +935,21 @@ fn lines(s: &str) -> impl Iterator<Item = &str> {
     s.lines().map(str::trim).filter(|l| !l.is_empty())
 }
 
+/// Waits until the server has loaded its data: Redis accepts connections
+/// while loading and answers `-LOADING` meanwhile.
+fn wait_loaded(c: &mut Conn) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while c.cmd_str(&["PING"]) != b"+PONG\r\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never finished loading"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn replies(c: &mut Conn, script: &str) -> Vec<Vec<u8>> {
+    wait_loaded(c);
     lines(script)
         .map(|l| {
             let args = split_line(l);
@@ -1093,6 +1108,7 @@ XGROUP SETID t tg 6-1 ENTRIESREAD 3
 /// (replayed consumers are seen at replay time, as in Redis); the stream
 /// IDs, counters and every group's PEL, owners and counts are exact.
 fn aof_picture(c: &mut Conn) -> Vec<Reply> {
+    wait_loaded(c);
     ["s", "t", "u"]
         .iter()
         .flat_map(|k| {
