@@ -1413,10 +1413,11 @@ pub const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected
 
 /// Whether a peer address (as the driver names it: "ip:port", or a unix
 /// socket path) is local for protected mode: loopback IPs and unix sockets.
+/// (Address parsing only: `core::net`, no sockets.)
 pub fn is_local_peer(peer: &str) -> bool {
-    match peer.parse::<std::net::SocketAddr>() {
-        Ok(std::net::SocketAddr::V4(a)) => a.ip().is_loopback(),
-        Ok(std::net::SocketAddr::V6(a)) => {
+    match peer.parse::<core::net::SocketAddr>() {
+        Ok(core::net::SocketAddr::V4(a)) => a.ip().is_loopback(),
+        Ok(core::net::SocketAddr::V6(a)) => {
             a.ip().is_loopback() || a.ip().to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
         // Not an IP address: a unix socket (or a simulated peer).
