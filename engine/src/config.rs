@@ -357,7 +357,13 @@ static PARAMS: &[Param] = &[
     },
     p_int!("hz", hz, 0, i32::MAX as i64, Yes),
     p_int!("maxclients", maxclients, 1, u32::MAX as i64, Yes),
-    p_int!("busy-reply-threshold", busy_reply_threshold, 0, i64::MAX, Yes),
+    p_int!(
+        "busy-reply-threshold",
+        busy_reply_threshold,
+        0,
+        i64::MAX,
+        Yes
+    ),
     p_mem!(
         "proto-max-bulk-len",
         proto_max_bulk_len,
@@ -475,7 +481,11 @@ static PARAMS: &[Param] = &[
     p_text!("tls-protocols", tls_protocols, Kind::Text, Immutable),
     p_text!("tls-ciphers", tls_ciphers, Kind::Text, Immutable),
     p_text!("tls-ciphersuites", tls_ciphersuites, Kind::Text, Immutable),
-    p_bool!("tls-prefer-server-ciphers", tls_prefer_server_ciphers, Immutable),
+    p_bool!(
+        "tls-prefer-server-ciphers",
+        tls_prefer_server_ciphers,
+        Immutable
+    ),
     p_bool!("tls-replication", tls_replication, Immutable),
     p_bool!("tls-cluster", tls_cluster, Immutable),
     p_int!("acllog-max-len", acllog_max_len, 0, i64::MAX, Yes),
@@ -505,11 +515,9 @@ static PARAMS: &[Param] = &[
         client_output_buffer_limit,
         // Classes not named keep their limits, as in Redis.
         Kind::Checked(|v, c| {
-            let base = crate::limits::parse_obuf_limits(
-                &c.client_output_buffer_limit,
-                Default::default(),
-            )
-            .unwrap_or_default();
+            let base =
+                crate::limits::parse_obuf_limits(&c.client_output_buffer_limit, Default::default())
+                    .unwrap_or_default();
             crate::limits::parse_obuf_limits(v, base).map(|l| crate::limits::format_obuf_limits(&l))
         }),
         Yes

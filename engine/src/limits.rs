@@ -235,7 +235,10 @@ pub fn paused_for(node: &Node, c: &Client, argv: &[bytes::Bytes]) -> bool {
         return true;
     }
     let is_exec = resolve(node, argv).is_some_and(|cmd| cmd.name == "exec");
-    is_exec && c.multi.as_ref().is_some_and(|q| q.iter().any(|a| writes(a)))
+    is_exec
+        && c.multi
+            .as_ref()
+            .is_some_and(|q| q.iter().any(|a| writes(a)))
 }
 
 /// The command (or subcommand) argv names, as dispatch finds it.

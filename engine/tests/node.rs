@@ -1301,3 +1301,18 @@ fn a_suspended_script_finishes_with_its_effects_in_order() {
     assert!(multi < set_a && set_a < set_b && set_b < exec, "{aof}");
     assert_eq!(h.cmd(2, "GET c"), "$-1\r\n", "INCR c was answered -BUSY");
 }
+
+/// `pcall` returning more results than the stack had room for: Lua 5.1's
+/// `luaB_pcall` pushes its status without checking the stack, which Lua's
+/// API checks (on in debug builds unless turned off, see the workspace
+/// Cargo.toml) turn into an abort. Redis builds Lua without them.
+#[test]
+fn pcall_with_many_results_does_not_abort() {
+    let mut h = Harness::new(Config::default(), 1);
+    h.connect(1);
+    let reply = h.cmd(
+        1,
+        "EVAL \"return select('#', pcall(string.byte, string.rep('x', 300), 1, 300))\" 0",
+    );
+    assert_eq!(reply, ":301\r\n");
+}

@@ -107,7 +107,9 @@ pub fn apply(config: &mut Config, text: &str) -> Result<(), String> {
         }
         if name == "user" {
             // ACL users: applied (and validated) when the node is built.
-            config.acl_users.push(values.iter().map(|v| v.to_vec()).collect());
+            config
+                .acl_users
+                .push(values.iter().map(|v| v.to_vec()).collect());
             continue;
         }
         let value = values

@@ -262,8 +262,12 @@ async fn accept_loop(
         match &tls {
             None => start_conn(shared.clone(), stream, peer, local.clone(), &next_conn),
             Some(acceptor) => {
-                let (acceptor, shared, local, next_conn) =
-                    (acceptor.clone(), shared.clone(), local.clone(), next_conn.clone());
+                let (acceptor, shared, local, next_conn) = (
+                    acceptor.clone(),
+                    shared.clone(),
+                    local.clone(),
+                    next_conn.clone(),
+                );
                 tokio::task::spawn_local(async move {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
@@ -315,9 +319,13 @@ async fn unix_accept_loop(
     let addr = format!("{path}:0");
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                start_conn(shared.clone(), stream, addr.clone(), addr.clone(), &next_conn)
-            }
+            Ok((stream, _)) => start_conn(
+                shared.clone(),
+                stream,
+                addr.clone(),
+                addr.clone(),
+                &next_conn,
+            ),
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -689,10 +697,9 @@ async fn run(mut config: Config, config_file: String) -> i32 {
                 let perm = u32::from_str_radix(unixsocketperm.trim(), 8).unwrap_or(0);
                 if perm != 0 {
                     use std::os::unix::fs::PermissionsExt;
-                    if let Err(e) = std::fs::set_permissions(
-                        &unixsocket,
-                        std::fs::Permissions::from_mode(perm),
-                    ) {
+                    if let Err(e) =
+                        std::fs::set_permissions(&unixsocket, std::fs::Permissions::from_mode(perm))
+                    {
                         tracing::error!("Failed to set permissions on {unixsocket}: {e}");
                         return 1;
                     }

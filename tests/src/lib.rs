@@ -18,9 +18,24 @@ pub struct Server {
     pub name: &'static str,
 }
 
+/// A port no other server of this test process has been given. Asking the
+/// OS for an ephemeral port and letting it go can hand two tests running in
+/// parallel the same port (the second server then fails to bind, while
+/// the first answers both tests' start-up probes), so ports come from a
+/// per-process counter below the ephemeral range, checked free by binding.
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Below Linux's ephemeral range (32768 and up), where client sockets
+    // take their ports; each process starts at its own offset.
+    let base = 20_000 + (std::process::id() % 60) * 200;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (base + n % 900) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The cinnabar-server binary: `$CINNABAR_BIN`, else the workspace's

@@ -405,9 +405,8 @@ pub fn client_kill(cx: &mut Ctx) {
                 .is_none_or(|a| c.local.as_bytes() == a.as_slice())
             && maxage.is_none_or(|m| now_s.saturating_sub(c.created.as_secs()) >= m)
             && user.as_ref().is_none_or(|u| c.user.as_ref() == Some(u))
-            && pubsub_type.is_none_or(|p| {
-                p == (c.subscription_count() > 0 || !c.shard_channels.is_empty())
-            })
+            && pubsub_type
+                .is_none_or(|p| p == (c.subscription_count() > 0 || !c.shard_channels.is_empty()))
     };
     let mut killed = 0;
     let victims: Vec<_> = cx

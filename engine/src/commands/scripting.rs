@@ -97,6 +97,9 @@ struct ScriptEnv {
     /// The script ran a write command: SCRIPT KILL refuses (UNKILLABLE).
     wrote: Cell<bool>,
     last_error: RefCell<Option<CallError>>,
+    /// The `err` of the last table raised with `error({err = ...})`: Redis
+    /// replies it as the error (cleared when a pcall catches it).
+    table_error: RefCell<Option<String>>,
     rand: RefCell<Rand48>,
     /// The running script's sha or function name, and chunk name.
     name: RefCell<String>,
@@ -183,6 +186,7 @@ impl Scripting {
             killed: Cell::new(false),
             wrote: Cell::new(false),
             last_error: RefCell::new(None),
+            table_error: RefCell::new(None),
             rand: RefCell::new(Rand48::new(0)),
             name: RefCell::new(String::new()),
             source: Cell::new("user_script"),
@@ -363,6 +367,15 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
     )?;
     // A killed script must not go on because it ran inside pcall: Redis
     // re-raises on every line; here pcall and xpcall re-raise themselves.
+    let table_env = env.clone();
+    globals.raw_set(
+        "__table_error",
+        lua.create_function(move |_, err: Option<mlua::String>| {
+            *table_env.table_error.borrow_mut() =
+                err.map(|e| String::from_utf8_lossy(&e.as_bytes()).into_owned());
+            Ok(())
+        })?,
+    )?;
     let kill_env = env.clone();
     globals.raw_set(
         "__killed",
@@ -371,27 +384,84 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
     lua.load(
         r#"
         local basepcall, basexpcall, killed, select, error = pcall, xpcall, __killed, select, error
+        local table_error, type, rawget = __table_error, type, rawget
         local function check(ok, ...)
             if not ok and killed() then error((...), 0) end
+            if not ok then table_error(nil) end
             return ok, ...
         end
+        rawset(_G, "error", function(e, level)
+            if type(e) == "table" and type(rawget(e, "err")) == "string" then
+                table_error(rawget(e, "err"))
+            end
+            level = level or 1
+            return error(e, level > 0 and level + 1 or level)
+        end)
         rawset(_G, "pcall", function(...) return check(basepcall(...)) end)
         rawset(_G, "xpcall", function(...) return check(basexpcall(...)) end)
         rawset(_G, "__killed", nil)
+        rawset(_G, "__table_error", nil)
         "#,
     )
     .exec()?;
     crate::lua::install(lua)?;
-    // Scripts may not create globals or read undefined ones (Redis 7.0).
+    // Redis 7.0's sandbox: no way to read files or swap environments, and
+    // every library table is read-only, so no script can change what the
+    // next one runs. Lua 5.1 has no read-only tables (Redis patches its
+    // VM), so libraries are replaced by proxies, and the raw accessors and
+    // iterators see through them.
     lua.load(
-        r#"setmetatable(_G, {
+        r#"
+        local real = {}
+        local pairs, ipairs, next, rawget, rawset, error = pairs, ipairs, next, rawget, rawset, error
+        local setmetatable, getmetatable, type, tostring = setmetatable, getmetatable, type, tostring
+        -- Scripts may not create globals or read undefined ones (Redis 7.0).
+        setmetatable(_G, {
             __index = function(_, k)
                 error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
             end,
             __newindex = function()
                 error("Attempt to modify a readonly table", 2)
             end,
-        })"#,
+        })
+        local function readonly(t)
+            local proxy = setmetatable({}, {
+                __index = t,
+                __newindex = function() error("Attempt to modify a readonly table", 2) end,
+                __metatable = false,
+            })
+            real[proxy] = t
+            return proxy
+        end
+        for _, name in ipairs({"string", "math", "table", "coroutine", "bit", "cjson", "cmsgpack", "struct", "redis"}) do
+            local t = rawget(_G, name)
+            if type(t) == "table" then rawset(_G, name, readonly(t)) end
+        end
+        local string_mt = getmetatable("")
+        string_mt.__index = rawget(_G, "string")
+        local string_mt_proxy = readonly(string_mt)
+        local function unwrap(t) return real[t] or t end
+        rawset(_G, "pairs", function(t) return pairs(unwrap(t)) end)
+        rawset(_G, "ipairs", function(t) return ipairs(unwrap(t)) end)
+        rawset(_G, "next", function(t, k) return next(unwrap(t), k) end)
+        rawset(_G, "rawget", function(t, k) return rawget(unwrap(t), k) end)
+        rawset(_G, "rawset", function(t, k, v)
+            if real[t] or t == _G then error("Attempt to modify a readonly table", 0) end
+            return rawset(t, k, v)
+        end)
+        rawset(_G, "setmetatable", function(t, mt)
+            if real[t] or t == _G then error("Attempt to modify a readonly table", 0) end
+            return setmetatable(t, mt)
+        end)
+        rawset(_G, "getmetatable", function(t)
+            if real[t] then return nil end
+            if type(t) == "string" then return string_mt_proxy end
+            return getmetatable(t)
+        end)
+        for _, name in ipairs({"print", "newproxy", "setfenv", "getfenv", "loadfile", "dofile"}) do
+            rawset(_G, name, nil)
+        end
+        "#,
     )
     .exec()
 }
@@ -676,6 +746,7 @@ fn prepare(
     env.killed.set(false);
     env.wrote.set(false);
     *env.last_error.borrow_mut() = None;
+    *env.table_error.borrow_mut() = None;
     // Like Redis 7.0, math.random differs from call to call; here it is
     // seeded from the node's RNG so a run is still reproducible.
     *env.rand.borrow_mut() = Rand48::new(rand_core::RngCore::next_u32(&mut cx.node.rng));
@@ -735,14 +806,33 @@ fn finish(
         Err(e) => Err(match last_error {
             Some(CallError(msg)) => msg,
             None => {
-                let msg = lua_message(&e);
+                let table_error = running
+                    .env()
+                    .and_then(|env| env.table_error.borrow_mut().take());
+                // A raised error table's `err` is the reply as it is (its
+                // own error code, no ERR added), as in Redis.
+                let code = if table_error.is_some() { "" } else { "ERR " };
+                let msg = table_error.unwrap_or_else(|| lua_message(&e));
                 let source = running.source;
-                let line = msg
-                    .strip_prefix(&format!("{source}:"))
-                    .and_then(|r| r.split(':').next())
-                    .unwrap_or("?")
-                    .to_string();
-                format!("ERR {msg} script: {}, on @{source}:{line}.", running.name)
+                let tag = format!("{source}:");
+                // The line is that of the innermost script frame when the
+                // error was raised (Redis's error handler asks
+                // debug.getinfo), whatever position the message names.
+                let line_after = |text: &str| -> Option<String> {
+                    let rest = &text[text.find(&tag)? + tag.len()..];
+                    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                    (!digits.is_empty()).then_some(digits)
+                };
+                let full = e.to_string();
+                let traceback = full.find("stack traceback:").map_or("", |i| &full[i..]);
+                let line = line_after(traceback)
+                    .or_else(|| {
+                        msg.strip_prefix(&tag)
+                            .and_then(|r| r.split(':').next())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| "?".into());
+                format!("{code}{msg} script: {}, on @{source}:{line}.", running.name)
             }
         }),
     };
