@@ -939,9 +939,10 @@ impl Node {
 
     fn process_input(&mut self, c: &mut Client) {
         let max_bulk = self.config.proto_max_bulk_len as usize;
-        // Redis's authRequired(): unauthenticated clients get tighter limits.
-        let authenticated = c.authenticated || !self.acl.auth_required();
         loop {
+            // Redis's authRequired(): unauthenticated clients get tighter
+            // limits (checked per command: an AUTH may precede it).
+            let authenticated = c.authenticated || !self.acl.auth_required();
             if c.close_after_reply
                 || self.shutdown_requested
                 || c.blocked.is_some()

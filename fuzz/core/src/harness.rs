@@ -159,7 +159,11 @@ impl Harness {
     /// saves and rewrites finish: the in-memory disk is instant).
     pub fn settle(&mut self) {
         for _ in 0..SETTLE_TICKS_MAX {
-            if self.node.running_script.is_some() && self.fatal.is_none() && !self.shutdown {
+            if self.shutdown {
+                // The host exits on Output::Shutdown: no more ticks.
+                return;
+            }
+            if self.node.running_script.is_some() && self.fatal.is_none() {
                 self.script_slice();
                 continue;
             }
