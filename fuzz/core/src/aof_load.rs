@@ -98,6 +98,7 @@ pub fn snapshot(h: &mut Harness, conn: u64) -> Option<Snapshot> {
                 b"hash" => &[b"HGETALL"],
                 b"set" => &[b"SMEMBERS"],
                 b"zset" => &[b"ZRANGE", b"0", b"-1", b"WITHSCORES"],
+                b"stream" => &[b"XRANGE", b"-", b"+"],
                 _ => panic!("unknown type {t:?}"),
             };
             let mut argv: Vec<&[u8]> = vec![read[0], &k];
@@ -105,12 +106,7 @@ pub fn snapshot(h: &mut Harness, conn: u64) -> Option<Snapshot> {
             let mut content = match h.call(conn, &argv)? {
                 Value::Array(items) => items
                     .chunks(if &t[..] == b"hash" { 2 } else { 1 })
-                    .map(|c| {
-                        c.iter()
-                            .filter_map(|v| text(v))
-                            .collect::<Vec<_>>()
-                            .concat()
-                    })
+                    .map(|c| c.iter().flat_map(flatten).collect::<Vec<_>>().concat())
                     .collect(),
                 v => vec![text(&v)?.to_vec()],
             };
@@ -164,4 +160,13 @@ pub fn run(data: &[u8]) {
     let c = r.connect();
     let after = snapshot(&mut r, c).expect("the restarted node answers");
     assert_eq!(before, after, "rewrite + restart changed the dataset");
+}
+
+/// The strings of a reply, nested arrays (a stream's entries) included, in
+/// order.
+fn flatten(v: &Value) -> Vec<Vec<u8>> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(flatten).collect(),
+        v => text(v).map(|t| vec![t.to_vec()]).unwrap_or_default(),
+    }
 }
