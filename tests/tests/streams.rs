@@ -304,7 +304,7 @@ XPENDING g grp IDLE 1 - +
 XPENDING g grp IDLE x - + 10
 XPENDING g grp - + x
 XPENDING g grp x + 10
-XPENDING g grp - + 10 alice extra
+~time XPENDING g grp - + 10 alice extra
 XPENDING g nogroup
 XPENDING nokey grp
 XPENDING str grp
