@@ -53,6 +53,9 @@ pub struct Config {
     pub tls_ca_cert_file: String,
     pub tls_ca_cert_dir: String,
     pub tls_auth_clients: String,
+    /// `off` or `cn`: authenticate a TLS client as the ACL user its
+    /// certificate's subject CN names (Redis 8.6's option; 7.0 has none).
+    pub tls_auth_clients_user: String,
     pub tls_protocols: String,
     pub tls_ciphers: String,
     pub tls_ciphersuites: String,
@@ -162,6 +165,7 @@ impl Default for Config {
             tls_ca_cert_file: "".into(),
             tls_ca_cert_dir: "".into(),
             tls_auth_clients: "yes".into(),
+            tls_auth_clients_user: "off".into(),
             tls_protocols: "".into(),
             tls_ciphers: "".into(),
             tls_ciphersuites: "".into(),
@@ -477,6 +481,12 @@ static PARAMS: &[Param] = &[
         tls_auth_clients,
         Kind::Enum(&["no", "yes", "optional"]),
         Immutable
+    ),
+    p_text!(
+        "tls-auth-clients-user",
+        tls_auth_clients_user,
+        Kind::Enum(&["off", "cn"]),
+        Yes
     ),
     p_text!("tls-protocols", tls_protocols, Kind::Text, Immutable),
     p_text!("tls-ciphers", tls_ciphers, Kind::Text, Immutable),

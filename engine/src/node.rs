@@ -69,6 +69,11 @@ pub enum Input<'a> {
         peer: String,
         local: String,
     },
+    /// The TLS client `conn` presented a certificate that the driver
+    /// verified against the configured CA; `common_name` is its subject's CN.
+    /// Sent right after `Accepted`. With `tls-auth-clients-user CN` the
+    /// client is authenticated as the ACL user of that name.
+    PeerCertificate { conn: ConnId, common_name: String },
     /// Bytes arrived from a client.
     Received { conn: ConnId, data: &'a [u8] },
     /// The client went away (or the driver dropped it).
@@ -753,6 +758,9 @@ impl Node {
             // A suspended script owns the node's time: its next slice runs,
             // and nothing periodic does (Redis's event loop is blocked too).
             Input::Tick if self.running_script.is_some() => {
+            Input::PeerCertificate { conn, common_name } => {
+                self.authenticate_by_certificate(conn, &common_name)
+            }
                 crate::commands::scripting::resume(self);
             }
             Input::Tick => {
@@ -840,6 +848,30 @@ impl Node {
         // loopback (and unix socket) clients are served (Redis's
         // clientAcceptHandler).
         if self.config.protected_mode
+    /// `tls-auth-clients-user CN` (Redis 8.6, Valkey 8.1): a verified
+    /// certificate is the credential, so a client whose CN names an enabled
+    /// ACL user starts authenticated as that user, passwords unasked. Any
+    /// other certificate leaves the client as it was (the default user, or
+    /// unauthenticated when that one needs a password).
+    fn authenticate_by_certificate(&mut self, conn: ConnId, common_name: &str) {
+        if self.config.tls_auth_clients_user != "cn" {
+            return;
+        }
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        let name = common_name.as_bytes();
+        if self.acl.users.get(name).is_some_and(|u| u.enabled) {
+            c.authenticated = true;
+            c.user = Some(Bytes::copy_from_slice(name));
+        } else {
+            tracing::warn!(
+                "TLS client certificate CN '{common_name}' names no enabled ACL user (addr={})",
+                c.peer
+            );
+        }
+    }
+
             && self.acl.default_user().is_some_and(|d| d.nopass)
             && !crate::acl::is_local_peer(&peer)
         {

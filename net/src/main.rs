@@ -260,7 +260,14 @@ async fn accept_loop(
         }
         let peer = peer.to_string();
         match &tls {
-            None => start_conn(shared.clone(), stream, peer, local.clone(), &next_conn),
+            None => start_conn(
+                shared.clone(),
+                stream,
+                peer,
+                local.clone(),
+                None,
+                &next_conn,
+            ),
             Some(acceptor) => {
                 let (acceptor, shared, local, next_conn) = (
                     acceptor.clone(),
@@ -271,7 +278,10 @@ async fn accept_loop(
                 tokio::task::spawn_local(async move {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
-                        Ok(Ok(s)) => start_conn(shared, s, peer, local, &next_conn),
+                        Ok(Ok(s)) => {
+                            let cn = tls::peer_common_name(s.get_ref().1);
+                            start_conn(shared, s, peer, local, cn, &next_conn)
+                        }
                         Ok(Err(e)) => tracing::warn!(
                             "Error accepting a client connection: {e} (addr={peer} laddr={local})"
                         ),
@@ -324,6 +334,7 @@ async fn unix_accept_loop(
                 stream,
                 addr.clone(),
                 addr.clone(),
+                None,
                 &next_conn,
             ),
             Err(e) => {
@@ -340,6 +351,7 @@ fn start_conn<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     mut stream: S,
     peer: String,
     local: String,
+    cert_cn: Option<String>,
     next_conn: &Rc<RefCell<u64>>,
 ) {
     let conn = {
@@ -349,7 +361,12 @@ fn start_conn<S: AsyncRead + AsyncWrite + Unpin + 'static>(
     };
     let (tx, rx) = mpsc::unbounded_channel();
     shared.routes.borrow_mut().insert(conn, tx);
-    let mine = shared.feed(Input::Accepted { conn, peer, local }, Some(conn));
+    let mut mine = shared.feed(Input::Accepted { conn, peer, local }, Some(conn));
+    if let (Some(common_name), false) = (cert_cn, mine.close) {
+        let more = shared.feed(Input::PeerCertificate { conn, common_name }, Some(conn));
+        mine.data.extend(more.data);
+        mine.close |= more.close;
+    }
     tokio::task::spawn_local(async move {
         if !mine.data.is_empty() || mine.close {
             let _ = write_all(&mut stream, &mine.data).await;

@@ -11,6 +11,9 @@
 //! - `tls-auth-clients yes|optional|no`: a client certificate is required,
 //!   checked if offered, or not asked for. `yes` and `optional` need
 //!   `tls-ca-cert-file` or `tls-ca-cert-dir`, as in Redis.
+//! - The verified client certificate's subject CN goes to the engine
+//!   ([`peer_common_name`], `Input::PeerCertificate`), which uses it for
+//!   `tls-auth-clients-user CN`.
 
 use cinnabar_engine::Config;
 use rustls::crypto::ring as provider;
@@ -218,4 +221,13 @@ pub fn acceptor(cfg: &Config) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("TLS certificate/key: {e}"))?;
     server.ignore_client_order = cfg.tls_prefer_server_ciphers;
     Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+/// The subject CN of the certificate the client presented (rustls has
+/// already verified it against the CA, or the handshake failed), if any.
+pub fn peer_common_name(conn: &rustls::ServerConnection) -> Option<String> {
+    let leaf = conn.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
 }

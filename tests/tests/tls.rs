@@ -14,8 +14,8 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-/// PEM files: a CA, a server certificate for 127.0.0.1/localhost, a
-/// client certificate, and a second CA nobody trusts (with its client).
+/// PEM files: a CA, a server certificate for 127.0.0.1/localhost, two
+/// client certificates (CN "client" and CN "alice"), and a second CA nobody trusts (with its client).
 struct Certs {
     dir: PathBuf,
 }
@@ -44,8 +44,11 @@ impl Certs {
         let server = sp.signed_by(&skey, &ca, &ca_key).expect("server cert");
         write("server.crt", server.pem());
         write("server.key", skey.serialize_pem());
-        for (name, issuer, issuer_key) in [("client", &ca, &ca_key), ("rogue", &rogue, &rogue_key)]
-        {
+        for (name, issuer, issuer_key) in [
+            ("client", &ca, &ca_key),
+            ("alice", &ca, &ca_key),
+            ("rogue", &rogue, &rogue_key),
+        ] {
             let mut cp = CertificateParams::new(Vec::<String>::new()).expect("client params");
             cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             cp.distinguished_name.push(DnType::CommonName, name);
@@ -166,6 +169,71 @@ fn redis_cli_with_and_without_client_certificates() {
     let (_s, port) = start(&certs, "no", &[]);
     let (ok, out) = cli(&certs, port, None, &["PING"]);
     assert!(ok && out == "PONG", "auth no: {out}");
+}
+
+/// `tls-auth-clients-user CN` (Redis 8.6's option; 7.0 has no way to use
+/// the certificate's identity): the certificate's CN is the ACL user the
+/// client starts as, if that user exists and is enabled.
+#[test]
+fn certificate_common_name_authenticates_as_acl_user() {
+    let certs = cert_dir("cn");
+    let (s, port) = start(
+        &certs,
+        "yes",
+        &["--requirepass", "s3cret", "--tls-auth-clients-user", "CN"],
+    );
+    let mut admin = s.connect();
+    assert_eq!(admin.cmd_str(&["AUTH", "s3cret"]), b"+OK\r\n");
+    assert_eq!(
+        admin.cmd_str(&["ACL", "SETUSER", "alice", "on", ">alicepw", "~*", "+@all"]),
+        b"+OK\r\n"
+    );
+    let (ok, out) = cli(&certs, port, Some("alice"), &["ACL", "WHOAMI"]);
+    assert!(ok && out == "alice", "CN alice: {out}");
+    // Authenticated as alice, not as default: alice's permissions apply.
+    assert_eq!(
+        admin.cmd_str(&["ACL", "SETUSER", "alice", "-set"]),
+        b"+OK\r\n"
+    );
+    let (_, out) = cli(&certs, port, Some("alice"), &["SET", "k", "v"]);
+    assert!(out.contains("NOPERM"), "alice may not SET: {out}");
+    // CN "client" names no user: the client is not authenticated.
+    let (_, out) = cli(&certs, port, Some("client"), &["ACL", "WHOAMI"]);
+    assert!(out.contains("NOAUTH"), "unknown CN: {out}");
+    // A disabled user is no credential either.
+    assert_eq!(
+        admin.cmd_str(&["ACL", "SETUSER", "alice", "off"]),
+        b"+OK\r\n"
+    );
+    let (_, out) = cli(&certs, port, Some("alice"), &["ACL", "WHOAMI"]);
+    assert!(out.contains("NOAUTH"), "disabled user: {out}");
+    // Switched off at run time: certificates no longer authenticate.
+    assert_eq!(
+        admin.cmd_str(&["ACL", "SETUSER", "alice", "on"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        admin.cmd_str(&["CONFIG", "SET", "tls-auth-clients-user", "off"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        admin.cmd_str(&["CONFIG", "GET", "tls-auth-clients-user"]),
+        b"*2\r\n$21\r\ntls-auth-clients-user\r\n$3\r\noff\r\n"
+    );
+    let (_, out) = cli(&certs, port, Some("alice"), &["ACL", "WHOAMI"]);
+    assert!(out.contains("NOAUTH"), "option off: {out}");
+    // Password authentication still works for the same user.
+    let (ok, out) = cli(
+        &certs,
+        port,
+        Some("alice"),
+        &["--user", "alice", "--pass", "alicepw", "ACL", "WHOAMI"],
+    );
+    // (redis-cli's warning about passwords on the command line follows.)
+    assert!(
+        ok && out.lines().next() == Some("alice"),
+        "password auth: {out}"
+    );
 }
 
 #[test]
