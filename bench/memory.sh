@@ -13,7 +13,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 measure() { # name python-generator-args...
   local name=$1; shift
-  local rp=7579 cp=7580
+  local rp=7430 cp=7431
   redis-server --port $rp --save '' --appendonly no >/dev/null &
   local rpid=$!
   ./target/release/cinnabar-server --port $cp --save '' >/dev/null 2>&1 &

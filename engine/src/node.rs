@@ -440,6 +440,10 @@ pub struct Node {
     /// Set when a command replayed from the AOF cannot be applied as
     /// logged (a script past the loading limit): the load fails with it.
     pub(crate) replay_error: Option<String>,
+    /// During EXEC: string values stored from a queued command's own
+    /// argument, (db, key). Redis shares that object with the argv, kept
+    /// until EXEC ends, so OBJECT REFCOUNT says 2 (keys.rs).
+    pub exec_argv_values: Vec<(usize, Bytes)>,
     /// Nesting of `execute` (EXEC and scripts run commands inside one).
     call_depth: u32,
     /// Calls to [`Node::propagate`] so far: a command that reports its own
@@ -706,6 +710,7 @@ impl Node {
             held: VecDeque::new(),
             released: VecDeque::new(),
             evictor: crate::evict::Evictor::default(),
+            exec_argv_values: Vec::new(),
             clients_memory: 0,
             observe: Default::default(),
             lazyfree: Default::default(),
@@ -1681,6 +1686,14 @@ impl Node {
             (1..argv.len()).collect()
         } else {
             cmd.key_positions(argv.len())
+        // Pops from the first non-empty of several keys: Redis signals only
+        // that key, which their handlers touch themselves.
+        if matches!(
+            cmd.name.as_str(),
+            "blpop" | "brpop" | "lmpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop"
+        ) {
+            return Vec::new();
+        }
         };
         positions
             .into_iter()

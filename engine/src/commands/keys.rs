@@ -2,9 +2,10 @@
 //! RENAME, KEYS, SCAN, RANDOMKEY, the EXPIRE family, TTL, COPY, MOVE, OBJECT.
 
 use super::strings::expire_time_error;
+use crate::command::Table;
 use crate::db::Value;
 use crate::glob;
-use crate::node::Ctx;
+use crate::node::{Client, Ctx, Node};
 use crate::notify::GENERIC;
 use bytes::Bytes;
 
@@ -190,10 +191,17 @@ pub fn scan(cx: &mut Ctx) {
             }
         }
         if let Some(t) = &type_filter {
-            let matches_type = cx
+            // As Redis 7.0's scanGenericCommand: the type lookup deletes an
+            // expired key and calls it "none", so TYPE none lists it (the
+            // expiry check that follows no longer finds a TTL).
+            let name = cx
                 .lookup_read_notouch(&k)
-                .is_some_and(|e| t.eq_ignore_ascii_case(e.value.type_name().as_bytes()));
-            if !matches_type {
+                .map_or("none", |e| e.value.type_name());
+            if !t.eq_ignore_ascii_case(name.as_bytes()) {
+                continue;
+            }
+            if name == "none" {
+                keys.push(k);
                 continue;
             }
         }
@@ -521,13 +529,127 @@ pub fn object_freq(cx: &mut Ctx) {
 /// OBJECT REFCOUNT key
 pub fn object_refcount(cx: &mut Ctx) {
     let key = cx.argv[2].clone();
+    let db = cx.client.db;
+    let from_argv = cx.client.in_exec
+        && !cx.client.is_script
+        && cx
+            .node
+            .exec_argv_values
+            .iter()
+            .any(|(d, k)| *d == db && *k == key);
     let rc = cx.lookup_read_notouch(&key).map(|e| match &e.value {
-        Value::Str(s) => super::strings::refcount(s),
+        Value::Str(s) => match super::strings::refcount(s) {
+            1 if from_argv => 2,
+            n => n,
+        },
         _ => 1,
     });
     match rc {
         Some(n) => cx.out().int(n),
         None => cx.out().null(),
+    }
+}
+
+/// One queued command of an EXEC, for OBJECT REFCOUNT: which string
+/// values are the object of a queued command's argument. Redis stores the
+/// argument object itself (SET and friends, APPEND to a new key) or
+/// rewrites the argv to the stored object (INCRBYFLOAT), and the argvs of
+/// the transaction live until EXEC returns; every other write gives the key
+/// a fresh object (APPEND, SETRANGE, INCR, ... unshare a value whose
+/// refcount is above 1), except those that keep or move the object.
+pub struct ExecStep {
+    dirty: u64,
+    db: usize,
+    existed: bool,
+}
+
+impl ExecStep {
+    pub fn before(node: &Node, c: &Client, argv: &[Bytes]) -> ExecStep {
+        let existed = argv
+            .get(1)
+            .is_some_and(|k| node.dbs[c.db].keys.contains_key(k));
+        ExecStep {
+            dirty: node.dirty,
+            db: c.db,
+            existed,
+        }
+    }
+
+    pub fn after(self, node: &mut Node, argv: &[Bytes]) {
+        if node.dirty == self.dirty || argv.is_empty() {
+            return;
+        }
+        let name = argv[0].to_ascii_lowercase();
+        let db = self.db;
+        let arg_db = |i: usize| -> Option<usize> {
+            let n = crate::resp::parse_i64(argv.get(i)?)?;
+            usize::try_from(n).ok()
+        };
+        let tracked = &mut node.exec_argv_values;
+        match name.as_slice() {
+            // The same object, with another TTL.
+            b"expire" | b"pexpire" | b"expireat" | b"pexpireat" | b"persist" | b"getex" => {}
+            // The object moves.
+            b"rename" | b"renamenx" if argv.len() == 3 => {
+                let moved = tracked.iter().any(|(d, k)| *d == db && *k == argv[1]);
+                tracked.retain(|(d, k)| !(*d == db && (*k == argv[1] || *k == argv[2])));
+                if moved {
+                    tracked.push((db, argv[2].clone()));
+                }
+            }
+            b"move" => {
+                if let Some(to) = arg_db(2) {
+                    for (d, k) in tracked.iter_mut() {
+                        if *d == db && *k == argv[1] {
+                            *d = to;
+                        }
+                    }
+                }
+            }
+            b"swapdb" => {
+                if let (Some(a), Some(b)) = (arg_db(1), arg_db(2)) {
+                    for (d, _) in tracked.iter_mut() {
+                        if *d == a {
+                            *d = b;
+                        } else if *d == b {
+                            *d = a;
+                        }
+                    }
+                }
+            }
+            b"flushall" => tracked.clear(),
+            b"flushdb" => tracked.retain(|(d, _)| *d != db),
+            _ => {
+                let Some(cmd) = Table::get().lookup(&argv[0]) else {
+                    return;
+                };
+                use crate::command::key_flags::{OW, RM, RW};
+                let written: Vec<usize> = cmd
+                    .key_specs
+                    .iter()
+                    .filter(|s| s.flags & (RW | OW | RM) != 0)
+                    .flat_map(|s| s.positions(argv))
+                    .collect();
+                let written: Vec<&Bytes> = written.iter().filter_map(|&i| argv.get(i)).collect();
+                tracked.retain(|(d, k)| !(*d == db && written.contains(&k)));
+                let stored: Vec<Bytes> = match name.as_slice() {
+                    b"set" | b"setnx" | b"setex" | b"psetex" | b"getset" | b"incrbyfloat" => {
+                        vec![argv[1].clone()]
+                    }
+                    b"append" if !self.existed => vec![argv[1].clone()],
+                    b"mset" | b"msetnx" => argv[1..].iter().step_by(2).cloned().collect(),
+                    _ => vec![],
+                };
+                for k in stored {
+                    if matches!(
+                        node.dbs[db].keys.get(&k).map(|e| &e.value),
+                        Some(Value::Str(_))
+                    ) {
+                        node.exec_argv_values.push((db, k));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -940,6 +940,10 @@ fn pop_range_with_key(cx: &mut Ctx, key: &Bytes, end: End, count: usize) {
     cx.dirty(popped.len() as u64);
     cx.notify(LIST, pop_event(end), key);
     delete_if_empty(cx, key);
+    // WATCH: of several keys, only the one popped from is modified (the
+    // node leaves the multi-key pops to their handlers).
+    let db = cx.client.db;
+    cx.node.touch_key(cx.client, db, key);
 }
 
 /// BLPOP key [key ...] timeout
@@ -997,6 +1001,8 @@ fn blocking_pop(
 pub fn blmove(cx: &mut Ctx) {
     let Some(from) = parse_end(cx, 3) else { return };
     let Some(to) = parse_end(cx, 4) else { return };
+                let db = cx.client.db;
+                cx.node.touch_key(cx.client, db, key);
     let Some(deadline) = cx.parse_timeout(5) else {
         return;
     };

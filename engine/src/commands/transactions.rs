@@ -59,8 +59,11 @@ pub fn exec(cx: &mut Ctx) {
     cx.out().array(queue.len());
     cx.client.in_exec = true;
     let mut queue: std::collections::VecDeque<_> = queue.into();
+    cx.node.exec_argv_values.clear();
     while let Some(argv) = queue.pop_front() {
+        let before = super::keys::ExecStep::before(cx.node, cx.client, &argv);
         cx.node.execute(cx.client, &argv);
+        before.after(cx.node, &argv);
         if cx.node.suspending {
             // A script in the transaction runs on in later slices; the
             // remaining commands run after it (`Node::script_finished`).
@@ -71,6 +74,7 @@ pub fn exec(cx: &mut Ctx) {
             break;
         }
     }
+    cx.node.exec_argv_values.clear();
     cx.client.in_exec = false;
 }
 

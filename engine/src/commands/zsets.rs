@@ -2474,6 +2474,9 @@ fn zpop_generic(cx: &mut Ctx, keys: &[Bytes], count: i64, shape: PopShape) {
         cx.notify(GENERIC, "del", key);
     }
     cx.dirty(n as u64);
+    // WATCH: of several keys, only the one popped from is modified (the
+    // node leaves the multi-key pops to their handlers).
+    cx.node.touch_key(cx.client, db, key);
 }
 
 fn zpop_minmax(cx: &mut Ctx, max: bool) {

@@ -5,7 +5,7 @@
 use super::*;
 use crate::commands::hashes::{self, Hash};
 use crate::commands::lists::List;
-use crate::commands::sets::{self, IntSet, Member, Set};
+use crate::commands::sets::{self, IntSet, Member, Set, Width};
 use crate::commands::zsets::{self, ZSet};
 use crate::db::Str;
 use bytes::Bytes;
@@ -98,10 +98,10 @@ fn canon(v: &Value) -> (String, String, Vec<Vec<u8>>) {
                 })
                 .collect();
             if let Set::Int(is) = s {
-                let width = match is {
-                    IntSet::W16(_) => "w16",
-                    IntSet::W32(_) => "w32",
-                    IntSet::W64(_) => "w64",
+                let width = match is.width() {
+                    Width::W16 => "w16",
+                    Width::W32 => "w32",
+                    Width::W64 => "w64",
                 };
                 m.push(width.as_bytes().to_vec());
             } else {
@@ -543,7 +543,7 @@ fn loaded_encodings_follow_thresholds() {
     let back = restore_payload(&dump_payload(&v, &big), &load_opts(&big)).unwrap();
     assert_eq!(back.encoding_name(), "listpack");
     // An intset keeps its width.
-    let mut s = Set::Int(IntSet::W64(vec![1, 2].into_boxed_slice()));
+    let mut s = Set::Int(IntSet::from_sorted(Width::W64, &[1, 2]));
     let back = restore_payload(
         &dump_payload(&Value::Set(s.clone()), &big),
         &load_opts(&big),
