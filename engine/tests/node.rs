@@ -20,15 +20,17 @@ impl Harness {
     }
 
     fn with_files(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>) -> Harness {
-        let mut node = Node::new(config, seed);
-        node.start(Time(T0));
-        let mut h = Harness {
-            node,
-            now: T0,
-            files,
-        };
+        let mut h = Harness::starting(config, seed, files, T0);
         h.drain();
         h
+    }
+
+    /// A node started at `now` on `files` whose start-up disk work is still
+    /// queued, for tests that watch (or break) those operations.
+    fn starting(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>, now: u64) -> Harness {
+        let mut node = Node::new(config, seed);
+        node.start(Time(now));
+        Harness { node, now, files }
     }
 
     fn perform(&mut self, op: DiskOp) -> DiskResult {
@@ -601,15 +603,8 @@ fn aof_replays_effects_after_restart() {
 
 #[test]
 fn aof_always_holds_replies_until_fsynced() {
-    let mut node = Node::new(aof_config("always"), 1);
-    node.start(Time(T0));
     // Start-up: no manifest, so a fresh AOF is created; complete all that.
-    let mut h = Harness {
-        node,
-        now: T0,
-        files: BTreeMap::new(),
-    };
-    h.drain();
+    let mut h = Harness::new(aof_config("always"), 1);
     h.connect(1);
     h.node.handle(
         Time(T0),
@@ -770,19 +765,15 @@ fn aof_torn_tail_is_truncated_or_refused() {
         .get_mut(&incr)
         .unwrap()
         .extend_from_slice(b"*3\r\n$3\r\nSE");
-    let mut node = Node::new(
+    let mut h2 = Harness::starting(
         Config {
             aof_load_truncated: false,
             ..aof_config("always")
         },
         7,
-    );
-    node.start(Time(T0));
-    let mut h2 = Harness {
-        node,
-        now: T0,
         files,
-    };
+        T0,
+    );
     let mut fatal = false;
     while let Some(o) = h2.node.poll_output() {
         match o {
@@ -856,13 +847,7 @@ fn aof_start_makes_the_current_incr_file_durable() {
     h.cmd(1, "SET a 1");
     let mut files = h.files.clone();
     files.remove("appendonlydir/appendonly.aof.1.incr.aof");
-    let mut node = Node::new(aof_config("always"), 24);
-    node.start(Time(T0));
-    let mut r = Harness {
-        node,
-        now: T0,
-        files,
-    };
+    let mut r = Harness::starting(aof_config("always"), 24, files, T0);
     let mut ops = Vec::new();
     while let Some(o) = r.node.poll_output() {
         if let Output::Disk { id, op } = o {
@@ -889,9 +874,7 @@ fn aof_start_makes_the_current_incr_file_durable() {
 
 /// Starts a node over `files` at `now` and completes its start-up.
 fn restart_at(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>, now: u64) -> Harness {
-    let mut node = Node::new(config, seed);
-    node.start(Time(now));
-    let mut h = Harness { node, now, files };
+    let mut h = Harness::starting(config, seed, files, now);
     h.drain();
     h.connect(1);
     h
@@ -1077,13 +1060,7 @@ fn aof_everysec_replies_after_the_write_not_the_fsync() {
 /// the incr file holding acknowledged writes).
 #[test]
 fn aof_manifest_is_renamed_only_after_a_good_fsync() {
-    let mut node = Node::new(aof_config("always"), 33);
-    node.start(Time(T0));
-    let mut h = Harness {
-        node,
-        now: T0,
-        files: BTreeMap::new(),
-    };
+    let mut h = Harness::starting(aof_config("always"), 33, BTreeMap::new(), T0);
     let mut renamed = false;
     let mut fatal = false;
     while let Some(o) = h.node.poll_output() {

@@ -22,6 +22,7 @@ use crate::command::Handler;
 use crate::db::Value;
 use crate::node::{Ctx, TimeoutReply};
 use crate::notify::STREAM;
+use crate::resp::ReplyBuf;
 use crate::stream::{
     Group, Stream, StreamEntry, StreamId, Trim, ENTRIES_READ_INVALID, LISTPACK_MAX_SIZE,
 };
@@ -1929,16 +1930,7 @@ pub fn xinfo_stream(cx: &mut Ctx) {
         out.bulk(&g.name);
         out.bulk(b"last-delivered-id");
         out.bulk(&g.last_id.to_bytes());
-        out.bulk(b"entries-read");
-        match g.entries_read {
-            Some(n) => out.int(n),
-            None => out.null(),
-        }
-        out.bulk(b"lag");
-        match g.lag {
-            Some(n) => out.int(n),
-            None => out.null(),
-        }
+        reply_read_and_lag(out, g.entries_read, g.lag);
         out.bulk(b"pel-count");
         out.int(g.pel_count as i64);
         out.bulk(b"pending");
@@ -2109,13 +2101,16 @@ pub fn xinfo_groups(cx: &mut Ctx) {
         out.int(np as i64);
         out.bulk(b"last-delivered-id");
         out.bulk(&g.last_id.to_bytes());
-        out.bulk(b"entries-read");
-        match g.entries_read {
-            Some(n) => out.int(n),
-            None => out.null(),
-        }
-        out.bulk(b"lag");
-        match g.lag {
+        reply_read_and_lag(out, g.entries_read, g.lag);
+    }
+}
+
+/// The `entries-read` and `lag` fields of XINFO STREAM FULL and XINFO
+/// GROUPS: each null when it cannot be told (see `group_lag`).
+fn reply_read_and_lag(out: &mut ReplyBuf, entries_read: Option<i64>, lag: Option<i64>) {
+    for (name, v) in [(&b"entries-read"[..], entries_read), (b"lag", lag)] {
+        out.bulk(name);
+        match v {
             Some(n) => out.int(n),
             None => out.null(),
         }
