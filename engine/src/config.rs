@@ -519,7 +519,12 @@ static PARAMS: &[Param] = &[
         100,
         Yes
     ),
-    p_text!("maxmemory-clients", maxmemory_clients, Kind::Text, Yes),
+    p_text!(
+        "maxmemory-clients",
+        maxmemory_clients,
+        Kind::Custom(crate::evict::canonical_maxmemory_clients),
+        Yes
+    ),
     p_text!(
         "client-output-buffer-limit",
         client_output_buffer_limit,

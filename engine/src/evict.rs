@@ -200,6 +200,8 @@ pub struct Evictor {
     pub pre_command_oom: bool,
     /// The cached policy (parsed on CONFIG SET).
     pub policy: Option<Policy>,
+    /// Clients' memory as last counted (see [`evict_clients`]).
+    pub clients_total: u64,
 }
 
 impl Evictor {
@@ -481,6 +483,146 @@ fn candidate(idle: u64, db: usize, key: &[u8]) -> Candidate {
 pub fn tick(node: &mut Node) {
     if node.evictor.running {
         perform_evictions(node, None);
+    }
+}
+
+// Client eviction (`maxmemory-clients`, Redis 7.0's `evictClients`).
+//
+// Every client's memory ([`crate::memory::client_bytes`]) is added to a
+// running total when the client has been served, when the driver reports its
+// output backlog, and recounted exactly on every tick. When the total
+// reaches the limit, clients are closed, largest first, until it is below.
+// As in Redis, clients with CLIENT NO-EVICT on count in the total but are
+// never closed. Redis sorts clients into power-of-two memory buckets and
+// walks them from the top; taking the largest exactly is the same order up
+// to ties inside a bucket.
+
+/// Redis's floor for the limit: a smaller setting would leave no room to
+/// talk to the server at all.
+const MIN_CLIENT_LIMIT: u64 = 128 * 1024;
+
+/// CONFIG SET's check for `maxmemory-clients`: a byte count (memory units) or
+/// a percentage of `maxmemory` written `N%` (0 to 100). Returns the text
+/// CONFIG GET shows, or Redis's error.
+pub fn canonical_maxmemory_clients(v: &str) -> Result<String, String> {
+    const FORMAT: &str = "argument must be a memory or percent value";
+    if let Some(num) = v.strip_suffix('%').filter(|n| !n.is_empty()) {
+        // string2ll: no sign, no leading zeros (but "0").
+        let strict =
+            num.bytes().all(|b| b.is_ascii_digit()) && (num == "0" || !num.starts_with('0'));
+        let pct: u64 = match num.parse() {
+            Ok(p) if strict => p,
+            _ => return Err(FORMAT.into()),
+        };
+        if pct > 100 {
+            return Err("percentage argument must be less or equal to 100".into());
+        }
+        return Ok(if pct == 0 {
+            "0".into()
+        } else {
+            format!("{pct}%")
+        });
+    }
+    if v.starts_with('-') {
+        return Err(FORMAT.into());
+    }
+    match crate::config::parse_memory(v) {
+        Some(n) if n >= 0 => Ok(n.to_string()),
+        // Redis reads an unsigned count into a signed field: past i64::MAX
+        // it looks like a percentage above 100.
+        None if v.bytes().all(|b| b.is_ascii_digit()) && !v.is_empty() => {
+            Err("percentage argument must be less or equal to 100".into())
+        }
+        _ => Err(FORMAT.into()),
+    }
+}
+
+/// The limit in bytes (0: client eviction off), as Redis's
+/// `getClientEvictionLimit`: a percentage needs `maxmemory` set.
+pub fn client_eviction_limit(config: &crate::Config) -> u64 {
+    let text = config.maxmemory_clients.as_str();
+    if text == "0" {
+        return 0;
+    }
+    let limit = match text.strip_suffix('%') {
+        Some(pct) => {
+            let pct: u64 = pct.parse().unwrap_or(0);
+            if config.maxmemory <= 0 {
+                return 0;
+            }
+            (config.maxmemory as f64 * pct as f64 / 100.0) as u64
+        }
+        None => text.parse().unwrap_or(0),
+    };
+    if limit == 0 {
+        return 0;
+    }
+    limit.max(MIN_CLIENT_LIMIT)
+}
+
+/// A client's memory may have changed (it was served): updates the total.
+pub fn client_memory_changed(node: &mut Node, c: &mut Client) {
+    let now = crate::memory::client_bytes(c);
+    node.evictor.clients_total = (node.evictor.clients_total + now).saturating_sub(c.mem_counted);
+    c.mem_counted = now;
+}
+
+/// The driver's backlog for a client changed.
+pub fn client_backlog_changed(node: &mut Node, conn: crate::node::ConnId) {
+    let Node {
+        clients, evictor, ..
+    } = node;
+    if let Some(c) = clients.get_mut(&conn) {
+        let now = crate::memory::client_bytes(c);
+        evictor.clients_total = (evictor.clients_total + now).saturating_sub(c.mem_counted);
+        c.mem_counted = now;
+    }
+}
+
+/// A client left the table for good.
+pub fn client_gone(node: &mut Node, c: &Client) {
+    node.evictor.clients_total = node.evictor.clients_total.saturating_sub(c.mem_counted);
+}
+
+/// Counts every client's memory afresh (each tick, and before evicting):
+/// the running total only approximates between ticks.
+pub fn recount_clients(node: &mut Node) -> u64 {
+    let mut total = 0;
+    for c in node.clients.values_mut() {
+        c.mem_counted = crate::memory::client_bytes(c);
+        total += c.mem_counted;
+    }
+    node.evictor.clients_total = total;
+    total
+}
+
+/// Closes clients, largest first, while their memory is at or above
+/// `maxmemory-clients` (called where Redis's `beforeSleep` calls
+/// `evictClients`: after each input is handled).
+pub fn evict_clients(node: &mut Node) {
+    let limit = client_eviction_limit(&node.config);
+    if limit == 0 || node.evictor.clients_total < limit {
+        return;
+    }
+    let mut total = recount_clients(node);
+    if total < limit {
+        return;
+    }
+    let mut candidates: Vec<(u64, u64, crate::node::ConnId)> = node
+        .clients
+        .values()
+        .filter(|c| !c.no_evict)
+        .map(|c| (c.mem_counted, c.id, c.conn))
+        .collect();
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (mem, id, conn) in candidates {
+        if total < limit {
+            break;
+        }
+        tracing::info!(client = id, memory = mem, "Evicting client");
+        node.kill_client(conn);
+        node.stats.evicted_clients += 1;
+        total = total.saturating_sub(mem);
     }
 }
 

@@ -43,8 +43,30 @@ pub fn class(n: usize) -> usize {
     }
 }
 
-/// Fixed bytes per connected client (its state, parser, buffers' headers).
-pub const CLIENT_BYTES: u64 = 1024;
+/// Bytes a connected client holds (Redis's `getClientMemoryUsage`): its
+/// state, the query buffer, arguments parsed so far, the reply buffer, the
+/// replies the driver has not yet written to the socket (reported with
+/// `Input::OutputBacklog`), a queued MULTI and its subscriptions and WATCHed
+/// keys. This is what `maxmemory-clients` limits and what CLIENT LIST's
+/// `tot-mem` shows.
+pub fn client_bytes(c: &crate::node::Client) -> u64 {
+    let handle = std::mem::size_of::<bytes::Bytes>();
+    let args = |argv: &[bytes::Bytes]| -> usize { argv.iter().map(|a| a.len() + handle).sum() };
+    let multi: usize = c
+        .multi
+        .as_ref()
+        .map_or(0, |q| q.iter().map(|cmd| 24 + args(cmd)).sum());
+    let subscriptions = c.channels.len() + c.patterns.len() + c.shard_channels.len();
+    let watched: usize = c.watched.iter().map(|(_, k, _)| k.len() + 48).sum();
+    (std::mem::size_of::<crate::node::Client>()
+        + c.querybuf.capacity()
+        + args(&c.argv)
+        + c.reply.buf.capacity()
+        + multi
+        + subscriptions * handle
+        + watched) as u64
+        + c.output_backlog
+}
 
 /// Keys this long or shorter live inside the dict node (dict.rs INLINE_KEY).
 const INLINE_KEY: usize = 22;
@@ -63,16 +85,19 @@ fn keyspace_node() -> usize {
     class(24 + std::mem::size_of::<crate::db::Entry>() + 8)
 }
 
-/// Bytes a key costs in the keyspace besides its value: the node, a heap
-/// key if long, and one bucket pointer (load factor 1).
+/// Bytes a key costs in the keyspace besides its value: the node and a
+/// heap key if long. Bucket pointers are not charged per key: the db counts
+/// both bucket arrays as they are (`Db::memory_bytes`), which also sees the
+/// two tables held during an incremental rehash, as Redis's counter does.
 pub fn key_bytes(key_len: usize) -> u64 {
-    (keyspace_node() + key_heap(key_len) + 8) as u64
+    (keyspace_node() + key_heap(key_len)) as u64
 }
 
-/// Bytes one entry of the expires dict costs (node of key + i64 + next,
-/// and a bucket pointer). Long keys are counted at their inline size: the
-/// expires table is charged per entry so that it can be summed in O(1).
-pub const EXPIRE_ENTRY_BYTES: u64 = 48 + 8;
+/// Bytes one entry of the expires dict costs: its node (key + i64 + next,
+/// 40 bytes, in the 48 class). Long keys are counted at their inline size:
+/// the expires table is charged per entry so that it can be summed in O(1).
+/// Its buckets are counted with the table's.
+pub const EXPIRE_ENTRY_BYTES: u64 = 48;
 
 /// Estimated heap bytes of a value (not counting the entry that holds it).
 pub fn value_bytes(v: &Value) -> u64 {
@@ -183,6 +208,6 @@ mod tests {
         assert!(small < big, "{small} {big}");
         assert_eq!(value_bytes(&Value::Str(Str::Int(5))), 0);
         // The keyspace node stays in the 80-byte class.
-        assert_eq!(key_bytes(10), 88);
+        assert_eq!(key_bytes(10), 80);
     }
 }

@@ -190,7 +190,8 @@ pub struct Client {
     pub multi_error: bool,
     /// True while EXEC runs the queue: blocking commands must not block.
     pub in_exec: bool,
-    /// WATCHed keys: (db, key, already expired when watched).
+    /// WATCHed keys: (db, key, not live when watched: missing or already
+    /// expired).
     pub watched: Vec<(usize, Bytes, bool)>,
     /// A watched key was modified: EXEC will fail.
     pub dirty_cas: bool,
@@ -210,6 +211,9 @@ pub struct Client {
     pub postponed: Option<Vec<Bytes>>,
     /// CLIENT NO-EVICT on.
     pub no_evict: bool,
+    /// Its memory as last added to the client-eviction total
+    /// (`evict::client_memory_changed`).
+    pub mem_counted: u64,
     /// The ACL user the client is authenticated as; `None` for internal
     /// clients (AOF loading), which may run anything.
     pub user: Option<Bytes>,
@@ -275,6 +279,7 @@ impl Client {
             output_backlog: 0,
             obuf_soft_since: None,
             no_evict: false,
+            mem_counted: 0,
             postponed: None,
             user: Some(Bytes::from_static(b"default")),
             is_script: false,
@@ -348,6 +353,8 @@ pub struct Stats {
     pub expired_keys: u64,
     /// Keys removed by maxmemory eviction (INFO stats `evicted_keys`).
     pub evicted_keys: u64,
+    /// Clients closed by maxmemory-clients (INFO stats `evicted_clients`).
+    pub evicted_clients: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub net_input_bytes: u64,
@@ -433,6 +440,10 @@ pub struct Node {
     /// Set when a script suspended inside the command being executed: the
     /// callers up the stack leave their bookkeeping in the script's frames.
     pub(crate) suspending: bool,
+    /// During EXEC: string values stored from a queued command's own
+    /// argument, (db, key). Redis shares that object with the argv, kept
+    /// until EXEC ends, so OBJECT REFCOUNT says 2 (keys.rs).
+    pub exec_argv_values: Vec<(usize, Bytes)>,
     /// Clients whose input arrived while a script ran, in arrival order:
     /// served when the script ends, or with -BUSY once it has run past
     /// `busy-reply-threshold`.
@@ -440,10 +451,6 @@ pub struct Node {
     /// Set when a command replayed from the AOF cannot be applied as
     /// logged (a script past the loading limit): the load fails with it.
     pub(crate) replay_error: Option<String>,
-    /// During EXEC: string values stored from a queued command's own
-    /// argument, (db, key). Redis shares that object with the argv, kept
-    /// until EXEC ends, so OBJECT REFCOUNT says 2 (keys.rs).
-    pub exec_argv_values: Vec<(usize, Bytes)>,
     /// Nesting of `execute` (EXEC and scripts run commands inside one).
     call_depth: u32,
     /// Calls to [`Node::propagate`] so far: a command that reports its own
@@ -703,6 +710,7 @@ impl Node {
             acl,
             running_script: None,
             suspending: false,
+            exec_argv_values: Vec::new(),
             busy_backlog: Vec::new(),
             replay_error: None,
             call_depth: 0,
@@ -710,7 +718,6 @@ impl Node {
             held: VecDeque::new(),
             released: VecDeque::new(),
             evictor: crate::evict::Evictor::default(),
-            exec_argv_values: Vec::new(),
             clients_memory: 0,
             observe: Default::default(),
             lazyfree: Default::default(),
@@ -751,10 +758,14 @@ impl Node {
         }
         match input {
             Input::Accepted { conn, peer, local } => self.accept(conn, peer, local),
+            Input::PeerCertificate { conn, common_name } => {
+                self.authenticate_by_certificate(conn, &common_name)
+            }
             Input::Received { conn, data } => self.receive(conn, data),
             Input::Closed { conn } => {
                 self.monitors.retain(|&m| m != conn);
                 if let Some(mut c) = self.clients.remove(&conn) {
+                    crate::evict::client_gone(self, &c);
                     self.unblock(&mut c);
                     self.unwatch_all(&mut c);
                     crate::commands::pubsub::unsubscribe_everything(self, &mut c);
@@ -763,9 +774,6 @@ impl Node {
             // A suspended script owns the node's time: its next slice runs,
             // and nothing periodic does (Redis's event loop is blocked too).
             Input::Tick if self.running_script.is_some() => {
-            Input::PeerCertificate { conn, common_name } => {
-                self.authenticate_by_certificate(conn, &common_name)
-            }
                 crate::commands::scripting::resume(self);
             }
             Input::Tick => {
@@ -790,7 +798,8 @@ impl Node {
             Input::DiskDone { id, result } => crate::persist::disk_done(self, id, result),
             Input::ShutdownSignal => crate::persist::shutdown_signal(self),
             Input::OutputBacklog { conn, bytes } => {
-                crate::limits::output_backlog(self, conn, bytes)
+                crate::limits::output_backlog(self, conn, bytes);
+                crate::evict::client_backlog_changed(self, conn);
             }
         }
         if self.running_script.is_some() && self.busy() {
@@ -806,6 +815,8 @@ impl Node {
             // Messages from outside any command (expiry, BCAST).
             self.flush_pending();
         }
+        // maxmemory-clients, where Redis's beforeSleep checks it.
+        crate::evict::evict_clients(self);
         crate::aof::after_input(self);
         if !self.released.is_empty() {
             // Released replies are older than anything produced just now.
@@ -837,22 +848,6 @@ impl Node {
         Some(earliest_block.map_or(self.next_tick, |d| d.min(self.next_tick)))
     }
 
-    fn accept(&mut self, conn: ConnId, peer: String, local: String) {
-        self.stats.connections_received += 1;
-        if self.clients.len() >= self.config.maxclients as usize {
-            // Redis writes this error and closes (networking.c acceptCommonHandler).
-            self.stats.rejected_connections += 1;
-            self.outputs.push_back(Output::Send {
-                conn,
-                data: Bytes::from_static(b"-ERR max number of clients reached\r\n"),
-            });
-            self.outputs.push_back(Output::Close { conn });
-            return;
-        }
-        // Protected mode: with no password for the default user, only
-        // loopback (and unix socket) clients are served (Redis's
-        // clientAcceptHandler).
-        if self.config.protected_mode
     /// `tls-auth-clients-user CN` (Redis 8.6, Valkey 8.1): a verified
     /// certificate is the credential, so a client whose CN names an enabled
     /// ACL user starts authenticated as that user, passwords unasked. Any
@@ -877,6 +872,22 @@ impl Node {
         }
     }
 
+    fn accept(&mut self, conn: ConnId, peer: String, local: String) {
+        self.stats.connections_received += 1;
+        if self.clients.len() >= self.config.maxclients as usize {
+            // Redis writes this error and closes (networking.c acceptCommonHandler).
+            self.stats.rejected_connections += 1;
+            self.outputs.push_back(Output::Send {
+                conn,
+                data: Bytes::from_static(b"-ERR max number of clients reached\r\n"),
+            });
+            self.outputs.push_back(Output::Close { conn });
+            return;
+        }
+        // Protected mode: with no password for the default user, only
+        // loopback (and unix socket) clients are served (Redis's
+        // clientAcceptHandler).
+        if self.config.protected_mode
             && self.acl.default_user().is_some_and(|d| d.nopass)
             && !crate::acl::is_local_peer(&peer)
         {
@@ -949,10 +960,12 @@ impl Node {
         }
         self.flush(&mut c);
         if close {
+            crate::evict::client_gone(self, &c);
             self.monitors.retain(|&m| m != conn);
             crate::commands::pubsub::unsubscribe_everything(self, &mut c);
             self.outputs.push_back(Output::Close { conn });
         } else {
+            crate::evict::client_memory_changed(self, &mut c);
             self.clients.insert(conn, c);
         }
         self.flush_pending();
@@ -1673,6 +1686,14 @@ impl Node {
     /// Only watched keys are returned.
     fn command_keys(&self, cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
         use crate::command::key_flags::{OW, RM, RW};
+        // Pops from the first non-empty of several keys: Redis signals only
+        // that key, which their handlers touch themselves.
+        if matches!(
+            cmd.name.as_str(),
+            "blpop" | "brpop" | "lmpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop"
+        ) {
+            return Vec::new();
+        }
         let positions: Vec<usize> = if !cmd.key_specs.is_empty() {
             // Only the keys the command may write: a STORE command's
             // sources (RO) are not touched, as Redis signals only keys it
@@ -1686,14 +1707,6 @@ impl Node {
             (1..argv.len()).collect()
         } else {
             cmd.key_positions(argv.len())
-        // Pops from the first non-empty of several keys: Redis signals only
-        // that key, which their handlers touch themselves.
-        if matches!(
-            cmd.name.as_str(),
-            "blpop" | "brpop" | "lmpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop"
-        ) {
-            return Vec::new();
-        }
         };
         positions
             .into_iter()
@@ -1731,22 +1744,55 @@ impl Node {
         }
     }
 
-    /// SWAPDB's effect on WATCH (Redis's `touchAllWatchedKeysInDb(emptied,
-    /// replaced_with)`): a key watched in `emptied` is touched if it exists
-    /// there or in the database that replaces it.
+    /// SWAPDB's effect on WATCH (Redis 7.0's `touchAllWatchedKeysInDb(emptied,
+    /// replaced_with)`): a key watched in `emptied` that exists there or in
+    /// the database replacing it fails the watcher's EXEC, except where
+    /// nothing changes logically: a key that was not live when watched and
+    /// after the swap is missing or expired again, or a key watched live
+    /// (and since gone) that is replaced by an expired one, which then
+    /// counts as not live.
     pub fn touch_watched_for_swap(&mut self, c: &mut Client, emptied: usize, replaced_with: usize) {
-        let keys: Vec<Bytes> = self
+        let now = self.now.as_millis();
+        let slots: Vec<(Bytes, Vec<ConnId>)> = self
             .watchers
-            .keys()
-            .filter(|(d, k)| {
-                *d == emptied
-                    && (self.dbs[emptied].keys.contains_key(k)
-                        || self.dbs[replaced_with].keys.contains_key(k))
-            })
-            .map(|(_, k)| k.clone())
+            .iter()
+            .filter(|((d, _), _)| *d == emptied)
+            .map(|((_, k), conns)| (k.clone(), conns.clone()))
             .collect();
-        for k in keys {
-            self.touch_key(c, emptied, &k);
+        for (key, conns) in slots {
+            let exists_in_emptied = self.dbs[emptied].keys.contains_key(&key);
+            let in_replacement = self.dbs[replaced_with].keys.contains_key(&key);
+            if !exists_in_emptied && !in_replacement {
+                continue;
+            }
+            let replacement_expired =
+                in_replacement && self.dbs[replaced_with].is_expired(&key, now);
+            for conn in conns {
+                let w = if conn == c.conn {
+                    &mut *c
+                } else if let Some(other) = self.clients.get_mut(&conn) {
+                    other
+                } else {
+                    continue;
+                };
+                let Some(entry) = w
+                    .watched
+                    .iter_mut()
+                    .find(|(d, k, _)| *d == emptied && *k == key)
+                else {
+                    continue;
+                };
+                let not_live = &mut entry.2;
+                if *not_live {
+                    if !in_replacement || replacement_expired {
+                        continue;
+                    }
+                } else if !exists_in_emptied && replacement_expired {
+                    *not_live = true;
+                    continue;
+                }
+                w.dirty_cas = true;
+            }
         }
     }
 
@@ -1756,7 +1802,8 @@ impl Node {
         if c.watched.iter().any(|(d, k, _)| *d == db && k == key) {
             return;
         }
-        let expired = self.dbs[db].is_expired(key, self.now.as_millis());
+        let expired = !self.dbs[db].keys.contains_key(key)
+            || self.dbs[db].is_expired(key, self.now.as_millis());
         c.watched.push((db, key.clone(), expired));
         self.watchers
             .entry((db, key.clone()))
@@ -1779,12 +1826,14 @@ impl Node {
     }
 
     /// True if a watched key expired since it was watched (Redis 7.0 makes
-    /// EXEC fail then, as the key is gone).
+    /// EXEC fail then, as the key is gone). A live key that is missing now
+    /// was deleted by expiry (a command deleting it touched it already):
+    /// Redis's expiry deletion touches watchers too.
     pub fn watched_key_expired(&self, c: &Client) -> bool {
         let now = self.now.as_millis();
-        c.watched
-            .iter()
-            .any(|(db, k, was_expired)| !was_expired && self.dbs[*db].is_expired(k, now))
+        c.watched.iter().any(|(db, k, not_live)| {
+            !not_live && (!self.dbs[*db].keys.contains_key(k) || self.dbs[*db].is_expired(k, now))
+        })
     }
 
     fn count_call(&mut self, cmd: &Command, failed: u64) {
@@ -2088,15 +2137,7 @@ impl Node {
             db.keys.rehash_steps(ACTIVE_REHASH_BUCKETS);
             db.expires.rehash_steps(ACTIVE_REHASH_BUCKETS);
         }
-        self.clients_memory = self
-            .clients
-            .values()
-            .map(|c| {
-                (c.querybuf.capacity() + c.reply.buf.capacity()) as u64
-                    + c.argv.iter().map(|a| a.len() as u64).sum::<u64>()
-                    + crate::memory::CLIENT_BYTES
-            })
-            .sum();
+        self.clients_memory = crate::evict::recount_clients(self);
         self.used_memory_peak = self.used_memory_peak.max(self.used_memory_estimate());
         crate::evict::tick(self);
         crate::limits::cron(self);
@@ -2152,6 +2193,7 @@ impl Node {
     /// Closes another client (CLIENT KILL): its buffered reply is sent first.
     pub fn kill_client(&mut self, conn: ConnId) {
         if let Some(mut c) = self.clients.remove(&conn) {
+            crate::evict::client_gone(self, &c);
             self.flush(&mut c);
             self.outputs.push_back(Output::Close { conn });
             // The driver's Closed will not find it: release what it holds.

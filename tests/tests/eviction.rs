@@ -389,3 +389,172 @@ fn lazy_free_matches_redis() {
     p.both(&["CONFIG", "SET", "lazyfree-lazy-user-flush", "no"]);
     p.check();
 }
+
+/// `maxmemory-clients` as CONFIG SET/GET see it: byte counts, percentages
+/// of maxmemory, and Redis's errors for everything else.
+#[test]
+fn maxmemory_clients_config_matches_redis() {
+    let (redis, ours) = servers();
+    let mut p = Pair::new(&redis, &ours);
+    p.same(&["CONFIG", "GET", "maxmemory-clients"]);
+    for value in [
+        "10%",
+        "100%",
+        "101%",
+        "0%",
+        "-1",
+        "1mb",
+        "1kb",
+        "1K",
+        "abc",
+        "50",
+        "5 %",
+        "1.5%",
+        "-5%",
+        "%",
+        "007%",
+        "+5%",
+        "1gb%",
+        "9223372036854775807",
+        "9223372036854775808",
+        "0",
+    ] {
+        p.same(&["CONFIG", "SET", "maxmemory-clients", value]);
+        p.same(&["CONFIG", "GET", "maxmemory-clients"]);
+    }
+    // CLIENT NO-EVICT shows as flag `e`; the rest of the line differs
+    // (addresses, memory figures), so only the flags are compared.
+    let flags = |c: &mut Conn| -> String {
+        let r = c.cmd_str(&["CLIENT", "INFO"]);
+        let text = String::from_utf8_lossy(&r).into_owned();
+        text.split(' ')
+            .find_map(|f| f.strip_prefix("flags="))
+            .unwrap_or("?")
+            .to_string()
+    };
+    p.same(&["CLIENT", "NO-EVICT", "maybe"]);
+    p.same(&["CLIENT", "NO-EVICT", "on"]);
+    assert_eq!(flags(&mut p.redis), flags(&mut p.ours));
+    assert_eq!(flags(&mut p.ours), "e");
+    p.same(&["CLIENT", "NO-EVICT", "OFF"]);
+    assert_eq!(flags(&mut p.redis), flags(&mut p.ours));
+    p.check();
+}
+
+/// Client eviction, checked on both servers with the same expectations:
+/// a client whose query buffer or pending replies pass `maxmemory-clients`
+/// is disconnected and counted in `evicted_clients`; a percentage follows
+/// maxmemory (and is off without it); CLIENT NO-EVICT exempts a client,
+/// whose memory still counts, so other clients go instead.
+#[test]
+fn client_eviction_matches_redis() {
+    use std::time::{Duration, Instant};
+    for server in [Server::redis(&[]), Server::cinnabar(&[])] {
+        let name = server.name;
+        // The observer is exempt, or it could be evicted itself.
+        let mut ctl = server.connect();
+        assert_eq!(ctl.cmd_str(&["CLIENT", "NO-EVICT", "on"]), b"+OK\r\n");
+        let evicted = |ctl: &mut Conn| -> u64 {
+            info_field(ctl, "stats", "evicted_clients")
+                .and_then(|v| v.parse().ok())
+                .expect("evicted_clients")
+        };
+        let wait_evicted = |ctl: &mut Conn, n: u64| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while evicted(ctl) < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{name}: evicted_clients never reached {n}"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(evicted(ctl), n, "{name}: evicted too many");
+        };
+        // A request of 2 MB of which 1.5 MB has arrived: it sits in the
+        // query buffer.
+        let big_partial = |c: &mut Conn| {
+            let mut req = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2097152\r\n".to_vec();
+            req.extend(std::iter::repeat_n(b'x', 1536 * 1024));
+            // The server may close the connection before it has all of it.
+            let _ = std::io::Write::write_all(&mut c.stream, &req);
+        };
+        assert_eq!(evicted(&mut ctl), 0);
+        assert_eq!(
+            ctl.cmd_str(&["CONFIG", "SET", "maxmemory-clients", "1mb"]),
+            b"+OK\r\n"
+        );
+
+        // 1. Query buffer.
+        let mut victim = server.connect();
+        assert_eq!(victim.cmd_str(&["PING"]), b"+PONG\r\n");
+        big_partial(&mut victim);
+        wait_evicted(&mut ctl, 1);
+        assert!(victim.is_closed(), "{name}: the client stayed connected");
+
+        // 2. Replies the client does not read: 4 MB values fetched 20 times.
+        ctl.cmd(&[b"SET", b"big", &vec![b'v'; 4 << 20]]);
+        let mut reader = server.connect();
+        let mut gets = Vec::new();
+        for _ in 0..20 {
+            gets.extend(cinnabar_tests::encode(&[b"GET", b"big"]));
+        }
+        let _ = std::io::Write::write_all(&mut reader.stream, &gets);
+        wait_evicted(&mut ctl, 2);
+        assert!(reader.is_closed(), "{name}: the reader stayed connected");
+        ctl.cmd_str(&["DEL", "big"]);
+
+        // 3. A percentage of maxmemory: 5% of 20mb is 1mb. Without
+        //    maxmemory a percentage means no limit.
+        ctl.cmd_str(&[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            "20mb",
+            "maxmemory-clients",
+            "5%",
+        ]);
+        let mut victim = server.connect();
+        big_partial(&mut victim);
+        wait_evicted(&mut ctl, 3);
+        assert!(victim.is_closed(), "{name}: not evicted under 5%");
+        ctl.cmd_str(&["CONFIG", "SET", "maxmemory", "0"]);
+        let mut spared = server.connect();
+        let spared_id = spared.id();
+        big_partial(&mut spared);
+        std::thread::sleep(Duration::from_millis(300));
+        let list = ctl.cmd_str(&["CLIENT", "LIST", "ID", &spared_id]);
+        assert!(
+            String::from_utf8_lossy(&list).contains(&format!("id={spared_id} ")),
+            "{name}: evicted with a percentage and no maxmemory"
+        );
+        assert_eq!(evicted(&mut ctl), 3, "{name}");
+        drop(spared);
+
+        // 4. NO-EVICT: the exempt client is kept although it alone is over
+        //    the limit; any other client is evicted instead.
+        ctl.cmd_str(&["CONFIG", "SET", "maxmemory-clients", "1mb"]);
+        let mut exempt = server.connect();
+        let exempt_id = exempt.id();
+        assert_eq!(exempt.cmd_str(&["CLIENT", "NO-EVICT", "on"]), b"+OK\r\n");
+        big_partial(&mut exempt);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(evicted(&mut ctl), 3, "{name}: an exempt client was evicted");
+        let mut bystander = server.connect();
+        bystander.send_raw(&cinnabar_tests::encode(&[b"PING"]));
+        wait_evicted(&mut ctl, 4);
+        assert!(bystander.is_closed(), "{name}: the bystander stayed");
+        let list = ctl.cmd_str(&["CLIENT", "LIST", "ID", &exempt_id]);
+        assert!(
+            String::from_utf8_lossy(&list).contains(&format!("id={exempt_id} ")),
+            "{name}: the exempt client was closed"
+        );
+        // Turning the limit off stops eviction.
+        ctl.cmd_str(&["CONFIG", "SET", "maxmemory-clients", "0"]);
+        let mut late = server.connect();
+        assert_eq!(late.cmd_str(&["PING"]), b"+PONG\r\n", "{name}");
+        assert_eq!(evicted(&mut ctl), 4, "{name}");
+        // CONFIG RESETSTAT clears the counter.
+        ctl.cmd_str(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(evicted(&mut ctl), 0, "{name}");
+    }
+}

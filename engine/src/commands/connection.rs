@@ -216,7 +216,7 @@ pub(crate) fn client_line(c: &Client, now_s: u64, out: &mut String) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.peer,
         c.local,
@@ -236,7 +236,8 @@ pub(crate) fn client_line(c: &Client, now_s: u64, out: &mut String) {
         c.reply.buf.capacity(),
         c.reply.buf.len(),
         c.reply.buf.len(),
-        c.querybuf.capacity() + c.reply.buf.capacity() + std::mem::size_of::<Client>(),
+        c.output_backlog,
+        crate::memory::client_bytes(c),
         c.last_cmd,
         c.user
             .as_ref()
@@ -261,6 +262,9 @@ fn client_flags(c: &Client) -> String {
     }
     if c.multi.is_some() {
         f.push('x');
+    }
+    if c.no_evict {
+        f.push('e');
     }
     if f.is_empty() {
         f.push('N');

@@ -407,7 +407,7 @@ fn info_text(cx: &Ctx, wanted: &[String]) -> String {
         field!(out, "expired_time_cap_reached_count", 0);
         field!(out, "expire_cycle_cpu_milliseconds", 0);
         field!(out, "evicted_keys", s.evicted_keys);
-        field!(out, "evicted_clients", 0);
+        field!(out, "evicted_clients", s.evicted_clients);
         field!(out, "total_eviction_exceeded_time", 0);
         field!(out, "current_eviction_exceeded_time", 0);
         field!(out, "keyspace_hits", s.keyspace_hits);
