@@ -54,3 +54,40 @@ fn blocked_clients_are_served_after_exec() {
         ]
     });
 }
+
+/// SWAPDB and WATCH, for every state of the watched key in the two
+/// databases: missing, live, or expired but not yet reclaimed (active
+/// expiry off). Redis 7.0 does not fail a transaction whose key was
+/// expired when watched and is still gone after the swap.
+#[test]
+fn swapdb_touches_watched_keys_by_their_state_in_both_dbs() {
+    both(|s| {
+        let mut a = s.connect();
+        let mut b = s.connect();
+        let mut out = vec![];
+        let states = ["missing", "live", "expired"];
+        for db0 in states {
+            for db1 in states {
+                b.cmd_str(&["FLUSHALL"]);
+                b.cmd_str(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+                for (db, state) in [("0", db0), ("1", db1)] {
+                    b.cmd_str(&["SELECT", db]);
+                    match state {
+                        "live" => b.cmd_str(&["SET", "k", "v"]),
+                        "expired" => b.cmd_str(&["SET", "k", "v", "PX", "1"]),
+                        _ => vec![],
+                    };
+                }
+                b.cmd_str(&["SELECT", "0"]);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                a.cmd_str(&["WATCH", "k"]);
+                b.cmd_str(&["SWAPDB", "0", "1"]);
+                a.cmd_str(&["MULTI"]);
+                a.cmd_str(&["PING"]);
+                out.push(format!("{db0}/{db1}: {}", show(&a.cmd_str(&["EXEC"]))));
+            }
+        }
+        b.cmd_str(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+        out
+    });
+}
