@@ -33,6 +33,78 @@ pub struct List {
 struct Chunk {
     data: Vec<u8>,
     count: usize,
+    /// The bytes of this chunk as a Redis listpack (`node->sz`), which
+    /// decides where Redis's quicklist starts a new node.
+    lp: usize,
+}
+
+// Redis 7.0.15's quicklist limits (quicklist.c), so chunks split and merge
+// where Redis's nodes do: DUMP and RDB files write one node per chunk.
+
+/// `optimization_level`: node byte limits for fill -1..-5.
+const OPTIMIZATION_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
+/// `SIZE_SAFETY_LIMIT`: no node grows past this under a count-based fill.
+const SIZE_SAFETY_LIMIT: usize = 8192;
+/// `SIZE_ESTIMATE_OVERHEAD`: what an insert is assumed to add beyond the
+/// element's bytes.
+const SIZE_ESTIMATE_OVERHEAD: usize = 8;
+/// `packed_threshold`: elements this large get a (plain) node of their own.
+pub const PACKED_THRESHOLD: usize = 1 << 30;
+/// An empty listpack: 6-byte header and the end byte.
+const LP_EMPTY: usize = 7;
+
+/// `quicklistNodeExceedsLimit`, with `quicklistSetFill`'s bounds.
+fn exceeds_limit(fill: i64, new_sz: usize, new_count: usize) -> bool {
+    let fill = fill.clamp(-5, (1 << 15) - 1);
+    if fill < 0 {
+        new_sz > OPTIMIZATION_LEVEL[(-fill - 1) as usize]
+    } else {
+        new_sz > SIZE_SAFETY_LIMIT || new_count > fill.max(1) as usize
+    }
+}
+
+/// `_quicklistNodeAllowInsert`: may an element of `sz` bytes join `c`?
+fn allows_insert(c: Option<&Chunk>, fill: i64, sz: usize) -> bool {
+    match c {
+        Some(c) if !c.is_plain() && sz < PACKED_THRESHOLD => {
+            !exceeds_limit(fill, c.lp + sz + SIZE_ESTIMATE_OVERHEAD, c.count + 1)
+        }
+        _ => false,
+    }
+}
+
+/// `_quicklistNodeAllowMerge`.
+fn allows_merge(a: &Chunk, b: &Chunk, fill: i64) -> bool {
+    !a.is_plain()
+        && !b.is_plain()
+        && !exceeds_limit(
+            fill,
+            (a.lp + b.lp).saturating_sub(LP_EMPTY),
+            a.count + b.count,
+        )
+}
+
+/// The bytes `v` takes as a listpack entry (listpack.c's string and
+/// integer encodings plus the back-length).
+fn lp_entry_size(v: &[u8]) -> usize {
+    let enc = match crate::resp::parse_i64(v) {
+        Some(n) if (0..=127).contains(&n) => 1,
+        Some(n) if (-4096..=4095).contains(&n) => 2,
+        Some(n) if i16::try_from(n).is_ok() => 3,
+        Some(n) if (-(1 << 23)..(1 << 23)).contains(&n) => 4,
+        Some(n) if i32::try_from(n).is_ok() => 5,
+        Some(_) => 9,
+        None if v.len() < 64 => 1 + v.len(),
+        None if v.len() < 4096 => 2 + v.len(),
+        None => 5 + v.len(),
+    };
+    enc + match enc {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    }
 }
 
 fn leb_len(mut v: usize) -> usize {
@@ -110,6 +182,27 @@ fn grow(data: &mut Vec<u8>, extra: usize) {
 }
 
 impl Chunk {
+    /// A chunk of `items` (one Redis node).
+    fn of<'a>(items: impl Iterator<Item = &'a [u8]>) -> Chunk {
+        let mut c = Chunk {
+            data: Vec::new(),
+            count: 0,
+            lp: LP_EMPTY,
+        };
+        for v in items {
+            c.data.extend_from_slice(&Chunk::encode(v));
+            c.count += 1;
+            c.lp += lp_entry_size(v);
+        }
+        c
+    }
+
+    /// Redis keeps an element of [`PACKED_THRESHOLD`] bytes or more alone
+    /// in a plain node, which never takes other elements.
+    fn is_plain(&self) -> bool {
+        self.count == 1 && self.data.len() > PACKED_THRESHOLD
+    }
+
     fn encode(v: &[u8]) -> Vec<u8> {
         let mut e = Vec::with_capacity(v.len() + 4);
         put_leb(&mut e, v.len());
@@ -189,22 +282,18 @@ impl List {
         self.iter().map(|v| v.to_vec()).collect()
     }
 
+    /// `quicklistPush`: into the end chunk if Redis's node would take the
+    /// element, else into a new chunk.
     fn push(&mut self, end: End, v: &[u8], fill: i64) {
         let entry = Chunk::encode(v);
-        let fits = |c: &Chunk| {
-            if fill >= 0 {
-                c.count < fill.max(1) as usize
-            } else {
-                let limit = 4096usize << (fill.unsigned_abs().clamp(1, 5) - 1);
-                c.data.len() + entry.len() <= limit
-            }
-        };
+        let lp = lp_entry_size(v);
         match end {
             End::Left => match self.chunks.first_mut() {
-                Some(c) if fits(c) => {
+                Some(c) if allows_insert(Some(c), fill, v.len()) => {
                     grow(&mut c.data, entry.len());
                     c.data.splice(0..0, entry);
                     c.count += 1;
+                    c.lp += lp;
                 }
                 _ => {
                     self.chunks.reserve_exact(1);
@@ -213,26 +302,148 @@ impl List {
                         Chunk {
                             data: entry,
                             count: 1,
+                            lp: LP_EMPTY + lp,
                         },
                     )
                 }
             },
             End::Right => match self.chunks.last_mut() {
-                Some(c) if fits(c) => {
+                Some(c) if allows_insert(Some(c), fill, v.len()) => {
                     grow(&mut c.data, entry.len());
                     c.data.extend_from_slice(&entry);
                     c.count += 1;
+                    c.lp += lp;
                 }
                 _ => {
                     self.chunks.reserve_exact(1);
                     self.chunks.push(Chunk {
                         data: entry,
                         count: 1,
+                        lp: LP_EMPTY + lp,
                     })
                 }
             },
         }
         self.len += 1;
+    }
+
+    /// The chunks' elements, head first: Redis's quicklist nodes.
+    pub fn nodes(&self) -> impl Iterator<Item = impl Iterator<Item = &[u8]>> {
+        self.chunks.iter().map(|c| c.iter())
+    }
+
+    /// A list with exactly these nodes (RDB loading keeps the nodes it
+    /// reads, as Redis does); empty nodes are dropped.
+    pub fn from_nodes(nodes: Vec<Vec<Vec<u8>>>) -> List {
+        let chunks: Vec<Chunk> = nodes
+            .iter()
+            .filter(|n| !n.is_empty())
+            .map(|n| Chunk::of(n.iter().map(|v| v.as_slice())))
+            .collect();
+        let len = chunks.iter().map(|c| c.count).sum();
+        List { chunks, len }
+    }
+
+    /// The elements by node (for the rare O(N) edits that Redis makes
+    /// inside nodes: LSET, LINSERT, LREM).
+    fn to_nodes(&self) -> Vec<Vec<Vec<u8>>> {
+        self.chunks
+            .iter()
+            .map(|c| c.iter().map(|v| v.to_vec()).collect())
+            .collect()
+    }
+
+    /// `_quicklistInsert` after or before the element at `offset` of node
+    /// `ni`: into that node if it has room, else into the neighbour at that
+    /// end, else a new node or a split followed by `_quicklistMergeNodes`.
+    fn insert_at(&mut self, ni: usize, offset: usize, after: bool, v: &[u8], fill: i64) {
+        let sz = v.len();
+        let full = !allows_insert(self.chunks.get(ni), fill, sz);
+        let count = self.chunks[ni].count;
+        let at_tail = after && offset + 1 == count;
+        let at_head = !after && offset == 0;
+        let avail_next = at_tail && allows_insert(self.chunks.get(ni + 1), fill, sz);
+        let avail_prev =
+            at_head && ni > 0 && allows_insert(self.chunks.get(ni.wrapping_sub(1)), fill, sz);
+        let mut nodes = self.to_nodes();
+        if sz >= PACKED_THRESHOLD {
+            // A plain node of its own beside this one (split if inside).
+            let at = if after { offset + 1 } else { offset };
+            let rest = nodes[ni].split_off(at);
+            let pos = if at == 0 {
+                ni
+            } else if rest.is_empty() {
+                ni + 1
+            } else {
+                nodes.insert(ni + 1, rest);
+                ni + 1
+            };
+            nodes.insert(pos, vec![v.to_vec()]);
+        } else if !full {
+            nodes[ni].insert(if after { offset + 1 } else { offset }, v.to_vec());
+        } else if at_tail && avail_next {
+            nodes[ni + 1].insert(0, v.to_vec());
+        } else if at_head && avail_prev {
+            nodes[ni - 1].push(v.to_vec());
+        } else if at_tail || at_head {
+            // Full, at an end of the node, and the neighbour there (if
+            // any) full too: a new node between them.
+            nodes.insert(if after { ni + 1 } else { ni }, vec![v.to_vec()]);
+        } else {
+            // _quicklistSplitNode: `after` keeps [0..=offset] and the new
+            // node takes the rest with the element in front; otherwise the
+            // new node takes [0..offset) with the element at its end.
+            let center = if after {
+                let mut rest = nodes[ni].split_off(offset + 1);
+                rest.insert(0, v.to_vec());
+                nodes.insert(ni + 1, rest);
+                ni
+            } else {
+                let rest = nodes[ni].split_off(offset);
+                let mut head = std::mem::replace(&mut nodes[ni], rest);
+                head.push(v.to_vec());
+                nodes.insert(ni, head);
+                ni + 1
+            };
+            *self = List::from_nodes(nodes);
+            self.merge_around(center, fill);
+            return;
+        }
+        *self = List::from_nodes(nodes);
+    }
+
+    /// Merges chunks `a` and `a + 1` (`_quicklistListpackMerge`).
+    fn merge_pair(&mut self, a: usize) {
+        let b = self.chunks.remove(a + 1);
+        let c = &mut self.chunks[a];
+        c.data.extend_from_slice(&b.data);
+        c.count += b.count;
+        c.lp = c.lp + b.lp - LP_EMPTY;
+    }
+
+    /// `_quicklistMergeNodes` around chunk `center`.
+    fn merge_around(&mut self, mut center: usize, fill: i64) {
+        let ok = |l: &List, a: usize| {
+            a + 1 < l.chunks.len() && allows_merge(&l.chunks[a], &l.chunks[a + 1], fill)
+        };
+        // prev_prev + prev.
+        if center >= 2 && ok(self, center - 2) {
+            self.merge_pair(center - 2);
+            center -= 1;
+        }
+        // next + next_next.
+        if ok(self, center + 1) {
+            self.merge_pair(center + 1);
+        }
+        // prev + center, then the result with next.
+        let mut target = center;
+        if center >= 1 && ok(self, center - 1) {
+            self.merge_pair(center - 1);
+            target = center - 1;
+        }
+        if ok(self, target) {
+            self.merge_pair(target);
+        }
     }
 
     fn pop(&mut self, end: End) -> Option<Bytes> {
@@ -243,6 +454,7 @@ impl List {
                 let v = Bytes::copy_from_slice(&c.data[r]);
                 c.data.drain(..next);
                 c.count -= 1;
+                c.lp -= lp_entry_size(&v);
                 if c.count == 0 {
                     self.chunks.remove(0);
                 }
@@ -257,6 +469,7 @@ impl List {
                 let v = Bytes::copy_from_slice(&c.data[r]);
                 c.data.truncate(start);
                 c.count -= 1;
+                c.lp -= lp_entry_size(&v);
                 if c.count == 0 {
                     self.chunks.pop();
                 }
@@ -581,15 +794,22 @@ pub fn lset(cx: &mut Ctx) {
     }
     let Some(index) = cx.parse_int(2) else { return };
     let value = cx.argv[3].clone();
-    let fill = cx.node.config.list_max_listpack_size;
     let ok = match list_for_write(cx, &key) {
         Ok(Some(l)) => {
             let len = l.len() as i64;
             let i = if index < 0 { len + index } else { index };
             if (0..len).contains(&i) {
-                let mut v = l.to_vec();
-                v[i as usize] = value.to_vec();
-                *l = List::from_items(v.iter().map(|x| x.as_slice()), fill);
+                // quicklistReplaceEntry: in place, whatever the node's size.
+                let mut nodes = l.to_nodes();
+                let mut i = i as usize;
+                for n in nodes.iter_mut() {
+                    if i < n.len() {
+                        n[i] = value.to_vec();
+                        break;
+                    }
+                    i -= n.len();
+                }
+                *l = List::from_nodes(nodes);
                 true
             } else {
                 false
@@ -621,13 +841,14 @@ pub fn linsert(cx: &mut Ctx) {
         Err(()) => return,
         Ok(None) => return cx.out().int(0),
         Ok(Some(l)) => {
-            let found = l.iter().position(|x| x == pivot.as_ref());
+            let found = l
+                .nodes()
+                .enumerate()
+                .find_map(|(ni, mut n)| n.position(|x| x == pivot.as_ref()).map(|o| (ni, o)));
             match found {
                 None => None,
-                Some(i) => {
-                    let mut v = l.to_vec();
-                    v.insert(if after { i + 1 } else { i }, value.to_vec());
-                    *l = List::from_items(v.iter().map(|x| x.as_slice()), fill);
+                Some((ni, offset)) => {
+                    l.insert_at(ni, offset, after, &value, fill);
                     Some(l.len())
                 }
             }
@@ -645,7 +866,6 @@ pub fn linsert(cx: &mut Ctx) {
 pub fn lrem(cx: &mut Ctx) {
     let Some(count) = cx.parse_int(2) else { return };
     let (key, target) = (cx.argv[1].clone(), cx.argv[3].clone());
-    let fill = cx.node.config.list_max_listpack_size;
     let removed = match list_for_write(cx, &key) {
         Err(()) => return,
         Ok(None) => return cx.out().int(0),
@@ -655,30 +875,36 @@ pub fn lrem(cx: &mut Ctx) {
             } else {
                 count.unsigned_abs() as usize
             };
-            let mut items = l.to_vec();
+            // Removed inside their nodes; a node left empty goes, and no
+            // nodes merge (quicklistDelIndex).
+            let mut nodes = l.to_nodes();
             let mut removed = 0;
             if count >= 0 {
-                let mut i = 0;
-                while i < items.len() && removed < limit {
-                    if items[i] == target.as_ref() {
-                        items.remove(i);
-                        removed += 1;
-                    } else {
-                        i += 1;
+                for n in nodes.iter_mut() {
+                    let mut i = 0;
+                    while i < n.len() && removed < limit {
+                        if n[i] == target.as_ref() {
+                            n.remove(i);
+                            removed += 1;
+                        } else {
+                            i += 1;
+                        }
                     }
                 }
             } else {
-                let mut i = items.len();
-                while i > 0 && removed < limit {
-                    i -= 1;
-                    if items[i] == target.as_ref() {
-                        items.remove(i);
-                        removed += 1;
+                for n in nodes.iter_mut().rev() {
+                    let mut i = n.len();
+                    while i > 0 && removed < limit {
+                        i -= 1;
+                        if n[i] == target.as_ref() {
+                            n.remove(i);
+                            removed += 1;
+                        }
                     }
                 }
             }
             if removed > 0 {
-                *l = List::from_items(items.iter().map(|x| x.as_slice()), fill);
+                *l = List::from_nodes(nodes);
             }
             removed
         }
@@ -1000,9 +1226,9 @@ fn blocking_pop(
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
 pub fn blmove(cx: &mut Ctx) {
     let Some(from) = parse_end(cx, 3) else { return };
-    let Some(to) = parse_end(cx, 4) else { return };
                 let db = cx.client.db;
                 cx.node.touch_key(cx.client, db, key);
+    let Some(to) = parse_end(cx, 4) else { return };
     let Some(deadline) = cx.parse_timeout(5) else {
         return;
     };
@@ -1087,3 +1313,47 @@ mod tests {
         assert_eq!(clamp_range(0, 0, 0), None);
     }
 }
+    /// Every chunk's listpack size is what Redis's listpack of the same
+    /// elements measures (`lpBytes`).
+    #[test]
+    fn chunk_sizes_are_listpack_sizes() {
+        let samples: Vec<Vec<u8>> = [
+            "0",
+            "127",
+            "128",
+            "-1",
+            "-4096",
+            "4095",
+            "4096",
+            "32767",
+            "-32769",
+            "8388607",
+            "8388608",
+            "2147483647",
+            "2147483648",
+            "-9223372036854775808",
+            "01",
+            "+1",
+            "-0",
+            "",
+            "x",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .chain([63usize, 64, 126, 127, 4095, 4096, 16383, 20000].map(|n| vec![b'a'; n]))
+        .collect();
+        for fill in [-5i64, -1, 2] {
+            let mut l = List::default();
+            for (i, v) in samples.iter().cycle().take(200).enumerate() {
+                l.push(if i % 3 == 0 { End::Left } else { End::Right }, v, fill);
+            }
+            for c in &l.chunks {
+                let mut lp = Vec::new();
+                for v in c.iter() {
+                    crate::rdb::listpack::encode_str(&mut lp, v);
+                }
+                assert_eq!(c.lp, lp.len() + super::LP_EMPTY);
+            }
+        }
+    }
+

@@ -170,11 +170,6 @@ impl Builder {
         self.count += 1;
     }
 
-    /// Total size of the finished listpack (`lpBytes`).
-    pub fn bytes(&self) -> usize {
-        self.buf.len() + 1
-    }
-
     pub fn count(&self) -> usize {
         self.count
     }

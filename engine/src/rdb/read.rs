@@ -382,10 +382,11 @@ fn read_object(
                 };
                 blobs.push((container, r.string()?));
             }
-            let mut elements: Vec<Vec<u8>> = Vec::new();
+            // The nodes are kept as read, as Redis keeps them.
+            let mut list_nodes: Vec<Vec<Vec<u8>>> = Vec::new();
             for (container, blob) in &blobs {
                 match *container {
-                    QUICKLIST_NODE_CONTAINER_PLAIN => elements.push(blob.to_vec()),
+                    QUICKLIST_NODE_CONTAINER_PLAIN => list_nodes.push(vec![blob.to_vec()]),
                     QUICKLIST_NODE_CONTAINER_PACKED => {
                         let entries = if t == RDB_TYPE_LIST_QUICKLIST_2 {
                             listpack::decode(blob)?
@@ -393,12 +394,12 @@ fn read_object(
                             ziplist::decode(blob)?
                         };
                         // Empty nodes are skipped silently, as in Redis.
-                        elements.extend(entries.into_iter().map(Entry::to_vec));
+                        list_nodes.push(entries.into_iter().map(Entry::to_vec).collect());
                     }
                     c => return err(format!("Quicklist integrity check failed: container {c}")),
                 }
             }
-            list_from(elements.iter().map(|e| &e[..]), config)
+            Value::List(List::from_nodes(list_nodes))
         }
         RDB_TYPE_LIST_ZIPLIST => {
             let blob = r.string()?;

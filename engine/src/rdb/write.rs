@@ -258,36 +258,10 @@ fn write_zset(out: &mut Vec<u8>, z: &ZSet, o: &WriteOpts, lzf: &mut Compressor) 
 // Lists: Redis's quicklist layout
 // ---------------------------------------------------------------------------
 
-/// quicklist.c's `optimization_level`: node byte limits for fill -1..-5.
-const OPTIMIZATION_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
-/// `SIZE_SAFETY_LIMIT`: no node grows past this under a count-based fill.
-const SIZE_SAFETY_LIMIT: usize = 8192;
-/// `SIZE_ESTIMATE_OVERHEAD`: what an insert is assumed to add beyond the
-/// element's bytes (an overestimate, as in Redis).
-const SIZE_ESTIMATE_OVERHEAD: usize = 8;
-/// `packed_threshold`: elements this large get a plain node of their own.
-const PACKED_THRESHOLD: usize = 1 << 30;
+use crate::commands::lists::PACKED_THRESHOLD;
 /// `MIN_COMPRESS_BYTES` / `MIN_COMPRESS_IMPROVE` of quicklist compression.
 const MIN_COMPRESS_BYTES: usize = 48;
 const MIN_COMPRESS_IMPROVE: usize = 8;
-
-/// `_quicklistNodeAllowInsert` (Redis 7.0.15): may an element of `sz`
-/// bytes join a packed node of `node_sz` bytes and `count` elements?
-/// Negative fills limit the node's bytes, others its count (at least one)
-/// within the safety limit (`quicklistNodeExceedsLimit`).
-fn node_allows_insert(node_sz: usize, count: usize, fill: i64, sz: usize) -> bool {
-    if sz >= PACKED_THRESHOLD {
-        return false;
-    }
-    let new_sz = node_sz + sz + SIZE_ESTIMATE_OVERHEAD;
-    if fill < 0 {
-        let offset = ((-(fill + 1)) as usize).min(OPTIMIZATION_LEVEL.len() - 1);
-        new_sz <= OPTIMIZATION_LEVEL[offset]
-    } else {
-        let count_limit = fill.max(1) as usize;
-        new_sz <= SIZE_SAFETY_LIMIT && count < count_limit
-    }
-}
 
 /// One quicklist node as Redis would hold it.
 enum Node {
@@ -295,38 +269,32 @@ enum Node {
     Plain(Vec<u8>),
 }
 
-/// The nodes Redis 7.0 builds when the elements are pushed at the tail one
-/// by one (RPUSH, and loading). Our lists chunk differently, so the Redis
-/// layout is recomputed here; a list Redis built by pushing at the head has
-/// other node boundaries, which no element sequence can tell.
-fn quicklist_nodes(l: &List, fill: i64) -> Vec<Node> {
-    // quicklistSetFill's bounds.
-    let fill = fill.clamp(-5, (1 << 15) - 1);
-    let mut nodes: Vec<Node> = Vec::new();
-    for e in l.iter() {
-        if e.len() >= PACKED_THRESHOLD {
-            nodes.push(Node::Plain(e.to_vec()));
-            continue;
-        }
-        match nodes.last_mut() {
-            Some(Node::Packed(b)) if node_allows_insert(b.bytes(), b.count(), fill, e.len()) => {
+/// The list's nodes: its chunks split and merge where Redis's quicklist
+/// nodes do (commands/lists.rs), so they are written one for one.
+fn quicklist_nodes(l: &List) -> Vec<Node> {
+    l.nodes()
+        .map(|node| {
+            let mut b = listpack::Builder::new();
+            let mut big = None;
+            for e in node {
+                if e.len() >= PACKED_THRESHOLD {
+                    big = Some(e.to_vec());
+                }
                 b.push_str(e);
             }
-            _ => {
-                let mut b = listpack::Builder::new();
-                b.push_str(e);
-                nodes.push(Node::Packed(b));
+            match big {
+                Some(e) if b.count() == 1 => Node::Plain(e),
+                _ => Node::Packed(b),
             }
-        }
-    }
-    nodes
+        })
+        .collect()
 }
 
 /// RDB_TYPE_LIST_QUICKLIST_2: node count, then per node its container and
 /// its listpack (or plain element), LZF-compressed as Redis keeps it when
 /// `list-compress-depth` puts the node in the compressed middle.
 fn write_list(out: &mut Vec<u8>, l: &List, o: &WriteOpts, lzf: &mut Compressor) {
-    let nodes = quicklist_nodes(l, o.list_fill);
+    let nodes = quicklist_nodes(l);
     write_len(out, nodes.len() as u64);
     let depth = o.list_compress_depth.max(0) as usize;
     let n = nodes.len();
