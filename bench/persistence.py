@@ -9,7 +9,8 @@ Prints, for each server and the ratio Cinnabar / Redis:
      snapshots incrementally in its event loop);
   3. SET throughput with appendonly yes and appendfsync everysec / always.
 
-Usage: bench/persistence.py [keys]   (run from anywhere; builds the release
+Usage: [PHASES=save,bgsave,aof,kill] [REPS=3] bench/persistence.py [keys]
+(run from anywhere; builds the release
 server first). Needs redis-server, redis-cli and redis-benchmark.
 """
 import csv
@@ -27,12 +28,26 @@ CIN = os.path.join(ROOT, "target", "release", "cinnabar-server")
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 
 
+# Ports come from a fixed range (BENCH_PORTS="first-last", default
+# 7440-7449) so the run never lands on ports another process on a shared
+# machine was given; the first one free is used.
+_PORTS = [int(x) for x in os.environ.get("BENCH_PORTS", "7440-7449").split("-")]
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    for p in range(_PORTS[0], _PORTS[-1] + 1):
+        s = socket.socket()
+        # As the servers bind: a port whose old connections linger in
+        # TIME_WAIT is free for a listener.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise SystemExit(f"no free port in {_PORTS}")
 
 
 def cli(port, *args, timeout=600):
@@ -170,67 +185,124 @@ def loss_on_kill9(kind, fsync, rounds=5):
 
 def row(name, r, c, unit, fmt="{:.3f}"):
     ratio = c / r if r else float("nan")
-    print(f"{name:<34} {fmt.format(r):>12} {fmt.format(c):>12} {ratio:>8.2f}  {unit}")
+    print(f"{name:<40} {fmt.format(r):>12} {fmt.format(c):>12} {ratio:>8.2f}  {unit}", flush=True)
 
 
-def main():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cinnabar-net"], cwd=ROOT, check=True)
-    data = dataset_file(KEYS)
-    print(f"dataset: {KEYS} keys (70% strings, 10% hashes, lists, sets)")
-    print(f"{'measure':<34} {'redis':>12} {'cinnabar':>12} {'ratio':>8}")
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+KINDS = ("redis", "cinnabar")
+
+
+def save_and_load(data, reps):
+    """SAVE and start-up load, both servers holding the dataset at once and
+    measured alternately, `reps` times each; medians."""
+    dirs = {k: tempfile.mkdtemp(prefix=f"cinnabar-bench-{k}-") for k in KINDS}
+    servers = {k: Server(k, dirs[k], ["--save", ""]) for k in KINDS}
+    for k in KINDS:
+        load_dataset(servers[k].port, data)
+        assert int(cli(servers[k].port, "DBSIZE")) == KEYS, cli(servers[k].port, "DBSIZE")
+    saves = {k: [] for k in KINDS}
+    for _ in range(reps):
+        for k in KINDS:
+            t = time.monotonic()
+            assert cli(servers[k].port, "SAVE") == "OK"
+            saves[k].append(time.monotonic() - t)
+    for k in KINDS:
+        servers[k].stop()
+    size = {k: os.path.getsize(os.path.join(dirs[k], "dump.rdb")) for k in KINDS}
+    loads = {k: [] for k in KINDS}
+    for _ in range(reps):
+        for k in KINDS:
+            s = Server(k, dirs[k], ["--save", ""])
+            loads[k].append(s.ready_s)
+            assert int(cli(s.port, "DBSIZE")) == KEYS
+            s.stop()
+    print(f"  SAVE runs (s): redis {['%.2f' % x for x in saves['redis']]} "
+          f"cinnabar {['%.2f' % x for x in saves['cinnabar']]}", flush=True)
+    print(f"  load runs (s): redis {['%.2f' % x for x in loads['redis']]} "
+          f"cinnabar {['%.2f' % x for x in loads['cinnabar']]}", flush=True)
+    row("SAVE (s, median)", median(saves["redis"]), median(saves["cinnabar"]), "lower is better")
+    row("load at start-up (s, median)", median(loads["redis"]), median(loads["cinnabar"]),
+        "lower is better")
+    row("RDB size (MB)", size["redis"] / 1e6, size["cinnabar"] / 1e6, "")
+    return dirs
+
+
+def bgsave_latency(dirs):
+    """SET latency without and with back-to-back BGSAVEs, per server."""
     res = {}
-    for kind in ("redis", "cinnabar"):
-        d = tempfile.mkdtemp(prefix=f"cinnabar-bench-{kind}-")
-        s = Server(kind, d, ["--save", ""])
-        load_dataset(s.port, data)
-        assert int(cli(s.port, "DBSIZE")) == KEYS, cli(s.port, "DBSIZE")
-        t = time.monotonic()
-        assert cli(s.port, "SAVE") == "OK"
-        save_s = time.monotonic() - t
-        size = os.path.getsize(os.path.join(d, "dump.rdb"))
-        s.stop()
-        s = Server(kind, d, ["--save", ""])
-        load_s = s.ready_s
-        assert int(cli(s.port, "DBSIZE")) == KEYS
-        # Latency with and without back-to-back snapshots.
+    for k in KINDS:
+        s = Server(k, dirs[k], ["--save", ""])
         quiet = bench_set(s.port)
-        stop = os.path.join(d, "stop")
+        stop = os.path.join(dirs[k], "stop")
         loop = bgsave_loop(s.port, stop)
         time.sleep(0.2)
         busy = bench_set(s.port)
         open(stop, "w").close()
         loop.wait()
-        saves = cli(s.port, "INFO", "persistence")
+        os.remove(stop)
+        info = cli(s.port, "INFO", "persistence")
         s.stop()
-        nsaves = [l for l in saves.splitlines() if l.startswith("rdb_saves:")]
-        res[kind] = dict(save=save_s, load=load_s, size=size, quiet=quiet, busy=busy,
-                         saves=nsaves[0].split(":")[1] if nsaves else "?")
-        # AOF throughput.
-        for fsync in ("everysec", "always"):
-            d2 = tempfile.mkdtemp(prefix=f"cinnabar-bench-aof-{kind}-")
-            s = Server(kind, d2, ["--save", "", "--appendonly", "yes", "--appendfsync", fsync])
-            res[kind][fsync] = bench_set(s.port, n=100_000 if fsync == "always" else 200_000)
-            s.stop()
-            shutil.rmtree(d2, ignore_errors=True)
-        shutil.rmtree(d, ignore_errors=True)
-    for kind in ("redis", "cinnabar"):
-        for fsync in ("everysec", "always"):
-            res[kind]["kill-" + fsync] = loss_on_kill9(kind, fsync)
+        n = [l for l in info.splitlines() if l.startswith("rdb_saves:")]
+        res[k] = dict(quiet=quiet, busy=busy, saves=n[0].split(":")[1] if n else "?")
     r, c = res["redis"], res["cinnabar"]
-    row("SAVE (s)", r["save"], c["save"], "lower is better")
-    row("load at start-up (s)", r["load"], c["load"], "lower is better")
-    row("RDB size (MB)", r["size"] / 1e6, c["size"] / 1e6, "")
     for phase in ("quiet", "busy"):
         label = "no snapshot" if phase == "quiet" else "BGSAVE back to back"
-        for k in ("p50", "p99", "max"):
-            row(f"SET {k} ms, {label}", r[phase][k], c[phase][k], "lower is better")
+        for q in ("p50", "p99", "max"):
+            row(f"SET {q} ms, {label}", r[phase][q], c[phase][q], "lower is better")
         row(f"SET rps, {label}", r[phase]["rps"], c[phase]["rps"], "higher is better", "{:.0f}")
-    print(f"{'snapshots completed during busy run':<34} {r['saves']:>12} {c['saves']:>12}")
+    print(f"{'snapshots completed during busy run':<40} {r['saves']:>12} {c['saves']:>12}")
+
+
+def aof_throughput(reps):
+    """SET throughput and p99 with appendfsync everysec / always,
+    alternating servers, `reps` runs each; medians."""
     for fsync in ("everysec", "always"):
-        row(f"SET rps, appendfsync {fsync}", r[fsync]["rps"], c[fsync]["rps"], "higher is better", "{:.0f}")
-        row(f"SET p99 ms, appendfsync {fsync}", r[fsync]["p99"], c[fsync]["p99"], "lower is better")
-        (rl, rr), (cl, cr) = r["kill-" + fsync], c["kill-" + fsync]
-        row(f"acked writes lost on kill -9, {fsync}", rl, cl, "max over 5 kills", "{:.0f}")
+        runs = {k: [] for k in KINDS}
+        for _ in range(reps):
+            for k in KINDS:
+                d = tempfile.mkdtemp(prefix=f"cinnabar-bench-aof-{k}-")
+                s = Server(k, d, ["--save", "", "--appendonly", "yes", "--appendfsync", fsync])
+                runs[k].append(bench_set(s.port, n=100_000 if fsync == "always" else 200_000))
+                s.stop()
+                shutil.rmtree(d, ignore_errors=True)
+        for q, unit, fmt in (("rps", "higher is better", "{:.0f}"), ("p99", "lower is better", "{:.3f}")):
+            row(f"SET {q}, appendfsync {fsync}", median([x[q] for x in runs["redis"]]),
+                median([x[q] for x in runs["cinnabar"]]), unit, fmt)
+
+
+def kill9_loss(rounds):
+    for fsync in ("everysec", "always"):
+        (rl, _), (cl, _) = (loss_on_kill9(k, fsync, rounds) for k in KINDS)
+        row(f"acked writes lost on kill -9, {fsync}", rl, cl, f"max over {rounds} kills", "{:.0f}")
+
+
+PHASES = os.environ.get("PHASES", "save,bgsave,aof,kill").split(",")
+REPS = int(os.environ.get("REPS", "3"))
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cinnabar-net"], cwd=ROOT, check=True)
+    data = dataset_file(KEYS)
+    load1 = os.getloadavg()[0]
+    print(f"dataset: {KEYS} keys (70% strings, 10% hashes, lists, sets); "
+          f"phases {','.join(PHASES)}; {REPS} runs each, alternating")
+    print(f"{'measure':<40} {'redis':>12} {'cinnabar':>12} {'ratio':>8}", flush=True)
+    dirs = None
+    if "save" in PHASES or "bgsave" in PHASES:
+        dirs = save_and_load(data, REPS if "save" in PHASES else 1)
+    if "bgsave" in PHASES:
+        bgsave_latency(dirs)
+    for d in (dirs or {}).values():
+        shutil.rmtree(d, ignore_errors=True)
+    if "aof" in PHASES:
+        aof_throughput(REPS)
+    if "kill" in PHASES:
+        kill9_loss(5)
+    print(f"load average: {load1:.2f} at start, {os.getloadavg()[0]:.2f} at end")
 
 
 if __name__ == "__main__":

@@ -161,6 +161,14 @@ pub struct Aof {
     install_failed: Option<String>,
     /// The sequence number of the base file the running rewrite writes.
     rewrite_base_seq: u64,
+    /// Start-up: `dir` holds a file named `appendfilename` (an old-style,
+    /// single-file AOF, perhaps to upgrade).
+    old_file: bool,
+    /// Start-up: the names in `appenddirname`, None if it did not exist.
+    dir_names: Option<Vec<String>>,
+    /// Start-up: an old-style AOF is being moved in once the manifest
+    /// naming it is durable.
+    upgrading: bool,
 }
 
 /// The manifest: which files make up the AOF, in order.
@@ -717,31 +725,133 @@ pub fn start(node: &mut Node) {
         last_fsync: node.now,
         ..Aof::default()
     };
+    // What is there before anything is created: an old-style AOF in `dir`
+    // is upgraded when the AOF directory does not name it yet.
+    let top = if node.config.dir.is_empty() {
+        ".".to_string()
+    } else {
+        node.config.dir.clone()
+    };
+    persist::issue(
+        node,
+        DiskOp::ListDir { path: top },
+        Purpose::AofStartList { aof_dir: false },
+    );
     let dir = aof_dir(node);
+    persist::issue(
+        node,
+        DiskOp::ListDir { path: dir.clone() },
+        Purpose::AofStartList { aof_dir: true },
+    );
     persist::issue(node, DiskOp::CreateDir { path: dir }, Purpose::Ignore);
     let path = in_dir(node, &manifest_name(node));
     persist::issue(node, DiskOp::Read { path }, Purpose::AofManifest);
+}
+
+/// Start-up: a listing of `dir` or of the AOF directory arrived. A failed
+/// listing counts as "no such file" (Redis's `fileExist` is a stat).
+pub(crate) fn start_listed(node: &mut Node, aof_dir: bool, result: DiskResult) {
+    let names = match result {
+        Ok(DiskReply::Names(n)) => Some(n),
+        _ => None,
+    };
+    if aof_dir {
+        node.aof.dir_names = names;
+    } else {
+        let file = &node.config.appendfilename;
+        node.aof.old_file = names.is_some_and(|n| n.iter().any(|x| x == file));
+    }
+}
+
+/// Redis 7.0's `loadAppendOnlyFiles` test for an old-style AOF to upgrade:
+/// `dir/appendfilename` exists and the AOF directory is missing, or has no
+/// manifest, or has a manifest naming only that file as its base while the
+/// directory lacks it (a crash between the two steps of an upgrade).
+fn needs_upgrade(node: &Node, manifest: Option<&Manifest>) -> bool {
+    if !node.aof.old_file {
+        return false;
+    }
+    let file = &node.config.appendfilename;
+    match (&node.aof.dir_names, manifest) {
+        (None, _) | (_, None) => true,
+        (Some(names), Some(m)) => {
+            m.incrs.is_empty()
+                && m.base.as_ref().is_some_and(|b| &b.0 == file)
+                && !names.iter().any(|n| n == file)
+        }
+    }
+}
+
+/// `aofUpgradePrepare`: the old file becomes the base (same name, seq 1),
+/// the manifest naming it is made durable, and only then is the file moved
+/// into the AOF directory ([`upgrade_moved`] continues).
+fn upgrade(node: &mut Node, mut m: Manifest) {
+    m.base = Some((node.config.appendfilename.clone(), 1));
+    node.aof.manifest = m.clone();
+    node.aof.upgrading = true;
+    write_manifest(node, m, Vec::new());
+}
+
+/// The manifest naming the old file is durable: move the file in.
+fn upgrade_move(node: &mut Node) {
+    node.aof.upgrading = false;
+    let file = node.config.appendfilename.clone();
+    let from = disk::join(&node.config.dir, &file);
+    let to = in_dir(node, &file);
+    persist::issue(node, DiskOp::Rename { from, to }, Purpose::AofUpgradeMoved);
+    // The move is durable once both directories are.
+    persist::issue(node, fsync_dir(aof_dir(node)), Purpose::Ignore);
+    let top = disk::parent(&disk::join(&node.config.dir, &file)).to_string();
+    persist::issue(node, fsync_dir(top), Purpose::Ignore);
+}
+
+/// The old file is in the AOF directory: load as usual.
+pub(crate) fn upgrade_moved(node: &mut Node, result: DiskResult) {
+    if let Err(e) = result {
+        let file = node.config.appendfilename.clone();
+        let dir = node.config.appenddirname.clone();
+        return persist::fatal(
+            node,
+            format!("Error moving the AOF file {file} to the directory {dir}: {e}"),
+        );
+    }
+    tracing::info!(
+        "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+        node.config.appendfilename,
+        node.config.appenddirname
+    );
+    read_manifest_files(node);
+}
+
+/// Reads every file the manifest names; the last read replays them all.
+fn read_manifest_files(node: &mut Node) {
+    let m = &node.aof.manifest;
+    let mut files = Vec::new();
+    if let Some((b, _)) = &m.base {
+        files.push(b.clone());
+    }
+    files.extend(m.incrs.iter().map(|i| i.0.clone()));
+    node.aof.loading_files = files.iter().map(|f| (f.clone(), None)).collect();
+    for (i, f) in files.iter().enumerate() {
+        let path = in_dir(node, f);
+        persist::issue(node, DiskOp::Read { path }, Purpose::AofFile { index: i });
+    }
 }
 
 pub(crate) fn load_step(node: &mut Node, purpose: Purpose, result: DiskResult) {
     match purpose {
         Purpose::AofManifest => match result {
             Ok(DiskReply::Data(text)) => match Manifest::parse(&text) {
+                Ok(m) if needs_upgrade(node, Some(&m)) => upgrade(node, m),
                 Ok(m) => {
-                    let mut files = Vec::new();
-                    if let Some((b, _)) = &m.base {
-                        files.push(b.clone());
-                    }
-                    files.extend(m.incrs.iter().map(|i| i.0.clone()));
                     node.aof.manifest = m;
-                    node.aof.loading_files = files.iter().map(|f| (f.clone(), None)).collect();
-                    for (i, f) in files.iter().enumerate() {
-                        let path = in_dir(node, f);
-                        persist::issue(node, DiskOp::Read { path }, Purpose::AofFile { index: i });
-                    }
+                    read_manifest_files(node);
                 }
                 Err(e) => persist::fatal(node, format!("Bad AOF manifest: {e}. Exiting.")),
             },
+            Err(disk::DiskError::NotFound) if needs_upgrade(node, None) => {
+                upgrade(node, Manifest::default())
+            }
             Err(disk::DiskError::NotFound) => {
                 tracing::info!("No AOF found: creating a fresh one.");
                 persist::loading_finished(node);
@@ -794,24 +904,29 @@ fn replay_all(node: &mut Node) {
     for (i, (name, data)) in files.into_iter().enumerate() {
         let data = data.unwrap_or_default();
         total += data.len() as u64;
-        if i == 0 && has_base && data.starts_with(b"REDIS") {
-            if let Err(e) = persist::load_rdb_bytes(node, &data) {
-                node.aof.replaying = false;
-                return persist::fatal(
-                    node,
-                    format!("Bad file format reading the append only file {name}: {e}"),
-                );
+        // An RDB image first (an RDB base, or an old-style AOF's preamble),
+        // then commands, as Redis's loadSingleAppendOnlyFile reads any file.
+        let mut rdb_len = 0usize;
+        if data.starts_with(b"REDIS") {
+            match persist::load_rdb_bytes(node, &data) {
+                Ok(used) => rdb_len = used,
+                Err(e) => {
+                    node.aof.replaying = false;
+                    return persist::fatal(
+                        node,
+                        format!("Bad file format reading the append only file {name}: {e}"),
+                    );
+                }
             }
-            node.aof.base_size = data.len() as u64;
-            continue;
         }
         let last = i + 1 == count;
         if last {
             node.aof.incr_end = data.len() as u64;
         }
-        match replay(node, &mut client, &data) {
+        match replay(node, &mut client, &data[rdb_len..]) {
             Scan::Done { .. } => {}
             Scan::Truncated { valid } if last && node.config.aof_load_truncated => {
+                let valid = valid + rdb_len as u64;
                 node.aof.incr_end = valid;
                 tracing::warn!(
                     "!!! Warning: short read while loading the AOF file {name}!!! AOF loaded anyway because aof-load-truncated is enabled; truncating it to {valid} bytes"
@@ -860,6 +975,20 @@ fn replay_all(node: &mut Node) {
     // fsyncing the directory). Without this, an incr file the manifest
     // names but the disk lacks would be created by the first append and
     // vanish at the next power loss with every write acknowledged in it.
+    // A manifest naming no incr file (an upgraded old-style AOF, or a
+    // directory with only a base) gets a new one, named in a durable
+    // manifest before anything is appended to it (getLastIncrAofName).
+    if node.aof.manifest.incrs.is_empty() {
+        let (incr, seq) = node.aof.manifest.fresh_name(
+            &node.config.appendfilename,
+            node.aof.manifest.next_incr_seq(),
+            "incr.aof",
+        );
+        tracing::info!("Creating AOF incr file {incr} on server start");
+        node.aof.manifest.incrs.push((incr, seq));
+        let m = node.aof.manifest.clone();
+        write_manifest(node, m, Vec::new());
+    }
     if let Some(path) = current_incr(node) {
         persist::issue(
             node,
@@ -1212,6 +1341,9 @@ pub(crate) fn manifest_step(node: &mut Node, purpose: Purpose, result: DiskResul
             let Some((_, remove)) = node.aof.installs.pop_front() else {
                 return;
             };
+            if node.aof.upgrading {
+                return upgrade_move(node);
+            }
             for name in remove {
                 let path = in_dir(node, &name);
                 persist::issue(node, DiskOp::Remove { path }, Purpose::Ignore);

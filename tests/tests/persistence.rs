@@ -97,7 +97,10 @@ fn picture(c: &mut Conn) -> BTreeMap<(usize, Vec<u8>), String> {
     let mut out = BTreeMap::new();
     for db in [0usize, 3] {
         c.cmd_str(&["SELECT", &db.to_string()]);
-        let keys = Reply::parse(&c.cmd_str(&["KEYS", "*"])).expect("KEYS");
+        let keys = c.cmd_str(&["KEYS", "*"]);
+        // An error (-LOADING above all) must fail here, not read as "no keys".
+        assert!(keys.starts_with(b"*"), "KEYS: {}", show(&keys));
+        let keys = Reply::parse(&keys).expect("KEYS");
         for k in keys.items() {
             let Reply::Blob(_, key) = k else { continue };
             let kt: &[u8] = key;
@@ -138,6 +141,29 @@ fn picture(c: &mut Conn) -> BTreeMap<(usize, Vec<u8>), String> {
     out
 }
 
+/// Waits until the server has loaded its dataset. Redis listens before it
+/// loads and, replaying an AOF, serves events every 1,024 commands
+/// (`loadSingleAppendOnlyFile`), answering -LOADING meanwhile: a test that
+/// reads at once may see an empty keyspace. INFO is served while loading.
+fn wait_loaded(c: &mut Conn) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).into_owned();
+        if info.contains("loading:0") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still loading: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A connection to a server that has finished loading.
+fn loaded(s: &Server) -> Conn {
+    let mut c = s.connect();
+    wait_loaded(&mut c);
+    c
+}
+
 fn build(c: &mut Conn) {
     for line in DATASET {
         ok(c, line);
@@ -172,7 +198,7 @@ fn rdb_files_load_both_ways() {
         picture(&mut c)
     };
     let redis = Server::redis(&["--dir", &d, "--dbfilename", "dump.rdb"]);
-    assert_same(&want, &picture(&mut redis.connect()));
+    assert_same(&want, &picture(&mut loaded(&redis)));
     drop(redis);
 
     // Redis saves, Cinnabar loads at start-up.
@@ -186,7 +212,7 @@ fn rdb_files_load_both_ways() {
         picture(&mut c)
     };
     let ours = Server::cinnabar(&["--dir", &d]);
-    let mut c = ours.connect();
+    let mut c = loaded(&ours);
     assert_same(&want, &picture(&mut c));
     let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).into_owned();
     assert!(info.contains("rdb_last_load_keys_loaded:"), "{info}");
@@ -267,7 +293,7 @@ fn aof_directories_load_both_ways() {
             p
         };
         let mut ours = Server::cinnabar(&strs(&aof_args(&d)));
-        let mut c = ours.connect();
+        let mut c = loaded(&ours);
         assert_same(&want, &aof_picture(&mut c));
 
         // Cinnabar writes more on top, Redis replays the whole directory.
@@ -282,7 +308,138 @@ fn aof_directories_load_both_ways() {
         c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN", b"NOSAVE"]));
         assert!(ours.wait_exit(Duration::from_secs(10)).is_some());
         let redis = Server::redis(&strs(&aof_args(&d)));
-        assert_same(&want, &aof_picture(&mut redis.connect()));
+        assert_same(&want, &aof_picture(&mut loaded(&redis)));
+    }
+}
+
+/// Shuts a server down without saving and waits for it to exit.
+fn stop_nosave(s: &mut Server, c: &mut Conn) {
+    c.send_raw(&cinnabar_tests::encode(&[b"SHUTDOWN", b"NOSAVE"]));
+    assert!(
+        s.wait_exit(Duration::from_secs(10)).is_some(),
+        "{} kept running",
+        s.name
+    );
+}
+
+/// The names in a directory, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Old-style single-file AOFs, as Redis before 7.0 wrote them, built from
+/// what Redis 7.0 writes: its first incr file is a plain command log, and
+/// a rewrite's RDB base followed by the next incr file is exactly an
+/// `aof-use-rdb-preamble yes` file with its command tail.
+fn old_style_aofs() -> Vec<(&'static str, Vec<u8>)> {
+    let dir = temp_dir("aof-old-src");
+    let d = dir_arg(&dir);
+    let mut redis = Server::redis(&strs(&aof_args(&d)));
+    let mut c = loaded(&redis);
+    run_workload(&mut c);
+    let aofdir = dir.join("appendonlydir");
+    let plain = std::fs::read(aofdir.join("appendonly.aof.1.incr.aof")).expect("incr file");
+    ok(&mut c, "BGREWRITEAOF");
+    wait_for(&mut c, "aof_rewrite_in_progress:0");
+    ok(&mut c, "SET after-rewrite 1");
+    ok(&mut c, "SPOP s");
+    ok(&mut c, "RPUSH l tail");
+    stop_nosave(&mut redis, &mut c);
+    let manifest =
+        std::fs::read_to_string(aofdir.join("appendonly.aof.manifest")).expect("manifest");
+    assert!(
+        manifest.contains("file appendonly.aof.2.base.rdb seq 2 type b")
+            && manifest.contains("file appendonly.aof.2.incr.aof seq 2 type i"),
+        "{manifest}"
+    );
+    let mut preamble = std::fs::read(aofdir.join("appendonly.aof.2.base.rdb")).expect("base");
+    assert!(preamble.starts_with(b"REDIS"));
+    let tail = std::fs::read(aofdir.join("appendonly.aof.2.incr.aof")).expect("incr");
+    assert!(!tail.is_empty(), "the preamble file needs a command tail");
+    preamble.extend_from_slice(&tail);
+    vec![("plain", plain), ("rdb-preamble", preamble)]
+}
+
+/// Redis 7.0 started with `appendonly yes` on a `dir` holding an old-style
+/// `appendonly.aof` and no AOF directory upgrades it (`aofUpgradePrepare`):
+/// the file moves into `appenddirname` unchanged as the base (seq 1), a
+/// manifest names it, and a new incr file is opened. Both servers upgrade
+/// the same file: the directories must end alike (names, manifest, the
+/// moved base byte for byte) with the same dataset, and each server must
+/// load the directory the other upgraded.
+#[test]
+fn old_single_file_aof_is_upgraded_as_redis_does() {
+    if skip() {
+        return;
+    }
+    for (tag, old) in old_style_aofs() {
+        let mut upgraded = Vec::new();
+        for kind in ["redis", "cinnabar"] {
+            let dir = temp_dir(&format!("aof-upgrade-{tag}-{kind}"));
+            std::fs::write(dir.join("appendonly.aof"), &old).expect("write old AOF");
+            let d = dir_arg(&dir);
+            let args = aof_args(&d);
+            let mut s = if kind == "redis" {
+                Server::redis(&strs(&args))
+            } else {
+                Server::cinnabar(&strs(&args))
+            };
+            let mut c = loaded(&s);
+            let before = aof_picture(&mut c);
+            assert!(before.len() > 5, "{tag}/{kind}: {before:?}");
+            // A write after the upgrade goes to the new incr file.
+            ok(&mut c, "SET after-upgrade 1");
+            let after = aof_picture(&mut c);
+            stop_nosave(&mut s, &mut c);
+            let aofdir = dir.join("appendonlydir");
+            let manifest =
+                std::fs::read_to_string(aofdir.join("appendonly.aof.manifest")).unwrap_or_default();
+            let base = std::fs::read(aofdir.join("appendonly.aof")).unwrap_or_default();
+            upgraded.push((
+                kind,
+                dir.clone(),
+                names(&dir),
+                names(&aofdir),
+                manifest,
+                base,
+                before,
+                after,
+            ));
+        }
+        let (r, c) = (&upgraded[0], &upgraded[1]);
+        assert_eq!(r.2, vec!["appendonlydir".to_string()], "{tag}: Redis's dir");
+        assert_eq!(c.2, r.2, "{tag}: top-level names");
+        assert_eq!(c.3, r.3, "{tag}: AOF directory names");
+        assert_eq!(
+            r.4, "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+            "{tag}: Redis's manifest"
+        );
+        assert_eq!(c.4, r.4, "{tag}: manifests");
+        assert!(
+            r.5 == old && c.5 == old,
+            "{tag}: the base is the old file, unchanged"
+        );
+        assert_same(&r.6, &c.6);
+        assert_same(&r.7, &c.7);
+        // Each loads the directory the other upgraded (base + incr).
+        for (dir, want, kind) in [(&c.1, &c.7, "redis"), (&r.1, &r.7, "cinnabar")] {
+            let d = dir_arg(dir);
+            let args = aof_args(&d);
+            let s = if kind == "redis" {
+                Server::redis(&strs(&args))
+            } else {
+                Server::cinnabar(&strs(&args))
+            };
+            assert_same(want, &aof_picture(&mut loaded(&s)));
+        }
     }
 }
 

@@ -171,20 +171,22 @@ pub fn load(
     data: &[u8],
     opts: &LoadOptions,
     sink: &mut dyn FnMut(Loaded) -> Result<(), RdbError>,
-) -> Result<(), RdbError> {
+) -> Result<usize, RdbError> {
     load_with_rng(data, opts, &mut fixed_rng(), sink)
 }
 
-/// Parses a whole RDB file, handing each item to `sink` in file order; an
+/// Parses an RDB image, handing each item to `sink` in file order; an
 /// error from the sink stops the load and is returned. Hash tables of the
 /// loaded values are seeded from `rng` (the node's, so their order follows
-/// the engine seed).
+/// the engine seed). Returns the bytes the image took (through its
+/// checksum): what follows is not read, as Redis reads an old-style AOF's
+/// command tail after its RDB preamble.
 pub fn load_with_rng(
     data: &[u8],
     opts: &LoadOptions,
     rng: &mut impl RngCore,
     sink: &mut dyn FnMut(Loaded) -> Result<(), RdbError>,
-) -> Result<(), RdbError> {
+) -> Result<usize, RdbError> {
     let mut r = Reader { data, pos: 0 };
     let magic = r
         .take(9)
@@ -273,7 +275,7 @@ pub fn load_with_rng(
             return err("Wrong RDB checksum");
         }
     }
-    Ok(())
+    Ok(r.pos)
 }
 
 /// RESTORE's value: a type byte and the object (bytes after it are

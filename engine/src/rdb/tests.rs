@@ -228,13 +228,10 @@ fn lzf_round_trips_and_respects_bound() {
     for input in inputs {
         if let Some(c) = comp.compress(&input, input.len() - 4) {
             assert!(c.len() <= input.len() - 4);
-            assert_eq!(
-                lzf::decompress(&c, input.len()).as_deref(),
-                Some(&input[..])
-            );
+            assert_eq!(lzf::decompress(c, input.len()).as_deref(), Some(&input[..]));
             // Any shorter claimed length fails; so does a longer one.
-            assert!(lzf::decompress(&c, input.len() - 1).is_none());
-            assert!(lzf::decompress(&c, input.len() + 1).is_none());
+            assert!(lzf::decompress(c, input.len() - 1).is_none());
+            assert!(lzf::decompress(c, input.len() + 1).is_none());
         }
     }
     assert!(comp

@@ -74,7 +74,7 @@ pub(crate) fn write_string(out: &mut Vec<u8>, s: &[u8], compress: bool, lzf: &mu
     if compress && s.len() > 20 {
         // rdbSaveLzfStringObject: at least four bytes must be saved.
         if let Some(c) = lzf.compress(s, s.len() - 4) {
-            write_lzf_blob(out, &c, s.len());
+            write_lzf_blob(out, c, s.len());
             return;
         }
     }
@@ -310,7 +310,7 @@ fn write_list(out: &mut Vec<u8>, l: &List, o: &WriteOpts, lzf: &mut Compressor) 
             // must save more than MIN_COMPRESS_IMPROVE bytes.
             if let Some(c) = lzf.compress(&data, data.len()) {
                 if c.len() + MIN_COMPRESS_IMPROVE < data.len() {
-                    write_lzf_blob(out, &c, data.len());
+                    write_lzf_blob(out, c, data.len());
                     continue;
                 }
             }
@@ -355,6 +355,10 @@ impl RdbWriter {
             opts: WriteOpts {
                 compress,
                 list_fill: -2,
+/// A drained buffer's capacity is kept for the next chunk up to this size
+/// (a save drains at 1 MiB; a whole image taken at once is not re-reserved).
+const KEEP_CAPACITY: usize = 4 << 20;
+
                 list_compress_depth: 0,
             },
             lzf: Compressor::default(),
@@ -445,11 +449,19 @@ impl RdbWriter {
         self.finished = true;
     }
 
-    /// Drains the bytes written so far.
+    /// Drains the bytes written so far. The next chunk starts with the
+    /// same capacity, so a writer drained at a fixed size never regrows
+    /// (and copies) its buffer.
     pub fn take_chunk(&mut self) -> Vec<u8> {
         self.digest();
         self.digested = 0;
-        std::mem::take(&mut self.buf)
+        let cap = self.buf.capacity();
+        let next = if cap <= KEEP_CAPACITY {
+            Vec::with_capacity(cap)
+        } else {
+            Vec::new()
+        };
+        std::mem::replace(&mut self.buf, next)
     }
 
     /// Bytes written and not yet taken.
@@ -461,7 +473,8 @@ impl RdbWriter {
     /// copy-on-write keys for a database it had not reached yet).
     pub fn raw(&mut self, records: &[u8]) {
         self.buf.extend_from_slice(records);
-        self.digest();
+        // Not digested per key: the CRC runs over whole chunks when they
+        // are taken (much faster than tens of bytes at a time).
     }
 
     fn digest(&mut self) {
