@@ -12,8 +12,8 @@ C="${2:-50}"
 P="${3:-16}"
 KEYS=1000000
 MAXMEM=100mb
-REDIS_PORT=7463
-CIN_PORT=7464
+REDIS_PORT="${REDIS_PORT:-7424}"
+CIN_PORT="${CIN_PORT:-7425}"
 
 cargo build --release --quiet -p cinnabar-net
 redis-server --port $REDIS_PORT --save '' --appendonly no --daemonize no \

@@ -90,7 +90,7 @@ def start(kind, port):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
     print("%-9s %-7s %10s %8s %12s %14s" % ("server", "command", "members", "reply", "command_ms", "max_ping_ms"))
-    for kind, port in (("redis", 7471), ("cinnabar", 7472)):
+    for kind, port in (("redis", 7426), ("cinnabar", 7427)):
         for cmd in ("UNLINK", "DEL"):
             p = start(kind, port)
             try:

@@ -181,6 +181,12 @@ pub struct Db {
     /// incrementally: entries add their `mem` and key cost on insertion and
     /// take them away on removal.
     pub used_bytes: u64,
+    /// Large values that left the keyspace by expiry or by being
+    /// overwritten, which the node frees after the command: in the
+    /// background under `lazyfree-lazy-expire` / `lazyfree-lazy-server-del`,
+    /// else inline (`lazyfree::free_deferred`). Small values are dropped at
+    /// once.
+    pub deferred_free: Vec<(Value, crate::lazyfree::Cause)>,
 }
 
 impl Db {
@@ -193,6 +199,7 @@ impl Db {
             expired: Vec::new(),
             loading: false,
             used_bytes: 0,
+            deferred_free: Vec::new(),
         }
     }
 
@@ -209,7 +216,10 @@ impl Db {
         entry.mem = crate::memory::clamp(crate::memory::value_bytes(&entry.value));
         self.used_bytes += entry.mem as u64;
         match self.keys.insert(key, entry) {
-            Some(old) => self.used_bytes = self.used_bytes.saturating_sub(old.mem as u64),
+            Some(old) => {
+                self.used_bytes = self.used_bytes.saturating_sub(old.mem as u64);
+                self.defer_free(old.value, crate::lazyfree::Cause::Overwrite);
+            }
             None => self.used_bytes += crate::memory::key_bytes(key_len),
         }
     }
@@ -274,13 +284,28 @@ impl Db {
     /// was deleted.
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) -> bool {
         if self.is_expired(key, now_ms) {
-            self.delete(key);
+            self.delete_expired(key);
             if self.log_expired {
                 self.expired.push(Bytes::copy_from_slice(key));
             }
             true
         } else {
             false
+        }
+    }
+
+    /// Removes a key whose TTL has passed (lazy or active expiry); a large
+    /// value waits in `deferred_free` (lazyfree-lazy-expire).
+    pub fn delete_expired(&mut self, key: &[u8]) {
+        if let Some(e) = self.take(key) {
+            self.expires.remove(key);
+            self.defer_free(e.value, crate::lazyfree::Cause::Expire);
+        }
+    }
+
+    fn defer_free(&mut self, value: Value, cause: crate::lazyfree::Cause) {
+        if crate::lazyfree::effort(&value) > crate::lazyfree::LAZYFREE_THRESHOLD {
+            self.deferred_free.push((value, cause));
         }
     }
 

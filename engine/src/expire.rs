@@ -59,7 +59,7 @@ pub fn active_expire_cycle(node: &mut Node) {
                 };
             }
             for k in &expired {
-                db.delete(k);
+                db.delete_expired(k);
             }
             if node.aof.enabled {
                 for k in &expired {

@@ -46,6 +46,37 @@ pub fn dispose(node: &mut Node, value: Value) {
     }
 }
 
+/// Why a large value left the keyspace outside a deletion command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Its key expired (`lazyfree-lazy-expire`).
+    Expire,
+    /// A write replaced it (SET over a big set, RENAME onto a key...):
+    /// Redis's `dbSetValue` frees the old value in the background under
+    /// `lazyfree-lazy-server-del`.
+    Overwrite,
+}
+
+/// Frees the large values the databases set aside during the last input
+/// (`Db::deferred_free`): in the background if the setting for their cause
+/// is on, else here, on the event loop, as Redis does without it.
+pub fn free_deferred(node: &mut Node) {
+    for d in 0..node.dbs.len() {
+        if node.dbs[d].deferred_free.is_empty() {
+            continue;
+        }
+        for (value, cause) in std::mem::take(&mut node.dbs[d].deferred_free) {
+            let lazy = match cause {
+                Cause::Expire => node.config.lazyfree_lazy_expire,
+                Cause::Overwrite => node.config.lazyfree_lazy_server_del,
+            };
+            if lazy {
+                dispose(node, value);
+            }
+        }
+    }
+}
+
 /// Frees a whole database (FLUSHALL/FLUSHDB ASYNC) by the driver.
 pub fn dispose_db(node: &mut Node, db: Db) {
     if db.is_empty() {

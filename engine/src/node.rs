@@ -605,9 +605,19 @@ impl Ctx<'_> {
     /// Parses a blocking timeout in seconds (fractions allowed) into a
     /// deadline, as Redis's `getTimeoutFromObjectOrReply`: 0 means forever.
     pub fn parse_timeout(&mut self, i: usize) -> Option<Option<Time>> {
-        let Some(secs) = crate::numeric::parse_f64(&self.argv[i]) else {
-            self.error("ERR timeout is not a float or out of range");
-            return None;
+        // Redis reads a long double: beyond a double's range a huge value
+        // still parses (and truncates to LLONG_MIN below: "negative"), and
+        // a tiny one truncates to 0 ms (no timeout).
+        let secs = match crate::numeric::parse_f64(&self.argv[i]) {
+            Some(s) => s,
+            None => match crate::numeric::LongDouble::parse(&self.argv[i]) {
+                Some(ld) if (ld.to_bits() >> 64) & 0x7fff >= 0x3fff => f64::INFINITY,
+                Some(_) => 0.0,
+                None => {
+                    self.error("ERR timeout is not a float or out of range");
+                    return None;
+                }
+            },
         };
         // Redis truncates to whole milliseconds in a long long before
         // checking the sign; on x86 an out-of-range value (inf, 1e100)
@@ -817,6 +827,7 @@ impl Node {
         }
         // maxmemory-clients, where Redis's beforeSleep checks it.
         crate::evict::evict_clients(self);
+        crate::lazyfree::free_deferred(self);
         crate::aof::after_input(self);
         if !self.released.is_empty() {
             // Released replies are older than anything produced just now.
@@ -1153,7 +1164,13 @@ impl Node {
             }
             return;
         }
-        if (cmd.has(flags::WRITE) || cmd.name == "ping") && !self.aof.replaying {
+        // As Redis's processCommand: PING only at the top level, and an
+        // EXEC whose queue holds writes counts as a write (refused, it
+        // discards the transaction); commands EXEC runs are not checked.
+        let write = cmd.has(flags::WRITE)
+            || (cmd.name == "ping" && !c.in_exec)
+            || (cmd.name == "exec" && self.queued_writes(c));
+        if write && !self.aof.replaying {
             if crate::persist::writes_refused(self) {
                 self.reject_command(c, cmd, crate::persist::MISCONF);
                 return;
@@ -1686,6 +1703,14 @@ impl Node {
     /// Only watched keys are returned.
     fn command_keys(&self, cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
         use crate::command::key_flags::{OW, RM, RW};
+        if matches!(
+            cmd.name.as_str(),
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+        ) {
+            // A script's calls touch what they write; the keys it declares
+            // may only have been read.
+            return Vec::new();
+        }
         // Pops from the first non-empty of several keys: Redis signals only
         // that key, which their handlers touch themselves.
         if matches!(
@@ -1848,6 +1873,20 @@ impl Node {
                     .insert(cmd.name.clone(), (1, 0, failed));
             }
         }
+    }
+
+    /// True if `c` is in MULTI with a write command queued.
+    fn queued_writes(&self, c: &Client) -> bool {
+        let t = Table::get();
+        c.multi.as_ref().is_some_and(|q| {
+            q.iter().any(|a| {
+                let top = t.lookup(&a[0]);
+                let sub = top
+                    .filter(|x| x.is_container())
+                    .and_then(|x| x.subcommand(a.get(1)?));
+                sub.or(top).is_some_and(|x| x.has(flags::WRITE))
+            })
+        })
     }
 
     /// Redis's `rejectCommand`: a refused EXEC also discards the

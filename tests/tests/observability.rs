@@ -611,7 +611,47 @@ fn debug_subcommands_match_redis() {
         &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "abc"],
         &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0"],
         &["DEBUG", "JMAP"],
+        &["DEBUG", "JMAP", "no"],
         &["DEBUG", "SET-ACTIVE-EXPIRE", "1"],
+        &["DEBUG", "SET-ACTIVE-EXPIRE", "abc"],
+        &["DEBUG", "SET-ACTIVE-EXPIRE", "2"],
+        &["DEBUG", "SET-ACTIVE-EXPIRE"],
+        &["DEBUG", "SET-ACTIVE-EXPIRE", "1"],
+        &["DEBUG", "SLEEP", "abc"],
+        &["DEBUG", "SLEEP", "0"],
+        &["DEBUG", "SLEEP"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "4293918720"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "4293918721"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "-1"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1k"],
+        &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1gb"],
+    ] {
+        same(&mut r, &mut c, args);
+    }
+    // POPULATE: key names, values, size padding (zero bytes) and
+    // truncation, existing keys left alone, argument errors.
+    for args in [
+        &["DEBUG", "POPULATE"][..],
+        &["DEBUG", "POPULATE", "-1"],
+        &["DEBUG", "POPULATE", "abc"],
+        &["DEBUG", "POPULATE", "0"],
+        &["DEBUG", "POPULATE", "3"],
+        &["DEBUG", "POPULATE", "3", "pfx", "-2"],
+        &["DEBUG", "POPULATE", "3", "pfx", "abc"],
+        &["DEBUG", "POPULATE", "2", "a", "1", "extra"],
+        &["DEBUG", "POPULATE", "3", "pfx", "0"],
+        &["DEBUG", "POPULATE", "3", "t", "3"],
+        &["DEBUG", "POPULATE", "5", "t", "12"],
+        &["DEBUG", "POPULATE", "2", "s"],
+        &["DEBUG", "POPULATE", "1", &"p".repeat(200)],
+        &["MGET", "key:0", "key:1", "key:2", "key:3", "pfx:0", "pfx:2"],
+        &["MGET", "t:0", "t:1", "t:2", "t:3", "t:4", "t:5"],
+        &["GET", "s"],
+        &["OBJECT", "ENCODING", "key:0"],
+        &["OBJECT", "ENCODING", "t:4"],
+        &["DBSIZE"],
+        &["KEYS", "ppppp*"],
+        &["DEBUG", "DIGEST"],
     ] {
         same(&mut r, &mut c, args);
     }

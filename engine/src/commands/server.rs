@@ -628,6 +628,8 @@ pub fn config_set(cx: &mut Ctx) {
 /// CONFIG RESETSTAT
 pub fn config_resetstat(cx: &mut Ctx) {
     cx.node.reset_stats();
+    // Redis's resetServerStats calls lazyfreeResetStats too.
+    cx.node.lazyfree.freed_objects = 0;
     cx.node.observe.reset_command_stats();
     cx.out().ok();
 }
@@ -725,8 +727,12 @@ pub fn debug(cx: &mut Ctx) {
         return;
     }
     if cx.argv.len() == 3 && cx.arg_is(1, "set-active-expire") {
-        cx.node.active_expire_enabled = cx.argv[2].as_ref() != b"0";
+        // Redis reads the flag with atoi: "abc" is 0, "2" is on.
+        cx.node.active_expire_enabled = atoi(&cx.argv[2]) != 0;
         return cx.out().ok();
+    }
+    if (3..=5).contains(&cx.argv.len()) && cx.arg_is(1, "populate") {
+        return debug_populate(cx);
     }
     if cx.argv.len() == 3 && cx.arg_is(1, "object") {
         return debug_object(cx);
@@ -760,8 +766,11 @@ pub fn debug(cx: &mut Ctx) {
         return cx.out().ok();
     }
     if cx.argv.len() == 3 && cx.arg_is(1, "quicklist-packed-threshold") {
-        let ok = crate::config::parse_memory(&String::from_utf8_lossy(&cx.argv[2]))
-            .is_some_and(|n| (0..1i64 << 32).contains(&n));
+        // quicklistisSetPackedThreshold: up to 4 GB minus 1 MB.
+        let text = String::from_utf8_lossy(&cx.argv[2]);
+        let ok = !text.starts_with('-')
+            && crate::config::parse_memory(&text)
+                .is_some_and(|n| (0..=(1i64 << 32) - (1 << 20)).contains(&n));
         if !ok {
             return cx
                 .error("ERR argument must be a memory value bigger than 1 and smaller than 4gb");
@@ -775,6 +784,92 @@ pub fn debug(cx: &mut Ctx) {
         crate::resp::c_str_lossy(&cx.argv[1])
     );
     cx.error(&msg);
+}
+
+/// C's `atoi`: optional blanks and sign, then digits up to the first
+/// other byte; 0 if none.
+fn atoi(b: &[u8]) -> i64 {
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+        i += 1;
+    }
+    let neg = i < b.len() && b[i] == b'-';
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let mut n: i64 = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        n = n.wrapping_mul(10).wrapping_add((b[i] - b'0') as i64);
+        i += 1;
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// DEBUG POPULATE count [prefix] [size], as Redis's debug.c: string keys
+/// `prefix:N` (default prefix `key`) holding `value:N`, or with a size,
+/// `value:N` truncated or padded with zero bytes to that size. Existing keys
+/// are left alone. Nothing is propagated or notified; WATCH and client
+/// tracking see the keys as modified (signalModifiedKey).
+fn debug_populate(cx: &mut Ctx) {
+    const RANGE: &str = "ERR value is out of range, must be positive";
+    let positive = |b: &[u8]| crate::resp::parse_i64(b).filter(|n| *n >= 0);
+    let Some(count) = positive(&cx.argv[2]) else {
+        return cx.error(RANGE);
+    };
+    let size = match cx.argv.get(4) {
+        Some(b) => match positive(b) {
+            Some(n) => n as usize,
+            None => return cx.error(RANGE),
+        },
+        None => 0,
+    };
+    // Redis first grows the table to `count` buckets and answers this when
+    // the allocation fails; a table bigger than the machine's memory would.
+    let buckets = (count as u64)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX);
+    let ram = cx.node.host.total_system_memory;
+    if buckets.saturating_mul(8) > if ram > 0 { ram } else { 1 << 40 } {
+        return cx.error("ERR OOM in dictTryExpand");
+    }
+    let prefix = cx
+        .argv
+        .get(3)
+        .cloned()
+        .unwrap_or(bytes::Bytes::from_static(b"key"));
+    let db = cx.client.db;
+    let lru = cx.lru_now();
+    let now_ms = cx.node.now.as_millis();
+    for j in 0..count {
+        let mut key = Vec::with_capacity(prefix.len() + 12);
+        key.extend_from_slice(&prefix);
+        key.extend_from_slice(format!(":{j}").as_bytes());
+        // snprintf into a 128-byte buffer: at most 127 bytes.
+        key.truncate(127);
+        let d = &mut cx.node.dbs[db];
+        if d.expire_if_needed(&key, now_ms) {
+            cx.node.stats.expired_keys += 1;
+            crate::notify::key_expired(cx.node, db, &key);
+        } else if d.keys.contains_key(&key) {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        cx.node.dbs[db].set(
+            bytes::Bytes::from(key.clone()),
+            crate::db::Value::Str(crate::db::Str::from_vec(value)),
+            lru,
+        );
+        cx.node.touch_key(cx.client, db, &key);
+        crate::tracking::invalidate_key(cx.node, &key);
+    }
+    cx.out().ok();
 }
 
 /// COMMAND: every implemented command's info.
