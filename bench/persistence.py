@@ -16,6 +16,7 @@ server first). Needs redis-server, redis-cli and redis-benchmark.
 import csv
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -89,6 +90,14 @@ class Server:
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a process, all its threads: less
+    sensitive than wall time to other load on a shared machine."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def dataset_file(n):
@@ -205,19 +214,24 @@ def save_and_load(data, reps):
         load_dataset(servers[k].port, data)
         assert int(cli(servers[k].port, "DBSIZE")) == KEYS, cli(servers[k].port, "DBSIZE")
     saves = {k: [] for k in KINDS}
+    save_cpu = {k: [] for k in KINDS}
     for _ in range(reps):
         for k in KINDS:
+            c0 = cpu_s(servers[k].proc.pid)
             t = time.monotonic()
             assert cli(servers[k].port, "SAVE") == "OK"
             saves[k].append(time.monotonic() - t)
+            save_cpu[k].append(cpu_s(servers[k].proc.pid) - c0)
     for k in KINDS:
         servers[k].stop()
     size = {k: os.path.getsize(os.path.join(dirs[k], "dump.rdb")) for k in KINDS}
     loads = {k: [] for k in KINDS}
+    load_cpu = {k: [] for k in KINDS}
     for _ in range(reps):
         for k in KINDS:
             s = Server(k, dirs[k], ["--save", ""])
             loads[k].append(s.ready_s)
+            load_cpu[k].append(cpu_s(s.proc.pid))
             assert int(cli(s.port, "DBSIZE")) == KEYS
             s.stop()
     print(f"  SAVE runs (s): redis {['%.2f' % x for x in saves['redis']]} "
@@ -225,8 +239,12 @@ def save_and_load(data, reps):
     print(f"  load runs (s): redis {['%.2f' % x for x in loads['redis']]} "
           f"cinnabar {['%.2f' % x for x in loads['cinnabar']]}", flush=True)
     row("SAVE (s, median)", median(saves["redis"]), median(saves["cinnabar"]), "lower is better")
+    row("SAVE CPU (s, median)", median(save_cpu["redis"]), median(save_cpu["cinnabar"]),
+        "lower is better")
     row("load at start-up (s, median)", median(loads["redis"]), median(loads["cinnabar"]),
         "lower is better")
+    row("start-up CPU incl. load (s, median)", median(load_cpu["redis"]),
+        median(load_cpu["cinnabar"]), "lower is better")
     row("RDB size (MB)", size["redis"] / 1e6, size["cinnabar"] / 1e6, "")
     return dirs
 
@@ -280,7 +298,57 @@ def kill9_loss(rounds):
         row(f"acked writes lost on kill -9, {fsync}", rl, cl, f"max over {rounds} kills", "{:.0f}")
 
 
-PHASES = os.environ.get("PHASES", "save,bgsave,aof,kill").split(",")
+def fsync_window(kind, seconds=8):
+    """Under appendfsync everysec, how long an acknowledged write can sit
+    in the page cache only (what a power loss would take): fsync and
+    fdatasync calls of the server are traced (strace, all threads) while
+    redis-benchmark writes, and the window is, over consecutive syncs,
+    the end of the next sync minus the start of this one (a write landing
+    just after a sync began is covered only by the next). Returns
+    (max window s, median gap between syncs s, syncs)."""
+    d = tempfile.mkdtemp(prefix=f"cinnabar-bench-window-{kind}-")
+    s = Server(kind, d, ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"])
+    log = os.path.join(d, "strace.log")
+    tr = subprocess.Popen(
+        ["strace", "-f", "--seccomp-bpf", "-e", "trace=fsync,fdatasync", "-ttt", "-T",
+         "-o", log, "-p", str(s.proc.pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    b = subprocess.Popen(
+        ["redis-benchmark", "-p", str(s.port), "-t", "set", "-n", "100000000", "-c", "20",
+         "-r", "100000", "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(seconds)
+    b.kill()
+    b.wait()
+    tr.terminate()
+    tr.wait()
+    s.stop()
+    syncs = []
+    pat = re.compile(r"(\d+\.\d+) f(?:data)?sync\(.*<(\d+\.\d+)>")
+    with open(log) as f:
+        for line in f:
+            m = pat.search(line)
+            if m:
+                start = float(m.group(1))
+                syncs.append((start, start + float(m.group(2))))
+    shutil.rmtree(d, ignore_errors=True)
+    syncs.sort()
+    if len(syncs) < 2:
+        return float("nan"), float("nan"), len(syncs)
+    window = max(b[1] - a[0] for a, b in zip(syncs, syncs[1:]))
+    gap = median([b[0] - a[0] for a, b in zip(syncs, syncs[1:])])
+    return window, gap, len(syncs)
+
+
+def loss_window():
+    res = {k: fsync_window(k) for k in KINDS}
+    (rw, rg, rn), (cw, cg, cn) = res["redis"], res["cinnabar"]
+    row("everysec: max unsynced window (s)", rw, cw, "power-loss exposure, lower is better")
+    row("everysec: median gap between fsyncs (s)", rg, cg, "")
+    row("everysec: fsyncs traced", rn, cn, "", "{:.0f}")
+
+
+PHASES = os.environ.get("PHASES", "save,bgsave,aof,kill,window").split(",")
 REPS = int(os.environ.get("REPS", "3"))
 
 
@@ -302,6 +370,8 @@ def main():
         aof_throughput(REPS)
     if "kill" in PHASES:
         kill9_loss(5)
+    if "window" in PHASES:
+        loss_window()
     print(f"load average: {load1:.2f} at start, {os.getloadavg()[0]:.2f} at end")
 
 
