@@ -325,6 +325,19 @@ impl KeySpec {
 /// The whole table, sorted by name.
 pub struct Table {
     pub commands: Vec<Command>,
+    /// Indices into `commands` by (first letter, name length): lookup runs
+    /// once per command, and scanning one tiny bucket is cheaper than a
+    /// case-insensitive binary search over the whole table.
+    by_shape: Vec<Vec<u16>>,
+}
+
+/// Names up to this length are indexed by shape.
+const SHAPE_MAX_LEN: usize = 32;
+
+fn shape(name: &[u8]) -> Option<usize> {
+    let first = name.first()?.to_ascii_lowercase();
+    (first.is_ascii_lowercase() && name.len() < SHAPE_MAX_LEN)
+        .then(|| (first - b'a') as usize * SHAPE_MAX_LEN + name.len())
 }
 
 impl Table {
@@ -334,6 +347,12 @@ impl Table {
     }
 
     pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
+        if let Some(bucket) = shape(name).and_then(|i| self.by_shape.get(i)) {
+            return bucket
+                .iter()
+                .map(|&i| &self.commands[i as usize])
+                .find(|c| c.name.as_bytes().eq_ignore_ascii_case(name));
+        }
         self.commands
             .binary_search_by(|c| cmp_ignore_case(c.name.as_bytes(), name))
             .ok()
@@ -357,7 +376,13 @@ impl Table {
             .filter_map(|e| build(e, docs_for(&docs, e)))
             .collect();
         commands.sort_by(|a, b| a.name.cmp(&b.name));
-        Table { commands }
+        let mut by_shape = vec![Vec::new(); 26 * SHAPE_MAX_LEN];
+        for (i, c) in commands.iter().enumerate() {
+            if let Some(slot) = shape(c.name.as_bytes()) {
+                by_shape[slot].push(i as u16);
+            }
+        }
+        Table { commands, by_shape }
     }
 }
 

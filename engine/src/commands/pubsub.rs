@@ -180,19 +180,51 @@ pub fn sunsubscribe(cx: &mut Ctx) {
     unsubscribe_generic(cx, Kind::Shard);
 }
 
+/// One message, framed once per protocol (RESP2 array, RESP3 push) and
+/// copied into each receiver's buffer: framing it anew per receiver was most
+/// of PUBLISH's cost with many subscribers.
+struct Message<'a> {
+    parts: &'a [&'a [u8]],
+    framed: [Option<bytes::BytesMut>; 2],
+}
+
+impl<'a> Message<'a> {
+    fn new(parts: &'a [&'a [u8]]) -> Self {
+        Message {
+            parts,
+            framed: [None, None],
+        }
+    }
+
+    fn framed(&mut self, resp3: bool) -> &[u8] {
+        let parts = self.parts;
+        self.framed[resp3 as usize].get_or_insert_with(|| {
+            // Each part costs at most its bytes plus `$<len>\r\n` and `\r\n`.
+            let size = parts.iter().map(|p| p.len() + 24).sum::<usize>() + 8;
+            let mut r = crate::resp::ReplyBuf {
+                buf: bytes::BytesMut::with_capacity(size),
+                resp3,
+            };
+            r.push(parts.len());
+            for p in parts {
+                r.bulk(p);
+            }
+            r.buf
+        })
+    }
+}
+
 /// Writes one message into a subscriber's buffer: the publisher itself is
 /// out of the client table while it runs, so it is passed separately.
-fn deliver(cx: &mut Ctx, conn: ConnId, parts: &[&[u8]]) {
-    let write = |c: &mut Client| {
-        c.reply.push(parts.len());
-        for p in parts {
-            c.reply.bulk(p);
-        }
+fn deliver(cx: &mut Ctx, conn: ConnId, msg: &mut Message) {
+    let write = |c: &mut Client, msg: &mut Message| {
+        let framed = msg.framed(c.reply.resp3);
+        c.reply.buf.extend_from_slice(framed);
     };
     if conn == cx.client.conn {
-        write(cx.client);
+        write(cx.client, msg);
     } else if let Some(c) = cx.node.clients.get_mut(&conn) {
-        write(c);
+        write(c, msg);
         cx.node.mark_for_flush(conn);
     }
 }
@@ -207,8 +239,10 @@ pub fn publish(cx: &mut Ctx) {
         .get(&ch)
         .cloned()
         .unwrap_or_default();
+    let parts: [&[u8]; 3] = [b"message", &ch, &msg];
+    let mut message = Message::new(&parts);
     for conn in direct {
-        deliver(cx, conn, &[b"message", &ch, &msg]);
+        deliver(cx, conn, &mut message);
         receivers += 1;
     }
     let patterns: Vec<(Bytes, Vec<ConnId>)> = cx
@@ -219,8 +253,10 @@ pub fn publish(cx: &mut Ctx) {
         .map(|(p, v)| (p.clone(), v.clone()))
         .collect();
     for (pattern, conns) in patterns {
+        let parts: [&[u8]; 4] = [b"pmessage", &pattern, &ch, &msg];
+        let mut message = Message::new(&parts);
         for conn in conns {
-            deliver(cx, conn, &[b"pmessage", &pattern, &ch, &msg]);
+            deliver(cx, conn, &mut message);
             receivers += 1;
         }
     }
@@ -236,8 +272,10 @@ pub fn spublish(cx: &mut Ctx) {
         .get(&ch)
         .cloned()
         .unwrap_or_default();
+    let parts: [&[u8]; 3] = [b"smessage", &ch, &msg];
+    let mut message = Message::new(&parts);
     for &conn in &subs {
-        deliver(cx, conn, &[b"smessage", &ch, &msg]);
+        deliver(cx, conn, &mut message);
     }
     cx.out().int(subs.len() as i64);
 }
