@@ -3,13 +3,10 @@
 //! The shim owns sockets, the clock, signals and the allocator's figures; the
 //! engine owns every decision. One thread runs everything (like Redis's
 //! event loop): connection tasks on a tokio current-thread runtime share the
-//! single [`Node`] through a `RefCell`, so there are no locks and the engine
-//! sees inputs in a well-defined order.
-//!
-//! Per read, a connection task hands the bytes to the engine, drains the
-//! outputs, and writes its own replies in one write (pipelined commands get
-//! batched replies). Output for other connections (CLIENT KILL) goes through
-//! a per-connection channel.
+//! single [`Node`] through the serving core in `cinnabar_net::server`.
+//! This file adds the process around it: configuration, listeners (TCP
+//! with socket options, TLS, the unix socket), signals, the disk thread,
+//! the lazyfree thread and the allocator's figures.
 
 mod alloc;
 mod args;
@@ -17,43 +14,14 @@ mod check;
 mod disk;
 mod tls;
 
-use bytes::Bytes;
-use cinnabar_engine::{Config, ConnId, HostInfo, Input, Node, Output, Time};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use cinnabar_engine::{Config, HostInfo, Input, Node};
+use cinnabar_net::server::{self, now, Server};
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, Notify};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
-
-/// Read size per syscall; Redis uses 16 KB (PROTO_IOBUF_LEN) and so do we.
-const READ_CHUNK: usize = 16 * 1024;
-
-/// How much a slow reader's backlog must change before the engine hears of
-/// it (client-output-buffer-limit is checked on each report).
-const BACKLOG_REPORT_STEP: u64 = 64 * 1024;
-
-fn now() -> Time {
-    let us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    Time::from_micros(us)
-}
-
-/// The engine's stopwatch: monotonic nanoseconds since the first reading.
-/// Command durations feed SLOWLOG, LATENCY and commandstats only.
-fn stopwatch_ns() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos() as u64
-}
 
 /// Drops what the engine hands over (UNLINK'd values, flushed databases)
 /// on a thread of its own, Redis's lazyfree thread: freeing millions of
@@ -78,220 +46,69 @@ fn free_off_loop(garbage: cinnabar_engine::node::Garbage) {
     }
 }
 
-/// Messages to a connection task from elsewhere in the server.
-enum ToConn {
-    Data(Bytes),
-    Close,
-}
-
-/// State shared by the tasks of the single server thread.
-struct Shared {
-    node: RefCell<Node>,
-    routes: RefCell<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
-    /// Per connection: bytes routed to it and not yet written (a slow
-    /// reader's backlog), and the figure last reported to the engine.
-    backlog: RefCell<HashMap<ConnId, (u64, u64)>>,
-    /// Backlog changes to report once the current drain is over.
-    backlog_reports: RefCell<Vec<(ConnId, u64)>>,
-    shutdown: Notify,
-    disk: disk::DiskWorker,
-}
-
-/// What a drain left for the connection that triggered it.
-#[derive(Default)]
-struct Mine {
-    data: Vec<Bytes>,
-    close: bool,
-}
-
-impl Shared {
-    /// Feeds one input and executes the resulting outputs. Output for `me` is
-    /// returned so the caller writes it itself (no channel hop on the hot
-    /// path).
-    fn feed(&self, input: Input<'_>, me: Option<ConnId>) -> Mine {
-        let mut node = self.node.borrow_mut();
-        node.handle(now(), input);
-        let mut mine = Mine::default();
-        loop {
-            let Some(out) = node.poll_output() else {
-                // Routing may have grown someone's backlog: tell the engine
-                // (it may close that client), then drain what that produced.
-                let reports = std::mem::take(&mut *self.backlog_reports.borrow_mut());
-                if reports.is_empty() {
-                    break;
-                }
-                for (conn, bytes) in reports {
-                    node.handle(now(), Input::OutputBacklog { conn, bytes });
-                }
-                continue;
-            };
-            match out {
-                Output::Send { conn, data } if Some(conn) == me => mine.data.push(data),
-                Output::Close { conn } if Some(conn) == me => mine.close = true,
-                Output::Send { conn, data } => self.route(conn, ToConn::Data(data)),
-                Output::Close { conn } => self.route(conn, ToConn::Close),
-                // DEBUG SLEEP blocks the whole server, exactly as in Redis.
-                Output::Sleep { micros } => {
-                    std::thread::sleep(std::time::Duration::from_micros(micros))
-                }
-                Output::Shutdown => self.shutdown.notify_one(),
-                Output::Disk { id, op } => self.disk.submit(id, op),
-                // The node cannot go on (corrupt data file, AOF fsync
-                // failure under `always`): Redis logs and exits with 1.
-                // (The engine has logged the message.)
-                Output::Fatal { .. } => std::process::exit(1),
-                Output::Free(garbage) => free_off_loop(garbage),
-            }
-        }
-        mine
-    }
-
-    fn route(&self, conn: ConnId, msg: ToConn) {
-        if let Some(tx) = self.routes.borrow().get(&conn) {
-            if let ToConn::Data(d) = &msg {
-                self.backlog_changed(conn, d.len() as i64);
-            }
-            let _ = tx.send(msg);
-        }
-    }
-
-    /// Tracks a connection's unwritten bytes; a change of at least
-    /// BACKLOG_REPORT_STEP (or a drain to zero) is reported to the engine.
-    fn backlog_changed(&self, conn: ConnId, delta: i64) {
-        let mut map = self.backlog.borrow_mut();
-        let e = map.entry(conn).or_insert((0, 0));
-        e.0 = e.0.saturating_add_signed(delta);
-        if e.0.abs_diff(e.1) >= BACKLOG_REPORT_STEP || (e.0 == 0 && e.1 != 0) {
-            e.1 = e.0;
-            self.backlog_reports.borrow_mut().push((conn, e.0));
-        }
-    }
-
-    /// A connection is gone: forget its routing and backlog.
-    fn forget(&self, conn: ConnId) {
-        self.routes.borrow_mut().remove(&conn);
-        self.backlog.borrow_mut().remove(&conn);
+impl server::DiskExecutor for disk::DiskWorker {
+    fn submit(&self, id: cinnabar_engine::disk::DiskOpId, op: cinnabar_engine::disk::DiskOp) {
+        disk::DiskWorker::submit(self, id, op)
     }
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, chunks: &[Bytes]) -> std::io::Result<()> {
-    for c in chunks {
-        stream.write_all(c).await?;
+/// The real process behind the server.
+fn platform(disk: disk::DiskWorker) -> server::Platform {
+    server::Platform {
+        disk: Box::new(disk),
+        memory: || (alloc::allocated(), alloc::rss_bytes()),
+        cpu: alloc::cpu_seconds,
+        free: free_off_loop,
+        // DEBUG SLEEP blocks the whole server, exactly as in Redis.
+        sleep: std::thread::sleep,
+        // Corrupt data file, AOF fsync failure under `always`: Redis logs
+        // and exits with 1. (The engine has logged the message.)
+        fatal: || std::process::exit(1),
     }
-    Ok(())
-}
-
-/// Serves one client connection (TCP, TLS or unix socket) until it closes.
-async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
-    shared: Rc<Shared>,
-    mut stream: S,
-    conn: ConnId,
-    mut rx: mpsc::UnboundedReceiver<ToConn>,
-) {
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        tokio::select! {
-            biased;
-            msg = rx.recv() => match msg {
-                Some(ToConn::Data(d)) => {
-                    if stream.write_all(&d).await.is_err() { break; }
-                    shared.backlog_changed(conn, -(d.len() as i64));
-                    let reports = std::mem::take(&mut *shared.backlog_reports.borrow_mut());
-                    for (c, bytes) in reports {
-                        shared.feed(Input::OutputBacklog { conn: c, bytes }, None);
-                    }
-                }
-                Some(ToConn::Close) | None => break,
-            },
-            r = stream.read(&mut buf) => {
-                let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
-                let mine = shared.feed(Input::Received { conn, data: &buf[..n] }, Some(conn));
-                if write_all(&mut stream, &mine.data).await.is_err() || mine.close {
-                    let _ = stream.shutdown().await;
-                    shared.forget(conn);
-                    return;
-                }
-            }
-        }
-    }
-    shared.forget(conn);
-    shared.feed(Input::Closed { conn }, None);
 }
 
 /// How long a TLS client may take to complete its handshake: a client
 /// that connects and says nothing (or speaks plaintext) holds no engine
 /// state, and is dropped after this.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts TCP clients; with `tls`, each completes a TLS handshake before the
-/// engine hears of it (a failed handshake, e.g. a plaintext client, is just
-/// closed).
-async fn accept_loop(
-    shared: Rc<Shared>,
-    listener: TcpListener,
+/// What happens to an accepted TCP client: Redis's keepalive, then, with
+/// `tls`, a TLS handshake before the engine hears of it (a failed
+/// handshake, e.g. a plaintext client, is just closed).
+fn accepted(
     tls: Option<tokio_rustls::TlsAcceptor>,
-    next_conn: Rc<RefCell<u64>>,
-) {
-    let local = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                // Out of file descriptors: let other tasks release some.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let keepalive_s = shared.node.borrow().config.tcp_keepalive;
+) -> impl FnMut(&Rc<Server>, TcpStream, String, String) {
+    move |server, stream, peer, local| {
+        let keepalive_s = server.config(|c| c.tcp_keepalive);
         if keepalive_s > 0 {
             // As Redis's anetKeepAlive: probes after `interval` idle
             // seconds, then every interval/3, 3 times.
             let secs = keepalive_s as u64;
             let ka = socket2::TcpKeepalive::new()
-                .with_time(std::time::Duration::from_secs(secs))
-                .with_interval(std::time::Duration::from_secs((secs / 3).max(1)))
+                .with_time(Duration::from_secs(secs))
+                .with_interval(Duration::from_secs((secs / 3).max(1)))
                 .with_retries(3);
             let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
         }
-        let peer = peer.to_string();
-        match &tls {
-            None => start_conn(
-                shared.clone(),
-                stream,
-                peer,
-                local.clone(),
-                None,
-                &next_conn,
-            ),
-            Some(acceptor) => {
-                let (acceptor, shared, local, next_conn) = (
-                    acceptor.clone(),
-                    shared.clone(),
-                    local.clone(),
-                    next_conn.clone(),
-                );
-                tokio::task::spawn_local(async move {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(s)) => {
-                            let cn = tls::peer_common_name(s.get_ref().1);
-                            start_conn(shared, s, peer, local, cn, &next_conn)
-                        }
-                        Ok(Err(e)) => tracing::warn!(
-                            "Error accepting a client connection: {e} (addr={peer} laddr={local})"
-                        ),
-                        Err(_) => tracing::warn!(
-                            "Error accepting a client connection: TLS handshake timed out (addr={peer})"
-                        ),
-                    }
-                });
+        let Some(acceptor) = tls.clone() else {
+            server.start_conn(stream, peer, local, None);
+            return;
+        };
+        let server = server.clone();
+        tokio::task::spawn_local(async move {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    let cn = tls::peer_common_name(s.get_ref().1);
+                    server.start_conn(s, peer, local, cn)
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    "Error accepting a client connection: {e} (addr={peer} laddr={local})"
+                ),
+                Err(_) => tracing::warn!(
+                    "Error accepting a client connection: TLS handshake timed out (addr={peer})"
+                ),
             }
-        }
+        });
     }
 }
 
@@ -319,99 +136,17 @@ fn listen_tcp(host: &str, backlog: i64) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts clients on the unix socket.
-async fn unix_accept_loop(
-    shared: Rc<Shared>,
-    listener: UnixListener,
-    path: String,
-    next_conn: Rc<RefCell<u64>>,
-) {
+async fn unix_accept_loop(server: Rc<Server>, listener: UnixListener, path: String) {
     // Redis shows unix clients as "<path>:0".
     let addr = format!("{path}:0");
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => start_conn(
-                shared.clone(),
-                stream,
-                addr.clone(),
-                addr.clone(),
-                None,
-                &next_conn,
-            ),
+            Ok((stream, _)) => server.start_conn(stream, addr.clone(), addr.clone(), None),
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
-    }
-}
-
-/// Introduces a connection to the engine and serves it.
-fn start_conn<S: AsyncRead + AsyncWrite + Unpin + 'static>(
-    shared: Rc<Shared>,
-    mut stream: S,
-    peer: String,
-    local: String,
-    cert_cn: Option<String>,
-    next_conn: &Rc<RefCell<u64>>,
-) {
-    let conn = {
-        let mut n = next_conn.borrow_mut();
-        *n += 1;
-        ConnId(*n)
-    };
-    let (tx, rx) = mpsc::unbounded_channel();
-    shared.routes.borrow_mut().insert(conn, tx);
-    let mut mine = shared.feed(Input::Accepted { conn, peer, local }, Some(conn));
-    if let (Some(common_name), false) = (cert_cn, mine.close) {
-        let more = shared.feed(Input::PeerCertificate { conn, common_name }, Some(conn));
-        mine.data.extend(more.data);
-        mine.close |= more.close;
-    }
-    tokio::task::spawn_local(async move {
-        if !mine.data.is_empty() || mine.close {
-            let _ = write_all(&mut stream, &mine.data).await;
-            if mine.close {
-                let _ = stream.shutdown().await;
-                shared.routes.borrow_mut().remove(&conn);
-                return;
-            }
-        }
-        serve_conn(shared, stream, conn, rx).await;
-    });
-}
-
-/// Drives the engine's timers and reports process figures to it.
-async fn tick_loop(shared: Rc<Shared>) {
-    loop {
-        let deadline = shared.node.borrow().poll_timeout();
-        if let Some(at) = deadline {
-            let wait = at.as_micros().saturating_sub(now().as_micros());
-            if wait == 0 {
-                // Due now (a long script's next slice, a snapshot step): let
-                // the connections run first, so they are not starved.
-                tokio::task::yield_now().await;
-            } else {
-                tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
-            }
-        }
-        let (used, rss) = (alloc::allocated(), alloc::rss_bytes());
-        shared.feed(
-            Input::MemoryUsage {
-                used_bytes: used,
-                rss_bytes: rss,
-            },
-            None,
-        );
-        let (user, sys) = alloc::cpu_seconds();
-        let host = {
-            let node = shared.node.borrow();
-            let mut h = node.host.clone();
-            h.cpu_user_s = user;
-            h.cpu_sys_s = sys;
-            h
-        };
-        shared.feed(Input::Host(host), None);
-        shared.feed(Input::Tick, None);
     }
 }
 
@@ -575,7 +310,7 @@ async fn run(mut config: Config, config_file: String) -> i32 {
     };
     // Hash seeds are random in production (HashDoS), fixed in simulation.
     let seed = alloc::random_seed();
-    let (disk, mut disk_done) = match disk::DiskWorker::start() {
+    let (disk, disk_done) = match disk::DiskWorker::start() {
         Ok(x) => x,
         Err(e) => {
             tracing::error!("cannot start the disk thread: {e}");
@@ -607,7 +342,7 @@ async fn run(mut config: Config, config_file: String) -> i32 {
         }
     };
     let mut node = Node::new(config, seed);
-    node.set_stopwatch(stopwatch_ns);
+    node.set_stopwatch(server::stopwatch_ns);
     node.acl = acl;
     node.start(now());
     // Load the dataset before listening, so no client ever sees a
@@ -617,22 +352,8 @@ async fn run(mut config: Config, config_file: String) -> i32 {
     tracing::info!("Server initialized");
     let load_started = std::time::Instant::now();
     let mut startup = disk::Blocking::default();
-    while node.persist.loading && !node.halted {
-        let mut progressed = false;
-        while let Some(out) = node.poll_output() {
-            match out {
-                Output::Disk { id, op } => {
-                    let result = startup.perform(op);
-                    node.handle(now(), Input::DiskDone { id, result });
-                    progressed = true;
-                }
-                Output::Fatal { .. } => return 1,
-                other => tracing::debug!("output during loading: {other:?}"),
-            }
-        }
-        if !progressed {
-            break;
-        }
+    if !server::load(&mut node, |op| startup.perform(op)) {
+        return 1;
     }
     let keys = node.persist.last_load_keys_loaded;
     if keys > 0 {
@@ -643,23 +364,8 @@ async fn run(mut config: Config, config_file: String) -> i32 {
             keys as f64 / secs.max(1e-6)
         );
     }
-    let shared = Rc::new(Shared {
-        node: RefCell::new(node),
-        routes: RefCell::new(HashMap::new()),
-        backlog: RefCell::new(HashMap::new()),
-        backlog_reports: RefCell::new(Vec::new()),
-        shutdown: Notify::new(),
-        disk,
-    });
-    // Disk completions go back to the node in order.
-    let shared_disk = shared.clone();
-    tokio::task::spawn_local(async move {
-        while let Some((id, result)) = disk_done.recv().await {
-            shared_disk.feed(Input::DiskDone { id, result }, None);
-        }
-    });
-    shared.feed(Input::Host(host_info(&config_file)), None);
-    let next_conn = Rc::new(RefCell::new(0u64));
+    let server = Server::new(node, platform(disk), disk_done);
+    server.input(Input::Host(host_info(&config_file)));
     let mut listening = 0;
     // `port 0` / `tls-port 0` disable that listener, as in Redis.
     let mut ports: Vec<(u16, Option<tokio_rustls::TlsAcceptor>)> = Vec::new();
@@ -686,12 +392,7 @@ async fn run(mut config: Config, config_file: String) -> i32 {
                     let kind = if tls.is_some() { " (TLS)" } else { "" };
                     tracing::info!("Ready to accept connections on {host}{kind}");
                     bound_here += 1;
-                    tokio::task::spawn_local(accept_loop(
-                        shared.clone(),
-                        l,
-                        tls.clone(),
-                        next_conn.clone(),
-                    ));
+                    tokio::task::spawn_local(server.clone().accept_loop(l, accepted(tls.clone())));
                 }
                 Err(e) if optional => tracing::debug!("skipping optional bind {host}: {e}"),
                 Err(e) => {
@@ -723,12 +424,7 @@ async fn run(mut config: Config, config_file: String) -> i32 {
                 }
                 tracing::info!("The server is now ready to accept connections at {unixsocket}");
                 listening += 1;
-                tokio::task::spawn_local(unix_accept_loop(
-                    shared.clone(),
-                    l,
-                    unixsocket.clone(),
-                    next_conn.clone(),
-                ));
+                tokio::task::spawn_local(unix_accept_loop(server.clone(), l, unixsocket.clone()));
             }
             Err(e) => {
                 tracing::error!("Failed opening Unix socket: {e}");
@@ -740,7 +436,6 @@ async fn run(mut config: Config, config_file: String) -> i32 {
         tracing::error!("Configured to not listen anywhere, exiting.");
         return 1;
     }
-    tokio::task::spawn_local(tick_loop(shared.clone()));
     let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {
         Ok(s) => s,
@@ -753,14 +448,14 @@ async fn run(mut config: Config, config_file: String) -> i32 {
     // Shutdown, as a SHUTDOWN command does.
     loop {
         tokio::select! {
-            _ = shared.shutdown.notified() => break,
+            _ = server.stopped() => break,
             _ = sigterm.recv() => {
                 tracing::info!("Received SIGTERM scheduling shutdown...");
-                shared.feed(Input::ShutdownSignal, None);
+                server.input(Input::ShutdownSignal);
             }
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("Received SIGINT scheduling shutdown...");
-                shared.feed(Input::ShutdownSignal, None);
+                server.input(Input::ShutdownSignal);
             }
         }
     }
