@@ -632,6 +632,22 @@ fn lazy_expire_and_overwrite_match_redis() {
     big(&mut p, "e");
     p.same(&["PEXPIRE", "e", "1"]);
     expect(&mut p, 3, "an active expiry under lazyfree-lazy-expire");
+    // A TTL in the past deletes at once, under the same setting.
+    big(&mut p, "f");
+    p.same(&["EXPIRE", "f", "-1"]);
+    expect(&mut p, 4, "EXPIRE in the past under lazyfree-lazy-expire");
+    // RENAME's overwritten target is a server-side deletion.
+    big(&mut p, "g");
+    p.same(&["SET", "h", "x"]);
+    p.same(&["RENAME", "h", "g"]);
+    expect(&mut p, 4, "RENAME without lazyfree-lazy-server-del");
+    p.same(&["CONFIG", "SET", "lazyfree-lazy-server-del", "yes"]);
+    p.same(&["DEL", "g"]); // a string now: small, freed inline
+    big(&mut p, "g");
+    p.same(&["SET", "h", "x"]);
+    p.same(&["RENAME", "h", "g"]);
+    expect(&mut p, 5, "RENAME under lazyfree-lazy-server-del");
+    p.same(&["CONFIG", "SET", "lazyfree-lazy-server-del", "no"]);
     p.same(&["DBSIZE"]);
     p.same(&["CONFIG", "SET", "lazyfree-lazy-expire", "no"]);
     p.same(&["CONFIG", "RESETSTAT"]);

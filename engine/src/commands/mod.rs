@@ -349,6 +349,11 @@ impl Ctx<'_> {
         let lazy = match self.cmd.name.as_str() {
             "unlink" => true,
             "del" => self.node.config.lazyfree_lazy_user_del,
+            // A TTL set in the past deletes under lazyfree-lazy-expire
+            // (Redis's expireGenericCommand and GETEX).
+            "expire" | "pexpire" | "expireat" | "pexpireat" | "getex" => {
+                self.node.config.lazyfree_lazy_expire
+            }
             _ => self.node.config.lazyfree_lazy_server_del,
         };
         if lazy {
