@@ -606,23 +606,25 @@ impl Ctx<'_> {
     /// deadline, as Redis's `getTimeoutFromObjectOrReply`: 0 means forever.
     pub fn parse_timeout(&mut self, i: usize) -> Option<Option<Time>> {
         // Redis reads a long double: beyond a double's range a huge value
-        // still parses (and truncates to LLONG_MIN below: "negative"), and
-        // a tiny one truncates to 0 ms (no timeout).
+        // still parses (and becomes LLONG_MIN below: "negative"), and a
+        // tiny one rounds up to 1 ms (or, negative, to 0: no timeout).
         let secs = match crate::numeric::parse_f64(&self.argv[i]) {
             Some(s) => s,
             None => match crate::numeric::LongDouble::parse(&self.argv[i]) {
                 Some(ld) if (ld.to_bits() >> 64) & 0x7fff >= 0x3fff => f64::INFINITY,
-                Some(_) => 0.0,
+                Some(ld) if ld.to_bits() >> 79 & 1 == 1 => 0.0,
+                Some(_) => f64::MIN_POSITIVE,
                 None => {
                     self.error("ERR timeout is not a float or out of range");
                     return None;
                 }
             },
         };
-        // Redis truncates to whole milliseconds in a long long before
-        // checking the sign; on x86 an out-of-range value (inf, 1e100)
-        // becomes LLONG_MIN, so it too is "negative".
-        let ms = (secs * 1000.0).trunc();
+        // Redis rounds up to whole milliseconds (`ceill`, so 0.0001 is 1 ms,
+        // not "forever") in a long long before checking the sign; on x86 an
+        // out-of-range value (inf, 1e100) becomes LLONG_MIN, so it too is
+        // "negative".
+        let ms = (secs * 1000.0).ceil();
         if ms < 0.0 || !ms.is_finite() || ms >= i64::MAX as f64 {
             self.error("ERR timeout is negative");
             return None;

@@ -16,6 +16,8 @@ enum Step {
     Cmd(usize, &'static str),
     /// Read whatever the client has within a short wait.
     Expect(usize),
+    /// Send and read the reply without logging it (HELLO: ids differ).
+    Quiet(usize, &'static str),
     Sleep(u64),
 }
 
@@ -40,6 +42,10 @@ fn run(server: &Server, clients: usize, steps: &[Step]) -> Vec<String> {
                 let args: Vec<&str> = line.split(' ').collect();
                 let r = conns[*i].cmd_str(&args);
                 log.push(format!("{i} {line} -> {}", show(&r)));
+            }
+            Quiet(i, line) => {
+                let args: Vec<&str> = line.split(' ').collect();
+                conns[*i].cmd_str(&args);
             }
             Expect(i) => {
                 let r = conns[*i].try_reply(Duration::from_millis(150));
@@ -220,6 +226,197 @@ fn keys_arriving_by_rename_move_copy_and_swapdb_wake_waiters() {
             Cmd(4, "RPUSH s x"),
             Cmd(4, "SWAPDB 0 1"),
             Expect(3),
+        ],
+    );
+}
+
+#[test]
+fn blocking_commands_inside_multi_do_not_block() {
+    compare(
+        2,
+        &[
+            Cmd(0, "MULTI"),
+            Cmd(0, "BLPOP k 0"),
+            Cmd(0, "BRPOP k 1"),
+            Cmd(0, "BLMOVE k d LEFT RIGHT 0"),
+            Cmd(0, "BRPOPLPUSH k d 0"),
+            Cmd(0, "BLMPOP 0 1 k LEFT"),
+            Cmd(0, "BZPOPMIN z 0"),
+            Cmd(0, "BZPOPMAX z 0"),
+            Cmd(0, "BZMPOP 0 1 z MIN"),
+            Cmd(0, "RPUSH k a b"),
+            Cmd(0, "ZADD z 1 m 2 n"),
+            Cmd(0, "BLPOP k 0"),
+            Cmd(0, "BLMPOP 0 1 k RIGHT COUNT 5"),
+            Cmd(0, "BZPOPMAX z 0"),
+            Cmd(0, "BZMPOP 0 1 z MIN COUNT 3"),
+            Cmd(0, "EXEC"),
+            Cmd(1, "EXISTS k z d"),
+        ],
+    );
+}
+
+/// A key filled and emptied again within one MULTI/EXEC or script serves
+/// nobody; filled by it, the waiters are served after the whole block.
+#[test]
+fn waiters_are_served_after_the_whole_exec_or_script() {
+    compare(
+        4,
+        &[
+            Send(0, "BLPOP k 0"),
+            Cmd(3, "MULTI"),
+            Cmd(3, "RPUSH k a"),
+            Cmd(3, "LPOP k"),
+            Cmd(3, "EXEC"),
+            Expect(0),
+            Cmd(
+                3,
+                "EVAL redis.call('rpush',KEYS[1],'x');return(redis.call('lpop',KEYS[1])) 1 k",
+            ),
+            Expect(0),
+            // Filled by the transaction: served once EXEC has run all of
+            // it, so the LLEN inside sees both elements.
+            Send(1, "BLPOP k 0"),
+            Cmd(3, "MULTI"),
+            Cmd(3, "RPUSH k a b"),
+            Cmd(3, "LLEN k"),
+            Cmd(3, "EXEC"),
+            Expect(0),
+            Expect(1),
+            Cmd(3, "LLEN k"),
+            Send(0, "BZPOPMIN z 0"),
+            Cmd(
+                3,
+                "EVAL redis.call('zadd',KEYS[1],1,'a');return(redis.call('zcard',KEYS[1])) 1 z",
+            ),
+            Expect(0),
+            Cmd(3, "EXISTS z"),
+            // Replaced by another type before the block ends: the waiter
+            // keeps waiting, then is served by a later push.
+            Send(2, "BLPOP k 0"),
+            Cmd(3, "MULTI"),
+            Cmd(3, "RPUSH k a"),
+            Cmd(3, "DEL k"),
+            Cmd(3, "SET k v"),
+            Cmd(3, "EXEC"),
+            Expect(2),
+            Cmd(3, "DEL k"),
+            Cmd(3, "RPUSH k c"),
+            Expect(2),
+        ],
+    );
+}
+
+/// Keys made ready by one EXEC are served in the order they became ready;
+/// BLMOVE's push wakes the next waiter in the same round. The order shows
+/// in the destination list.
+#[test]
+fn wake_order_across_several_keys_and_clients() {
+    compare(
+        6,
+        &[
+            Send(0, "BLMOVE k1 out LEFT RIGHT 0"),
+            Send(1, "BLMOVE k2 out LEFT RIGHT 0"),
+            Send(2, "BLMOVE k3 out LEFT RIGHT 0"),
+            Send(3, "BLMOVE k2 out LEFT RIGHT 0"),
+            Send(4, "BLPOP out 0"),
+            Cmd(5, "MULTI"),
+            Cmd(5, "RPUSH k3 c"),
+            Cmd(5, "RPUSH k2 b1 b2"),
+            Cmd(5, "RPUSH k1 a"),
+            Cmd(5, "EXEC"),
+            Expect(0),
+            Expect(1),
+            Expect(2),
+            Expect(3),
+            Expect(4),
+            Cmd(5, "LRANGE out 0 -1"),
+            // A client blocked on several keys is served by the first of
+            // them to get data, once.
+            Send(0, "BLPOP x y z 0"),
+            Send(1, "BLPOP z y 0"),
+            Cmd(5, "MULTI"),
+            Cmd(5, "RPUSH z 1"),
+            Cmd(5, "RPUSH y 2"),
+            Cmd(5, "EXEC"),
+            Expect(0),
+            Expect(1),
+            Cmd(5, "EXISTS x y z"),
+        ],
+    );
+}
+
+#[test]
+fn sorted_set_waiters_order_and_replies() {
+    compare(
+        4,
+        &[
+            Send(0, "BZPOPMIN z 0"),
+            Send(1, "BZPOPMAX z 0"),
+            Send(2, "BZMPOP 0 2 y z MAX COUNT 2"),
+            Cmd(3, "ZADD z 1 a 2 b 3 c 4 d 5 e"),
+            Expect(0),
+            Expect(1),
+            Expect(2),
+            Cmd(3, "ZRANGE z 0 -1 WITHSCORES"),
+            // Woken by a key that now holds a list: keeps waiting.
+            Send(0, "BZPOPMIN w 0"),
+            Cmd(3, "MULTI"),
+            Cmd(3, "ZADD w 1 a"),
+            Cmd(3, "DEL w"),
+            Cmd(3, "RPUSH w x"),
+            Cmd(3, "EXEC"),
+            Expect(0),
+            Cmd(3, "DEL w"),
+            Cmd(3, "ZADD w 7 q"),
+            Expect(0),
+        ],
+    );
+}
+
+/// Fractional timeouts, RESP3's null for a timed-out pop, and bad
+/// timeouts' errors.
+#[test]
+fn fractional_timeouts_and_timeout_replies() {
+    compare(
+        3,
+        &[
+            Send(0, "BLPOP k 0.3"),
+            Sleep(700),
+            Expect(0),
+            Send(0, "BZPOPMIN z 0.2"),
+            Sleep(600),
+            Expect(0),
+            Send(0, "BLMOVE a b LEFT LEFT 0.2"),
+            Sleep(600),
+            Expect(0),
+            Quiet(1, "HELLO 3"),
+            Send(1, "BLMPOP 0.2 1 k LEFT"),
+            Sleep(600),
+            Expect(1),
+            Send(1, "BZMPOP 0.2 1 z MIN"),
+            Sleep(600),
+            Expect(1),
+            Send(1, "BLPOP k 0.2"),
+            Sleep(600),
+            Expect(1),
+            Cmd(2, "BLPOP k -1"),
+            Cmd(2, "BLPOP k abc"),
+            // Rounded up to 1 ms, not 0 (forever): these time out.
+            Send(0, "BLPOP k 0.0001"),
+            Sleep(300),
+            Expect(0),
+            Send(0, "BLPOP k 1e-400"),
+            Sleep(300),
+            Expect(0),
+            Cmd(2, "BLPOP k 1e400"),
+            Cmd(2, "BLPOP k 1e5000"),
+            Cmd(2, "BLPOP k inf"),
+            Cmd(2, "BLPOP k 1e20"),
+            Cmd(2, "BZPOPMIN z -0.5"),
+            Cmd(2, "BLMPOP 0 0 k LEFT"),
+            Cmd(2, "BLMPOP 0 1 k MIDDLE"),
+            Cmd(2, "CLIENT UNBLOCK 1 TIMEOUT"),
         ],
     );
 }

@@ -100,12 +100,25 @@ fn int_score(s: f64) -> Option<i64> {
     }
 }
 
+/// How an entry's score is stored (the low two bits of its header).
+const SCORE_F64: u64 = 0;
+/// A zigzag varint ([`int_score`]).
+const SCORE_INT: u64 = 1;
+/// A score that an f32 holds exactly (1.5, 0.25, inf): 4 bytes, not 8.
+const SCORE_F32: u64 = 2;
+
 fn encode_entry(out: &mut Vec<u8>, score: f64, m: &[u8]) {
     let int = int_score(score);
-    put_varint(out, ((m.len() as u64) << 1) | int.is_some() as u64);
+    let kind = match int {
+        Some(_) => SCORE_INT,
+        None if (score as f32) as f64 == score => SCORE_F32,
+        None => SCORE_F64,
+    };
+    put_varint(out, ((m.len() as u64) << 2) | kind);
     out.extend_from_slice(m);
     match int {
         Some(i) => put_varint(out, ((i << 1) ^ (i >> 63)) as u64),
+        None if kind == SCORE_F32 => out.extend_from_slice(&(score as f32).to_le_bytes()),
         None => out.extend_from_slice(&score.to_bits().to_le_bytes()),
     }
 }
@@ -113,18 +126,28 @@ fn encode_entry(out: &mut Vec<u8>, score: f64, m: &[u8]) {
 /// Decodes the entry at `pos`: (score, member, offset of the next entry).
 fn decode_entry(buf: &[u8], pos: usize) -> (f64, &[u8], usize) {
     let (h, p) = get_varint(buf, pos);
-    let end = p.saturating_add((h >> 1) as usize).min(buf.len());
+    let end = p.saturating_add((h >> 2) as usize).min(buf.len());
     let m = &buf[p..end];
-    if h & 1 == 1 {
-        let (z, q) = get_varint(buf, end);
-        let i = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        (i as f64, m, q)
-    } else {
-        let mut b = [0u8; 8];
-        if let Some(s) = buf.get(end..end + 8) {
-            b.copy_from_slice(s);
+    match h & 3 {
+        SCORE_INT => {
+            let (z, q) = get_varint(buf, end);
+            let i = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            (i as f64, m, q)
         }
-        (f64::from_bits(u64::from_le_bytes(b)), m, end + 8)
+        SCORE_F32 => {
+            let mut b = [0u8; 4];
+            if let Some(s) = buf.get(end..end + 4) {
+                b.copy_from_slice(s);
+            }
+            (f32::from_le_bytes(b) as f64, m, end + 4)
+        }
+        _ => {
+            let mut b = [0u8; 8];
+            if let Some(s) = buf.get(end..end + 8) {
+                b.copy_from_slice(s);
+            }
+            (f64::from_bits(u64::from_le_bytes(b)), m, end + 8)
+        }
     }
 }
 
@@ -3154,7 +3177,25 @@ mod tests {
     #[test]
     fn packed_entries_round_trip() {
         let mut p = Pack::default();
-        let scores = [0.0, -0.0, 1.5, -7.0, 1e300, f64::INFINITY, 4.5e18, -1e-300];
+        // Integers, f32-exact values (1.5, inf, 2^-20, 2^30+0.5 is not),
+        // and full doubles.
+        let scores = [
+            0.0,
+            -0.0,
+            1.5,
+            -7.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            4.5e18,
+            -1e-300,
+            0.1,
+            9.5367431640625e-7,
+            1073741824.5,
+            -3.25,
+            f32::MAX as f64,
+            f32::MIN_POSITIVE as f64 / 2.0,
+        ];
         for (i, s) in scores.iter().enumerate() {
             p.insert(*s, format!("k{i}").as_bytes());
         }
