@@ -292,6 +292,18 @@ pub fn propagate(node: &mut Node, db: usize, argv: Vec<Bytes>) {
     }
 }
 
+/// Effects recorded so far for the running top-level command (a script's
+/// `redis.set_repl` drops what its commands add while the AOF is off).
+pub(crate) fn pending_effects(node: &Node) -> usize {
+    node.aof.pending.len()
+}
+
+/// Drops the effects recorded after the first `keep` (see
+/// [`pending_effects`]).
+pub(crate) fn drop_effects_after(node: &mut Node, keep: usize) {
+    node.aof.pending.truncate(keep);
+}
+
 /// The top-level command ended: its effects go to the buffer, wrapped in
 /// MULTI/EXEC when there is more than one (as Redis 7.0 does).
 pub fn end_of_command(node: &mut Node) {

@@ -60,6 +60,9 @@ const BUSY_EVAL: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 const BUSY_FUNCTION: &str =
     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+/// `redis.set_repl` flags (Redis's `PROPAGATE_AOF | PROPAGATE_REPL`).
+const REPL_AOF: u8 = 1;
+const REPL_ALL: u8 = 3;
 const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const REPLAY_TOO_LONG: &str =
     "a script in the append only file ran past the loading limit of 10^8 Lua instructions";
@@ -101,6 +104,9 @@ struct ScriptEnv {
     /// replies it as the error (cleared when a pcall catches it).
     table_error: RefCell<Option<String>>,
     rand: RefCell<Rand48>,
+    /// `redis.set_repl` flags (Redis's PROPAGATE_AOF = 1, PROPAGATE_REPL =
+    /// 2): without the AOF bit the script's commands are not logged.
+    repl: Cell<u8>,
     /// The running script's sha or function name, and chunk name.
     name: RefCell<String>,
     source: Cell<&'static str>,
@@ -120,7 +126,9 @@ struct Function {
 }
 
 /// The coroutine a script runs on.
-type ScriptCoroutine = Coroutine<(), (), mlua::Result<LuaValue>, DefaultStack>;
+/// It returns the script's reply already in RESP: the conversion recurses
+/// as deep as the script's tables, on the script's stack.
+type ScriptCoroutine = Coroutine<(), (), mlua::Result<Vec<u8>>, DefaultStack>;
 
 /// A script suspended between two slices: it owns the Lua state until it
 /// finishes.
@@ -188,6 +196,7 @@ impl Scripting {
             last_error: RefCell::new(None),
             table_error: RefCell::new(None),
             rand: RefCell::new(Rand48::new(0)),
+            repl: Cell::new(REPL_ALL),
             name: RefCell::new(String::new()),
             source: Cell::new("user_script"),
         });
@@ -321,39 +330,37 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
             // script cannot re-enter EVAL (flagged noscript), so these are
             // the only references in use.
             let (node, client) = unsafe { (&mut *node, &mut *client) };
-            redis_call(lua, node, client, raise, argv, &env)
+            let (value, raise) = redis_call(lua, node, client, raise, argv, &env)?;
+            let err = if raise { value.clone() } else { LuaValue::Nil };
+            Ok((value, err))
+        })?;
+        redis.set(name, raising(lua, f, 1)?)?;
+    }
+    // Both return an error table for bad arguments instead of raising,
+    // as Redis does.
+    for (name, field) in [("error_reply", "err"), ("status_reply", "ok")] {
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            let t = lua.create_table()?;
+            match (args.len(), args.front()) {
+                (1, Some(LuaValue::String(s))) if field == "err" => {
+                    let mut text = s.as_bytes().to_vec();
+                    if text.first() != Some(&b'-') {
+                        text.insert(0, b'-');
+                    }
+                    t.set("err", lua.create_string(error_table_text(&text))?)?;
+                }
+                (1, Some(LuaValue::String(s))) => t.set("ok", s.clone())?,
+                _ => t.set("err", "ERR wrong number or type of arguments")?,
+            }
+            Ok(t)
         })?;
         redis.set(name, f)?;
     }
     redis.set(
-        "error_reply",
-        lua.create_function(|lua, msg: mlua::String| {
-            let t = lua.create_table()?;
-            t.set("err", msg)?;
-            Ok(t)
-        })?,
-    )?;
-    redis.set(
-        "status_reply",
-        lua.create_function(|lua, msg: mlua::String| {
-            let t = lua.create_table()?;
-            t.set("ok", msg)?;
-            Ok(t)
-        })?,
-    )?;
-    redis.set(
         "sha1hex",
         lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
     )?;
-    redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-    for (name, level) in [
-        ("LOG_DEBUG", 0),
-        ("LOG_VERBOSE", 1),
-        ("LOG_NOTICE", 2),
-        ("LOG_WARNING", 3),
-    ] {
-        redis.set(name, level)?;
-    }
+    install_script_api(lua, &redis, env)?;
     globals.raw_set("redis", redis)?;
     let math: LuaTable = globals.raw_get("math")?;
     let rand_env = env.clone();
@@ -371,6 +378,11 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
     globals.raw_set(
         "__table_error",
         lua.create_function(move |_, err: Option<mlua::String>| {
+            if err.is_none() {
+                // A pcall caught the error: a redis.call failure it raised
+                // is no longer the script's error.
+                *table_env.last_error.borrow_mut() = None;
+            }
             *table_env.table_error.borrow_mut() =
                 err.map(|e| String::from_utf8_lossy(&e.as_bytes()).into_owned());
             Ok(())
@@ -390,6 +402,18 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
             if not ok then table_error(nil) end
             return ok, ...
         end
+        -- Redis 7.0's pcall gives the text of an error table, not the table.
+        local function pcheck(ok, ...)
+            if not ok and killed() then error((...), 0) end
+            if ok then return ok, ... end
+            table_error(nil)
+            local e = ...
+            if type(e) == "table" then
+                local m = e.err
+                if type(m) == "string" or type(m) == "number" then return false, m end
+            end
+            return false, e
+        end
         rawset(_G, "error", function(e, level)
             if type(e) == "table" and type(rawget(e, "err")) == "string" then
                 table_error(rawget(e, "err"))
@@ -397,7 +421,7 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
             level = level or 1
             return error(e, level > 0 and level + 1 or level)
         end)
-        rawset(_G, "pcall", function(...) return check(basepcall(...)) end)
+        rawset(_G, "pcall", function(...) return pcheck(basepcall(...)) end)
         rawset(_G, "xpcall", function(...) return check(basexpcall(...)) end)
         rawset(_G, "__killed", nil)
         rawset(_G, "__table_error", nil)
@@ -461,9 +485,263 @@ fn install_globals(lua: &Lua, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
         for _, name in ipairs({"print", "newproxy", "setfenv", "getfenv", "loadfile", "dofile"}) do
             rawset(_G, name, nil)
         end
+        -- Functions run in Redis's other Lua state, whose globals are the
+        -- same but for redis.breakpoint, redis.debug and
+        -- redis.replicate_commands (EVAL only), and without KEYS/ARGV.
+        local fenv = {}
+        for k, v in next, _G do fenv[k] = v end
+        local fredis = {}
+        for k, v in next, real[rawget(_G, "redis")] do
+            if k ~= "breakpoint" and k ~= "debug" and k ~= "replicate_commands" then fredis[k] = v end
+        end
+        fenv.redis = readonly(fredis)
+        fenv._G = fenv
+        setmetatable(fenv, getmetatable(_G))
+        real[fenv] = fenv
+        return fenv
         "#,
     )
-    .exec()
+    .eval::<LuaTable>()
+    .and_then(|fenv| lua.set_named_registry_value(FUNCTION_ENV, fenv))
+}
+
+/// Where the globals of FCALL's functions are kept (registry name).
+const FUNCTION_ENV: &str = "cinnabar.function_env";
+
+/// Lua 5.1's `lua_tonumber`: numbers, and strings that read as numbers
+/// (else 0).
+fn lua_tonumber(v: Option<&LuaValue>) -> Option<f64> {
+    match v? {
+        LuaValue::Integer(n) => Some(*n as f64),
+        LuaValue::Number(n) => Some(*n),
+        LuaValue::String(s) => {
+            let b = s.as_bytes();
+            let t = std::str::from_utf8(&b).ok()?.trim();
+            if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                return u64::from_str_radix(hex, 16).ok().map(|n| n as f64);
+            }
+            let (v, used) = crate::commands::zsets::strtod(t.as_bytes());
+            (used > 0 && used == t.len()).then_some(v)
+        }
+        _ => None,
+    }
+}
+
+/// Wraps `inner` (which returns a value and an error: nil, a message or
+/// an error table) in a C function that raises the error as Redis's error
+/// table, or returns `results` (0 or 1) values. A C function, as Redis's
+/// are: a Lua wrapper would lose the script's frame in a tail call
+/// (`return redis.call(...)`), and with it the error's line.
+fn raising(lua: &Lua, inner: mlua::Function, results: i64) -> mlua::Result<mlua::Function> {
+    // SAFETY: plain Lua C API on the state mlua owns: the two arguments
+    // are on the stack and become the closure's upvalues.
+    unsafe {
+        lua.exec_raw::<mlua::Function>((inner, results), |l| {
+            ffi::lua_pushcclosure(l, raise_wrapper, 2);
+        })
+    }
+}
+
+/// The C function [`raising`] makes (upvalues: the inner function and
+/// the number of results).
+unsafe extern "C-unwind" fn raise_wrapper(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    let nargs = ffi::lua_gettop(l);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, nargs, 2);
+    match ffi::lua_type(l, -1) {
+        ffi::LUA_TNIL => {}
+        ffi::LUA_TSTRING => {
+            ffi::lua_createtable(l, 0, 1);
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setfield(l, -2, c"err".as_ptr());
+            // lua_error does not return; nothing here needs dropping.
+            ffi::lua_error(l);
+        }
+        _ => {
+            ffi::lua_error(l);
+        }
+    }
+    ffi::lua_pop(l, 1);
+    let results = ffi::lua_tointeger(l, ffi::lua_upvalueindex(2));
+    if results == 0 {
+        0
+    } else {
+        1
+    }
+}
+
+/// The parts of `redis` beyond call/pcall (Redis's `luaRegisterRedisAPI`
+/// and eval.c's debugger stubs): setresp, set_repl and its REPL_*
+/// constants, log and its LOG_* levels, acl_check_cmd, the version, and
+/// breakpoint/debug/replicate_commands as Redis answers them outside the
+/// debugger. Errors are raised as Redis's error tables, from Lua wrappers,
+/// so they carry the script's line and pcall sees their text.
+fn install_script_api(lua: &Lua, redis: &LuaTable, env: &Rc<ScriptEnv>) -> mlua::Result<()> {
+    let inside = |env: &ScriptEnv| !env.client.get().is_null();
+    // An error becomes the script's error reply (unless a pcall catches
+    // the table the wrapper raises).
+    let raised = |lua: &Lua, env: &ScriptEnv, msg: Option<&str>| -> Option<String> {
+        msg.map(|m| {
+            let full = format!("ERR {m}");
+            record_raise(lua, env, &full);
+            full
+        })
+    };
+    let e = env.clone();
+    let setresp = lua.create_function(move |lua, args: MultiValue| {
+        let check = || {
+            if !inside(&e) {
+                return Some("redis.setresp can only be called inside a script invocation");
+            }
+            if args.len() != 1 {
+                return Some("redis.setresp() requires one argument.");
+            }
+            let resp = crate::lua::cast_i32(lua_tonumber(args.front()).unwrap_or(0.0));
+            if resp != 2 && resp != 3 {
+                return Some("RESP version must be 2 or 3.");
+            }
+            // SAFETY: set by `slice` for the duration of this slice (see
+            // ScriptEnv); nothing else borrows the script client meanwhile.
+            unsafe { (*e.client.get()).reply.resp3 = resp == 3 };
+            None
+        };
+        Ok((LuaValue::Nil, raised(lua, &e, check())))
+    })?;
+    let e = env.clone();
+    let set_repl = lua.create_function(move |lua, args: MultiValue| {
+        let check = || {
+            if !inside(&e) {
+                return Some("redis.set_repl can only be called inside a script invocation");
+            }
+            if args.len() != 1 {
+                return Some("redis.set_repl() requires two arguments.");
+            }
+            let flags = crate::lua::cast_i32(lua_tonumber(args.front()).unwrap_or(0.0));
+            if flags & !(REPL_ALL as i32) != 0 {
+                return Some(
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                );
+            }
+            e.repl.set(flags as u8);
+            None
+        };
+        Ok((LuaValue::Nil, raised(lua, &e, check())))
+    })?;
+    // The engine has no log of its own: the message is checked, not kept.
+    let e = env.clone();
+    let log = lua.create_function(move |lua, args: MultiValue| {
+        let check = || {
+            if args.len() < 2 {
+                return Some("redis.log() requires two arguments or more.");
+            }
+            let Some(level) = lua_tonumber(args.front()) else {
+                return Some("First argument must be a number (log level).");
+            };
+            if !(0..=3).contains(&crate::lua::cast_i32(level)) {
+                return Some("Invalid debug level.");
+            }
+            None
+        };
+        Ok((LuaValue::Nil, raised(lua, &e, check())))
+    })?;
+    let e = env.clone();
+    let acl_check = lua.create_function(move |lua, args: MultiValue| {
+        let check = || -> mlua::Result<(Option<bool>, Option<&str>)> {
+            let (node, client) = (e.node.get(), e.client.get());
+            if node.is_null() || client.is_null() {
+                return Ok((
+                    None,
+                    Some("redis.acl_check_cmd can only be called inside a script invocation"),
+                ));
+            }
+            let mut argv: Vec<Bytes> = Vec::with_capacity(args.len());
+            for v in args.iter() {
+                match v {
+                    LuaValue::String(s) => argv.push(Bytes::copy_from_slice(&s.as_bytes())),
+                    LuaValue::Integer(n) => argv.push(Bytes::from(n.to_string())),
+                    LuaValue::Number(n) => {
+                        argv.push(Bytes::from(crate::numeric::fmt_double_17g(*n)))
+                    }
+                    _ => {
+                        return Ok((
+                            None,
+                            Some("Lua redis lib command arguments must be strings or integers"),
+                        ))
+                    }
+                }
+            }
+            if argv.is_empty() {
+                return Ok((
+                    None,
+                    Some("Please specify at least one argument for this redis lib call"),
+                ));
+            }
+            // SAFETY: as for redis.call (see install_globals).
+            let (node, client) = unsafe { (&*node, &*client) };
+            let cmd = crate::limits::lookup_renamed(&node.config, &argv[0]).and_then(|c| {
+                if c.is_container() {
+                    argv.get(1).and_then(|s| c.subcommand(s))
+                } else {
+                    Some(c)
+                }
+            });
+            let Some(cmd) = cmd.filter(|c| c.arity_ok(argv.len())) else {
+                return Ok((
+                    None,
+                    Some("Invalid command passed to redis.acl_check_cmd()"),
+                ));
+            };
+            Ok((
+                Some(node.acl.check(client.user.as_ref(), cmd, &argv).is_ok()),
+                None,
+            ))
+        };
+        let (v, err): (Option<bool>, Option<&str>) = check()?;
+        Ok((v, raised(lua, &e, err)))
+    })?;
+    redis.set("setresp", raising(lua, setresp, 0)?)?;
+    redis.set("set_repl", raising(lua, set_repl, 0)?)?;
+    redis.set("log", raising(lua, log, 0)?)?;
+    redis.set("acl_check_cmd", raising(lua, acl_check, 1)?)?;
+    let stubs: LuaTable = lua
+        .load(
+            r#"return {
+                breakpoint = function() return false end,
+                debug = function() end,
+                replicate_commands = function() return true end,
+            }"#,
+        )
+        .set_name("=redis_debugger")
+        .eval()?;
+    for pair in stubs.pairs::<String, mlua::Function>() {
+        let (name, f) = pair?;
+        redis.set(name, f)?;
+    }
+    for (name, value) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+        ("REDIS_VERSION_NUM", redis_version_num()),
+    ] {
+        redis.set(name, value)?;
+    }
+    redis.set("REDIS_VERSION", crate::REDIS_VERSION)?;
+    Ok(())
+}
+
+/// `REDIS_VERSION_NUM`: 0x00MMmmpp.
+fn redis_version_num() -> i64 {
+    crate::REDIS_VERSION
+        .split('.')
+        .map(|p| p.parse::<i64>().unwrap_or(0))
+        .fold(0, |acc, p| (acc << 8) | p)
 }
 
 /// This module's commands, by lowercase name.
@@ -487,6 +765,8 @@ pub fn handler(name: &str) -> Option<Handler> {
         "function|stats" => function_stats,
         "function|kill" => function_kill,
         "function|help" => function_help,
+        "function|dump" => function_dump,
+        "function|restore" => function_restore,
         _ => return None,
     })
 }
@@ -540,7 +820,8 @@ pub fn restore_library(node: &mut Node, code: &[u8]) -> Result<(), String> {
     if state.libraries.contains_key(&name) {
         return Err(format!("Library '{name}' already exists"));
     }
-    let functions = load_library(state, &name, code)?;
+    let loaded = load_library(state, code, &taken_by_others(&state.libraries, &name));
+    let functions = loaded?;
     state.libraries.insert(
         name,
         Library {
@@ -665,6 +946,7 @@ fn start(
     // AOF loading must run a script to its end, as Redis's loading does.
     let suspendable = !cx.node.aof.replaying;
     let lua = state.lua.clone();
+    let caller_resp3 = cx.client.reply.resp3;
     let co = Coroutine::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
         if suspendable {
             env.yielder.set(yielder as *const _);
@@ -679,7 +961,18 @@ fn start(
             func.call::<LuaValue>(())
         };
         env.yielder.set(std::ptr::null());
-        result
+        result.map(|v| {
+            // The script client's protocol as the script left it.
+            let client = env.client.get();
+            // SAFETY: set by `slice` for this slice, which is still running.
+            let script_resp3 = !client.is_null() && unsafe { (*client).reply.resp3 };
+            let mut out = crate::resp::ReplyBuf {
+                resp3: caller_resp3,
+                ..Default::default()
+            };
+            to_resp(&v, &mut out, REPLY_STACK_BASE, script_resp3);
+            out.buf.to_vec()
+        })
     });
     let mut running = Box::new(RunningScript {
         co: Some(co),
@@ -745,6 +1038,7 @@ fn prepare(
     env.hooks.set(0);
     env.killed.set(false);
     env.wrote.set(false);
+    env.repl.set(REPL_ALL);
     *env.last_error.borrow_mut() = None;
     *env.table_error.borrow_mut() = None;
     // Like Redis 7.0, math.random differs from call to call; here it is
@@ -754,7 +1048,7 @@ fn prepare(
 }
 
 /// Runs one slice of a script; `Some` once it has finished.
-fn slice(node: &mut Node, running: &mut RunningScript) -> Option<mlua::Result<LuaValue>> {
+fn slice(node: &mut Node, running: &mut RunningScript) -> Option<mlua::Result<Vec<u8>>> {
     let (Some(state), Some(co)) = (running.state.as_ref(), running.co.as_mut()) else {
         return Some(Err(mlua::Error::RuntimeError("script state lost".into())));
     };
@@ -773,7 +1067,7 @@ fn slice(node: &mut Node, running: &mut RunningScript) -> Option<mlua::Result<Lu
 /// A finished script's reply, for whichever client is still there to get it.
 pub struct ScriptReply {
     /// Converted to RESP when written, in the caller's protocol.
-    result: Result<LuaValue, String>,
+    result: Result<Vec<u8>, String>,
     /// The db the script's client ended in (SELECT inside a script).
     pub db: usize,
 }
@@ -782,7 +1076,7 @@ impl ScriptReply {
     /// Writes the reply (counting an error as Redis does).
     pub fn write(self, node: &mut Node, client: &mut Client) {
         match self.result {
-            Ok(v) => to_resp(&v, &mut client.reply, 0),
+            Ok(v) => client.reply.buf.extend_from_slice(&v),
             Err(msg) => {
                 node.count_error(&msg);
                 client.reply.error(&msg);
@@ -796,7 +1090,7 @@ impl ScriptReply {
 fn finish(
     node: &mut Node,
     running: Box<RunningScript>,
-    result: mlua::Result<LuaValue>,
+    result: mlua::Result<Vec<u8>>,
 ) -> ScriptReply {
     let mut running = running;
     let db = running.script_client.db;
@@ -899,46 +1193,37 @@ fn redis_call(
     raise: bool,
     argv: MultiValue,
     env: &ScriptEnv,
-) -> mlua::Result<LuaValue> {
+) -> mlua::Result<(LuaValue, bool)> {
     let read_only = env.read_only.get();
-    let last_error = &env.last_error;
-    // The innermost frame of the user's code (not our wrappers).
-    let line = (0..16)
-        .filter_map(|level| lua.inspect_stack(level))
-        .find(|d| {
-            let src = d.source();
-            [src.source, src.short_src].iter().any(|s| {
-                s.as_deref()
-                    .is_some_and(|s| s.contains("user_script") || s.contains("user_function"))
-            })
-        })
-        .map_or(0, |d| d.curr_line());
-    let fail = |msg: &str| -> mlua::Result<LuaValue> {
+    // Redis's error tables; redis.call's wrapper raises them. Errors of
+    // the call itself (not of its arguments) carry
+    // `ignore_error_stats_update`, as in Redis.
+    let fail_with = |msg: &str, ignore_stats: bool| -> mlua::Result<(LuaValue, bool)> {
         if raise {
-            *last_error.borrow_mut() = Some(CallError(format!(
-                "{msg} script: {}, on @{}:{line}.",
-                client_script_sha(lua),
-                lua.named_registry_value::<String>("__source")
-                    .unwrap_or_default()
-            )));
-            Err(mlua::Error::RuntimeError(msg.to_string()))
-        } else {
-            let t = lua.create_table()?;
-            t.set("err", msg)?;
-            Ok(LuaValue::Table(t))
+            record_raise(lua, env, msg);
         }
+        let t = lua.create_table()?;
+        t.set("err", msg)?;
+        if ignore_stats {
+            t.set("ignore_error_stats_update", true)?;
+        }
+        Ok((LuaValue::Table(t), raise))
     };
+    let fail = |msg: &str| fail_with(msg, true);
+    let arg_fail = |msg: &str| fail_with(msg, false);
     let mut args: Vec<Bytes> = Vec::with_capacity(argv.len());
     for v in argv.iter() {
         match v {
             LuaValue::String(s) => args.push(Bytes::copy_from_slice(&s.as_bytes())),
             LuaValue::Integer(n) => args.push(Bytes::from(n.to_string())),
             LuaValue::Number(n) => args.push(Bytes::from(crate::numeric::fmt_double_17g(*n))),
-            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+            _ => {
+                return arg_fail("ERR Lua redis lib command arguments must be strings or integers")
+            }
         }
     }
     if args.is_empty() {
-        return fail("ERR Please specify at least one argument for this redis lib call");
+        return arg_fail("ERR Please specify at least one argument for this redis lib call");
     }
     // rename-command applies to scripts too, as in Redis.
     let cmd = crate::limits::lookup_renamed(&node.config, &args[0]).and_then(|c| {
@@ -964,18 +1249,78 @@ fn redis_call(
         env.wrote.set(true);
     }
     client.reply.buf.clear();
+    let effects_before = crate::aof::pending_effects(node);
     node.execute(client, &args);
+    if env.repl.get() & REPL_AOF == 0 {
+        crate::aof::drop_effects_after(node, effects_before);
+    }
     let reply = client.reply.buf.split().freeze();
     let (value, _) = from_resp(lua, &reply)?;
-    if let LuaValue::Table(t) = &value {
-        if let Ok(LuaValue::String(e)) = t.get::<LuaValue>("err") {
-            if raise {
-                let msg = e.to_str().map(|s| s.to_string()).unwrap_or_default();
-                return fail(&msg);
+    if raise && reply.first() == Some(&b'-') {
+        if let LuaValue::Table(t) = &value {
+            if let Ok(LuaValue::String(e)) = t.raw_get::<LuaValue>("err") {
+                record_raise(lua, env, &String::from_utf8_lossy(&e.as_bytes()));
+                return Ok((value, true));
             }
         }
     }
-    Ok(value)
+    Ok((value, false))
+}
+
+/// The line of the innermost frame of the user's code (not our wrappers).
+fn script_line(lua: &Lua) -> i32 {
+    (0..16)
+        .filter_map(|level| lua.inspect_stack(level))
+        .find(|d| {
+            let src = d.source();
+            [src.source, src.short_src].iter().any(|s| {
+                s.as_deref()
+                    .is_some_and(|s| s.contains("user_script") || s.contains("user_function"))
+            })
+        })
+        .map_or(0, |d| d.curr_line())
+}
+
+/// Records the script's error reply for an error table about to be raised
+/// from one of the `redis` functions (`msg` carries its code), with the
+/// script's line, as Redis's error handler words it. A pcall that catches
+/// the error clears it.
+fn record_raise(lua: &Lua, env: &ScriptEnv, msg: &str) {
+    // The bare message too: a library's load error quotes it alone.
+    *env.table_error.borrow_mut() = Some(msg.to_string());
+    let line = script_line(lua);
+    *env.last_error.borrow_mut() = Some(CallError(format!(
+        "{msg} script: {}, on @{}:{line}.",
+        client_script_sha(lua),
+        lua.named_registry_value::<String>("__source")
+            .unwrap_or_default()
+    )));
+}
+
+/// Redis's `luaPushErrorBuff`: the text of an error table from an error
+/// reply (`-CODE message`, or a bare message that gets `ERR`), with
+/// newlines trimmed from the message's ends.
+fn error_table_text(reply: &[u8]) -> Vec<u8> {
+    let text = crate::resp::c_str(reply);
+    let (code, msg): (&[u8], &[u8]) = match text.strip_prefix(b"-") {
+        Some(rest) => match rest.iter().position(|&b| b == b' ') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (b"ERR", rest),
+        },
+        None => (b"ERR", text),
+    };
+    let start = msg
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(msg.len());
+    let end = msg
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(start, |i| i + 1);
+    let mut out = code.to_vec();
+    out.push(b' ');
+    out.extend_from_slice(&msg[start..end.max(start)]);
+    out
 }
 
 /// The running script's sha, stashed in the registry by `run`.
@@ -984,7 +1329,10 @@ fn client_script_sha(lua: &Lua) -> String {
         .unwrap_or_default()
 }
 
-/// Parses one RESP2 reply into a Lua value, as Redis's `redisProtocolToLuaType`.
+/// Parses one reply (RESP2, or RESP3 after `redis.setresp(3)`) into a Lua
+/// value, as Redis's `redisProtocolToLuaType`: RESP3 types become tables
+/// with one field (`map`, `set`, `double`, `big_number`,
+/// `verbatim_string`), null is nil and booleans are booleans.
 fn from_resp(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
     let bad = || mlua::Error::RuntimeError("bad reply".into());
     let eol = b.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
@@ -996,16 +1344,27 @@ fn from_resp(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
             .ok_or_else(bad)
     };
     let next = eol + 2;
+    let one_field = |name: &str, v: LuaValue| -> mlua::Result<LuaValue> {
+        let t = lua.create_table()?;
+        t.set(name, v)?;
+        Ok(LuaValue::Table(t))
+    };
+    let body = |n: i64| -> mlua::Result<(&[u8], usize)> {
+        let end = next
+            .checked_add(usize::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        Ok((b.get(next..end).ok_or_else(bad)?, end + 2))
+    };
     Ok(match b.first().ok_or_else(bad)? {
         b':' => (LuaValue::Integer(num()?), next),
-        b'+' => {
-            let t = lua.create_table()?;
-            t.set("ok", lua.create_string(head)?)?;
-            (LuaValue::Table(t), next)
-        }
+        b'+' => (
+            one_field("ok", LuaValue::String(lua.create_string(head)?))?,
+            next,
+        ),
         b'-' => {
             let t = lua.create_table()?;
-            t.set("err", lua.create_string(head)?)?;
+            t.set("err", lua.create_string(error_table_text(&b[..eol]))?)?;
+            t.set("ignore_error_stats_update", true)?;
             (LuaValue::Table(t), next)
         }
         b'$' => {
@@ -1013,12 +1372,11 @@ fn from_resp(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
             if n < 0 {
                 (LuaValue::Boolean(false), next)
             } else {
-                let end = next + n as usize;
-                let s = b.get(next..end).ok_or_else(bad)?;
-                (LuaValue::String(lua.create_string(s)?), end + 2)
+                let (s, end) = body(n)?;
+                (LuaValue::String(lua.create_string(s)?), end)
             }
         }
-        b'*' => {
+        b'*' | b'>' => {
             let n = num()?;
             if n < 0 {
                 (LuaValue::Boolean(false), next)
@@ -1033,27 +1391,104 @@ fn from_resp(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
                 (LuaValue::Table(t), pos)
             }
         }
+        b'%' | b'~' => {
+            let is_map = b[0] == b'%';
+            let inner = lua.create_table()?;
+            let mut pos = next;
+            for _ in 0..num()? {
+                let (k, used) = from_resp(lua, &b[pos..])?;
+                pos += used;
+                let v = if is_map {
+                    let (v, used) = from_resp(lua, &b[pos..])?;
+                    pos += used;
+                    v
+                } else {
+                    LuaValue::Boolean(true)
+                };
+                if !k.is_nil() {
+                    inner.set(k, v)?;
+                }
+            }
+            let name = if is_map { "map" } else { "set" };
+            (one_field(name, LuaValue::Table(inner))?, pos)
+        }
+        b'_' => (LuaValue::Nil, next),
+        b'#' => (LuaValue::Boolean(head == b"t"), next),
+        b',' => {
+            let (d, _) = crate::commands::zsets::strtod(head);
+            (one_field("double", LuaValue::Number(d))?, next)
+        }
+        b'(' => (
+            one_field("big_number", LuaValue::String(lua.create_string(head)?))?,
+            next,
+        ),
+        b'=' => {
+            let (s, end) = body(num()?)?;
+            let (format, text) = (s.get(..3).unwrap_or(s), s.get(4..).unwrap_or_default());
+            let t = lua.create_table()?;
+            t.set("string", lua.create_string(text)?)?;
+            t.set("format", lua.create_string(format)?)?;
+            (one_field("verbatim_string", LuaValue::Table(t))?, end)
+        }
+        b'|' => {
+            // Attributes are not shown to scripts: skipped, then the reply.
+            let mut pos = next;
+            for _ in 0..num()?.saturating_mul(2) {
+                pos += from_resp(lua, &b[pos..])?.1;
+            }
+            let (v, used) = from_resp(lua, &b[pos..])?;
+            (v, pos + used)
+        }
         _ => return Err(bad()),
     })
 }
 
-/// Converts a script's result to RESP, as Redis's `luaReplyToRedisReply`.
-fn to_resp(v: &LuaValue, out: &mut crate::resp::ReplyBuf, depth: usize) {
+/// Lua 5.1's bound on a C function's stack slots (`LUAI_MAXCSTACK`).
+const LUAI_MAXCSTACK: usize = 8000;
+/// Slots in use below a script's result when Redis converts it (measured:
+/// a result nested 7994 arrays deep converts, one more level does not).
+const REPLY_STACK_BASE: usize = 2;
+
+/// The bytes of a Lua string up to its first NUL, as Redis's `sdsnew` of
+/// `lua_tostring` keeps them.
+fn c_string(s: &mlua::String) -> Vec<u8> {
+    let b = s.as_bytes();
+    crate::resp::c_str(&b).to_vec()
+}
+
+/// Converts a script's result to RESP in the caller's protocol, as Redis's
+/// `luaReplyToRedisReply`. `script_resp3`: the script ended in RESP3
+/// (`redis.setresp(3)`), which makes booleans RESP3 booleans.
+fn to_resp(v: &LuaValue, out: &mut crate::resp::ReplyBuf, slots: usize, script_resp3: bool) {
+    // Redis converts on the Lua stack and needs 4 free slots per level:
+    // past LUAI_MAXCSTACK the value becomes this error. Each array level
+    // takes a slot, a map's key 3 and value 2, a set's member 2.
+    if slots + 4 > LUAI_MAXCSTACK {
+        return out.error("ERR reached lua stack limit");
+    }
     match v {
         LuaValue::String(s) => out.bulk(&s.as_bytes()),
+        LuaValue::Boolean(b) if script_resp3 => {
+            if out.resp3 {
+                out.buf
+                    .extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+            } else {
+                out.int(*b as i64);
+            }
+        }
         LuaValue::Boolean(true) => out.int(1),
         LuaValue::Boolean(false) => out.null(),
         LuaValue::Integer(n) => out.int(*n),
-        LuaValue::Number(n) => out.int(*n as i64),
+        LuaValue::Number(n) => out.int(crate::lua::cast_i64(*n)),
         LuaValue::Table(t) => {
-            if let Ok(LuaValue::String(e)) = t.get::<LuaValue>("err") {
-                let msg = e.as_bytes().to_vec();
-                out.error_bytes(&msg);
+            let field = |name: &str| t.raw_get::<LuaValue>(name).unwrap_or(LuaValue::Nil);
+            if let LuaValue::String(e) = field("err") {
+                out.error_bytes(&c_string(&e));
                 return;
             }
-            if let Ok(LuaValue::String(ok)) = t.get::<LuaValue>("ok") {
+            if let LuaValue::String(ok) = field("ok") {
                 let mut line = b"+".to_vec();
-                line.extend(ok.as_bytes().iter().map(|&c| {
+                line.extend(c_string(&ok).iter().map(|&c| {
                     if c == b'\r' || c == b'\n' {
                         b' '
                     } else {
@@ -1064,11 +1499,75 @@ fn to_resp(v: &LuaValue, out: &mut crate::resp::ReplyBuf, depth: usize) {
                 out.buf.extend_from_slice(&line);
                 return;
             }
+            match field("double") {
+                LuaValue::Number(d) => return out.double(d),
+                LuaValue::Integer(n) => return out.double(n as f64),
+                _ => {}
+            }
+            if let LuaValue::String(n) = field("big_number") {
+                let n: Vec<u8> = n
+                    .as_bytes()
+                    .iter()
+                    .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+                    .collect();
+                if out.resp3 {
+                    out.buf.extend_from_slice(b"(");
+                    out.buf.extend_from_slice(&n);
+                    out.buf.extend_from_slice(b"\r\n");
+                } else {
+                    out.bulk(&n);
+                }
+                return;
+            }
+            if let LuaValue::Table(vt) = field("verbatim_string") {
+                let format = vt.raw_get::<LuaValue>("format");
+                let text = vt.raw_get::<LuaValue>("string");
+                if let (Ok(LuaValue::String(f)), Ok(LuaValue::String(text))) = (format, text) {
+                    // addReplyVerbatim copies three bytes of the format.
+                    let mut f = c_string(&f);
+                    f.resize(3, 0);
+                    if out.resp3 {
+                        let text = text.as_bytes();
+                        out.buf
+                            .extend_from_slice(format!("={}\r\n", text.len() + 4).as_bytes());
+                        out.buf.extend_from_slice(&f);
+                        out.buf.extend_from_slice(b":");
+                        out.buf.extend_from_slice(&text);
+                        out.buf.extend_from_slice(b"\r\n");
+                    } else {
+                        out.bulk(&text.as_bytes());
+                    }
+                    return;
+                }
+            }
+            if let LuaValue::Table(m) = field("map") {
+                let pairs: Vec<(LuaValue, LuaValue)> = m
+                    .pairs::<LuaValue, LuaValue>()
+                    .filter_map(Result::ok)
+                    .collect();
+                out.map(pairs.len());
+                for (k, v) in &pairs {
+                    to_resp(k, out, slots + 3, script_resp3);
+                    to_resp(v, out, slots + 2, script_resp3);
+                }
+                return;
+            }
+            if let LuaValue::Table(st) = field("set") {
+                let keys: Vec<LuaValue> = st
+                    .pairs::<LuaValue, LuaValue>()
+                    .filter_map(|kv| kv.ok().map(|(k, _)| k))
+                    .collect();
+                out.set(keys.len());
+                for k in &keys {
+                    to_resp(k, out, slots + 2, script_resp3);
+                }
+                return;
+            }
             // An array up to the first nil.
             let mut items = vec![];
             let mut i = 1;
             while let Ok(v) = t.raw_get::<LuaValue>(i) {
-                if v.is_nil() || depth > 100 {
+                if v.is_nil() {
                     break;
                 }
                 items.push(v);
@@ -1076,7 +1575,7 @@ fn to_resp(v: &LuaValue, out: &mut crate::resp::ReplyBuf, depth: usize) {
             }
             out.array(items.len());
             for v in &items {
-                to_resp(v, out, depth + 1);
+                to_resp(v, out, slots + 1, script_resp3);
             }
         }
         _ => out.null(),
@@ -1284,11 +1783,13 @@ pub fn function_load(cx: &mut Ctx) {
         let msg = format!("ERR Library '{name}' already exists");
         return cx.error(&msg);
     }
-    match load_library(state, &name, &code) {
+    let loaded = load_library(state, &code, &taken_by_others(&state.libraries, &name));
+    match loaded {
         Ok(functions) => {
             state
                 .libraries
                 .insert(name.clone(), Library { code, functions });
+            cx.dirty(1);
             cx.out().bulk(name.as_bytes());
         }
         Err(e) => cx.error(&e),
@@ -1300,15 +1801,39 @@ type Registered = (String, Vec<String>, mlua::Function);
 
 /// Runs a library's code with only `redis.register_function` and
 /// `redis.log` reachable, collecting the functions it registers.
-fn load_library(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<Function>, String> {
+/// `taken` says whether a function name belongs to another library of the
+/// set the new one joins.
+fn load_library(
+    state: &Scripting,
+    code: &[u8],
+    taken: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Function>, String> {
     state.env.hooks.set(0);
+    *state.env.table_error.borrow_mut() = None;
     state.env.loading.set(true);
-    let loaded = load_library_code(state, name, code);
+    let loaded = load_library_code(state, code, taken);
     state.env.loading.set(false);
     loaded
 }
 
-fn load_library_code(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<Function>, String> {
+/// What FUNCTION LOAD checks against: the functions of every library but
+/// the one being (re)loaded.
+fn taken_by_others<'a>(
+    libraries: &'a BTreeMap<String, Library>,
+    name: &'a str,
+) -> impl Fn(&str) -> bool + 'a {
+    move |fname| {
+        libraries
+            .iter()
+            .any(|(lib, l)| lib != name && l.functions.iter().any(|x| x.name == fname))
+    }
+}
+
+fn load_library_code(
+    state: &Scripting,
+    code: &[u8],
+    taken: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Function>, String> {
     let lua = &state.lua;
     let registered: std::cell::RefCell<Vec<Registered>> = std::cell::RefCell::new(Vec::new());
     let result = lua.scope(|scope| {
@@ -1340,7 +1865,20 @@ fn load_library_code(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<F
             Ok(())
         })?;
         redis.set("register_function", register)?;
-        redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+        // Redis's load-time `redis`: register_function, log and its levels,
+        // and the version.
+        let api: LuaTable = lua.globals().raw_get("redis")?;
+        for name in [
+            "log",
+            "LOG_DEBUG",
+            "LOG_VERBOSE",
+            "LOG_NOTICE",
+            "LOG_WARNING",
+            "REDIS_VERSION",
+            "REDIS_VERSION_NUM",
+        ] {
+            redis.set(name, api.get::<LuaValue>(name)?)?;
+        }
         // Anything else, in the environment or in `redis`, is an error
         // raised from Lua so it carries the caller's position.
         let guard: LuaTable = lua
@@ -1364,6 +1902,10 @@ fn load_library_code(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<F
             .exec()
     });
     if let Err(e) = result {
+        // An error table (redis.log's) is its own message.
+        if let Some(msg) = state.env.table_error.borrow_mut().take() {
+            return Err(format!("ERR Error registering functions: {msg}"));
+        }
         let msg = lua_message(&e);
         return Err(format!("ERR Error registering functions: ERR {msg}"));
     }
@@ -1373,17 +1915,15 @@ fn load_library_code(state: &Scripting, name: &str, code: &[u8]) -> Result<Vec<F
     }
     let mut out: Vec<Function> = Vec::new();
     for (fname, flags, f) in registered {
-        let taken_elsewhere = state
-            .libraries
-            .iter()
-            .any(|(lib, l)| lib != name && l.functions.iter().any(|x| x.name == fname));
-        if taken_elsewhere || out.iter().any(|x| x.name == fname) {
+        if taken(&fname) || out.iter().any(|x| x.name == fname) {
             return Err(format!("ERR Function {fname} already exists"));
         }
         // Registered in the restricted load environment, the function runs
         // in the scripting globals (redis.call, error, ...).
-        f.set_environment(lua.globals())
+        let fenv: LuaTable = lua
+            .named_registry_value(FUNCTION_ENV)
             .map_err(|e| e.to_string())?;
+        f.set_environment(fenv).map_err(|e| e.to_string())?;
         let callback = lua.create_registry_value(f).map_err(|e| e.to_string())?;
         out.push(Function {
             name: fname,
@@ -1460,7 +2000,10 @@ pub fn function_delete(cx: &mut Ctx) {
     let name = String::from_utf8_lossy(&cx.argv[2]).into_owned();
     let removed = scripting(cx.node).and_then(|s| s.libraries.remove(&name));
     match removed {
-        Some(_) => cx.out().ok(),
+        Some(_) => {
+            cx.dirty(1);
+            cx.out().ok()
+        }
         None => cx.error("ERR Library not found"),
     }
 }
@@ -1475,6 +2018,8 @@ pub fn function_flush(cx: &mut Ctx) {
     if let Some(s) = scripting(cx.node) {
         s.libraries.clear();
     }
+    // Logged to the AOF as itself, as Redis propagates it.
+    cx.dirty(1);
     cx.out().ok();
 }
 
@@ -1593,4 +2138,94 @@ pub fn function_stats(cx: &mut Ctx) {
 
 pub fn function_help(cx: &mut Ctx) {
     cx.reply_help("function");
+}
+
+/// FUNCTION DUMP: every library's code in Redis's payload format.
+pub fn function_dump(cx: &mut Ctx) {
+    let compress = cx.node.config.rdbcompression;
+    let codes = library_codes(cx.node);
+    let payload = crate::rdb::function_dump_payload(&codes, compress);
+    cx.out().bulk(&payload);
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE] (Redis's
+/// `functionRestoreCommand`): the payload's libraries are loaded into a
+/// set of their own, then replace the current set (FLUSH) or join it
+/// (APPEND refuses a library that exists, REPLACE drops it first); a
+/// function name held by another library refuses the whole payload.
+pub fn function_restore(cx: &mut Ctx) {
+    #[derive(PartialEq)]
+    enum Policy {
+        Append,
+        Replace,
+        Flush,
+    }
+    if cx.argv.len() > 4 {
+        return cx.error(
+            "ERR unknown subcommand or wrong number of arguments for 'restore'. Try FUNCTION HELP.",
+        );
+    }
+    let policy =
+        match cx.argv.get(3) {
+            None => Policy::Append,
+            Some(_) if cx.arg_is(3, "append") => Policy::Append,
+            Some(_) if cx.arg_is(3, "replace") => Policy::Replace,
+            Some(_) if cx.arg_is(3, "flush") => Policy::Flush,
+            Some(_) => return cx.error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
+        };
+    let codes = match crate::rdb::function_restore_codes(&cx.argv[2]) {
+        Ok(c) => c,
+        Err("payload version or checksum are wrong") => {
+            return cx.error("ERR DUMP payload version or checksum are wrong")
+        }
+        Err(e) => return cx.error(&format!("ERR {e}")),
+    };
+    let Some(state) = scripting(cx.node) else {
+        return cx.error("ERR Lua scripting is unavailable");
+    };
+    // functionsCreateWithLibraryCtx into the payload's own set.
+    let mut fresh: BTreeMap<String, Library> = BTreeMap::new();
+    for code in codes {
+        let loaded = library_name(&code).and_then(|name| {
+            if fresh.contains_key(&name) {
+                return Err(format!("ERR Library '{name}' already exists"));
+            }
+            let functions = load_library(state, &code, &taken_by_others(&fresh, &name))?;
+            Ok((name, functions))
+        });
+        match loaded {
+            Ok((name, functions)) => {
+                let code = Bytes::from(code);
+                fresh.insert(name, Library { code, functions });
+            }
+            Err(e) => return cx.error(&e),
+        }
+    }
+    if policy == Policy::Flush {
+        state.libraries = fresh;
+    } else {
+        // libraryJoin: libraries first, then function names against what
+        // stays.
+        for name in fresh.keys() {
+            if state.libraries.contains_key(name) && policy == Policy::Append {
+                return cx.error(&format!("ERR Library {name} already exists"));
+            }
+        }
+        let clash = fresh.values().flat_map(|l| l.functions.iter()).find(|f| {
+            state
+                .libraries
+                .iter()
+                .filter(|(n, _)| !fresh.contains_key(*n))
+                .any(|(_, l)| l.functions.iter().any(|x| x.name == f.name))
+        });
+        if let Some(f) = clash {
+            let msg = format!("ERR Function {} already exists", f.name);
+            return cx.error(&msg);
+        }
+        state.libraries.extend(fresh);
+    }
+    cx.dirty(1);
+    cx.out().ok();
 }

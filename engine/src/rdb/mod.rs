@@ -271,5 +271,31 @@ pub fn restore_payload_with_rng(
     read::read_payload_value(&payload[..payload.len() - 10], opts, rng)
 }
 
+/// FUNCTION DUMP's payload (Redis's `functionDumpCommand`): each
+/// library as `RDB_OPCODE_FUNCTION2` and its code (as `rdbSaveFunctions`
+/// writes them), the RDB version (2 bytes LE) and the CRC-64 (8 bytes LE).
+pub fn function_dump_payload(codes: &[bytes::Bytes], compress: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut lzf = lzf::Compressor::default();
+    for code in codes {
+        out.push(RDB_OPCODE_FUNCTION2);
+        write::write_string(&mut out, code, compress, &mut lzf);
+    }
+    out.extend_from_slice(&(RDB_VERSION as u16).to_le_bytes());
+    let crc = Crc64::checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// FUNCTION RESTORE's decoding: the payload's footer checked as
+/// [`verify_payload`] does, then the libraries' codes in payload order.
+/// Errors are Redis's texts without the `ERR ` prefix.
+pub fn function_restore_codes(payload: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    if verify_payload(payload).is_err() {
+        return Err("payload version or checksum are wrong");
+    }
+    read::function_records(payload)
+}
+
 #[cfg(test)]
 mod tests;

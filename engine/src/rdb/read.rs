@@ -681,3 +681,23 @@ fn zset_from_sorted(
     }
     Value::ZSet(ZSet::from_sorted(items, limits))
 }
+
+/// FUNCTION RESTORE's records (Redis's `functionRestoreCommand` loop): each
+/// an `RDB_OPCODE_FUNCTION2` opcode and a library's code, read while more
+/// than the 10-byte footer remains. `data` is the whole payload, footer
+/// included: like Redis, a string may run into the footer. Errors are
+/// Redis's texts (without the `ERR ` the command adds).
+pub(crate) fn function_records(data: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    let mut r = Reader { data, pos: 0 };
+    let mut codes = Vec::new();
+    while r.remaining() > 10 {
+        match r.u8().map_err(|_| "can not read data type")? {
+            RDB_OPCODE_FUNCTION => return Err("Pre-GA function format not supported"),
+            RDB_OPCODE_FUNCTION2 => {}
+            _ => return Err("given type is not a function"),
+        }
+        let code = r.string().map_err(|_| "Failed loading library payload")?;
+        codes.push(code.into_owned());
+    }
+    Ok(codes)
+}
