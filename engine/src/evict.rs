@@ -774,6 +774,32 @@ mod tests {
     }
 
     #[test]
+    fn maxmemory_clients_limit() {
+        let ok = |v: &str| canonical_maxmemory_clients(v);
+        assert_eq!(ok("10%").as_deref(), Ok("10%"));
+        assert_eq!(ok("0%").as_deref(), Ok("0"));
+        assert_eq!(ok("1mb").as_deref(), Ok("1048576"));
+        assert!(ok("101%").unwrap_err().contains("less or equal to 100"));
+        assert!(ok("9223372036854775808").unwrap_err().contains("100"));
+        for bad in ["-1", "abc", "007%", "+5%", "%", "1.5%", "-5%", "1gb%"] {
+            assert!(ok(bad).unwrap_err().contains("memory or percent"), "{bad}");
+        }
+        let limit = |clients: &str, maxmemory: i64| {
+            let config = crate::Config {
+                maxmemory_clients: clients.into(),
+                maxmemory,
+                ..Default::default()
+            };
+            client_eviction_limit(&config)
+        };
+        assert_eq!(limit("0", 1 << 30), 0);
+        assert_eq!(limit("10%", 0), 0, "a percentage needs maxmemory");
+        assert_eq!(limit("10%", 100 << 20), 10 << 20);
+        assert_eq!(limit("1000", 0), 128 * 1024, "Redis's floor");
+        assert_eq!(limit("1048576", 0), 1 << 20);
+    }
+
+    #[test]
     fn budget_matches_redis_time_limits() {
         assert_eq!(key_budget(0), 0);
         assert_eq!(key_budget(10), 500);

@@ -753,6 +753,10 @@ fn config_rewrite_matches_redis() {
             "12",
             "save",
             "100 10 50 5",
+            "maxmemory-clients",
+            "1mb",
+            "lazyfree-lazy-expire",
+            "yes",
         ]);
         assert_eq!(set, b"+OK\r\n");
         let rw = conn.cmd_str(&["CONFIG", "REWRITE"]);
