@@ -1714,10 +1714,20 @@ impl Node {
             return Vec::new();
         }
         // Pops from the first non-empty of several keys: Redis signals only
-        // that key, which their handlers touch themselves.
+        // that key; COPY and MOVE write in another db. Their handlers touch
+        // what they modify themselves.
         if matches!(
             cmd.name.as_str(),
-            "blpop" | "brpop" | "lmpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop"
+            "blpop"
+                | "brpop"
+                | "lmpop"
+                | "blmpop"
+                | "bzpopmin"
+                | "bzpopmax"
+                | "zmpop"
+                | "bzmpop"
+                | "copy"
+                | "move"
         ) {
             return Vec::new();
         }

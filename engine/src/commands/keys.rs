@@ -437,6 +437,8 @@ pub fn copy(cx: &mut Ctx) {
     }
     cx.node.signal_ready(dst_db, &dst);
     cx.dirty(1);
+    // WATCH: the destination, in its own db (the node leaves COPY to us).
+    cx.node.touch_key(cx.client, dst_db, &dst);
     cx.notify_new(&dst, dst_db);
     cx.notify_in_db(GENERIC, "copy_to", &dst, dst_db);
     cx.out().int(1);
@@ -476,6 +478,10 @@ pub fn move_(cx: &mut Ctx) {
     }
     cx.node.signal_ready(dst_db, &key);
     cx.dirty(1);
+    // WATCH: the key in both dbs, as Redis signals it.
+    let db = cx.client.db;
+    cx.node.touch_key(cx.client, db, &key);
+    cx.node.touch_key(cx.client, dst_db, &key);
     cx.notify_new(&key, dst_db);
     cx.notify(GENERIC, "move_from", &key);
     cx.notify_in_db(GENERIC, "move_to", &key, dst_db);
@@ -537,8 +543,20 @@ pub fn object_refcount(cx: &mut Ctx) {
             .exec_argv_values
             .iter()
             .any(|(d, k)| *d == db && *k == key);
+    // Under an LRU or LFU maxmemory policy Redis creates integers as
+    // objects of their own (MAXMEMORY_FLAG_NO_SHARED_INTEGERS), since a
+    // shared object cannot keep one key's access time. Judged by the
+    // current policy: Redis remembers the policy each object was made under.
+    let policy = cx.node.policy();
+    let unshared = cx.node.config.maxmemory != 0
+        && (policy.is_lfu()
+            || matches!(
+                policy,
+                crate::evict::Policy::AllKeysLru | crate::evict::Policy::VolatileLru
+            ));
     let rc = cx.lookup_read_notouch(&key).map(|e| match &e.value {
         Value::Str(s) => match super::strings::refcount(s) {
+            n if n > 1 && unshared => 1 + from_argv as i64,
             1 if from_argv => 2,
             n => n,
         },
