@@ -21,7 +21,7 @@ const DBS_PER_CALL: usize = 16;
 
 pub fn active_expire_cycle(node: &mut Node) {
     let effort = node.config.active_expire_effort.clamp(1, 10) as usize - 1;
-    let per_loop = KEYS_PER_LOOP + KEYS_PER_LOOP / 4 * effort;
+    let per_loop = crate::buggify::shrink(KEYS_PER_LOOP + KEYS_PER_LOOP / 4 * effort, 1);
     let acceptable = ACCEPTABLE_STALE_PCT.saturating_sub(effort);
     let now_ms = node.now.as_millis();
     let ndb = node.dbs.len();

@@ -17,6 +17,7 @@
 
 pub mod acl;
 pub mod aof;
+pub mod buggify;
 pub mod check;
 pub mod command;
 pub mod commands;

@@ -846,7 +846,8 @@ impl Node {
 
     /// When the driver should next send [`Input::Tick`].
     pub fn poll_timeout(&self) -> Option<Time> {
-        if self.running_script.is_some() {
+        if self.running_script.is_some() || crate::buggify::chance(0.02) {
+            // (Buggify: a spurious early wake-up.)
             // The next slice of the script, as soon as the host can.
             return Some(self.now);
         }
@@ -944,8 +945,14 @@ impl Node {
         self.stats.net_input_bytes += data.len() as u64;
         c.last_interaction = self.now;
         if !c.close_after_reply {
-            c.querybuf.extend_from_slice(data);
+            // Buggify: parse the input in two pieces (a short read).
+            let cut = crate::buggify::split_at(data.len(), 0.1).unwrap_or(data.len());
+            c.querybuf.extend_from_slice(&data[..cut]);
             self.process_input(&mut c);
+            if cut < data.len() && !c.close_after_reply {
+                c.querybuf.extend_from_slice(&data[cut..]);
+                self.process_input(&mut c);
+            }
         }
         self.after_input_of(c);
     }
@@ -1941,8 +1948,12 @@ impl Node {
     /// Moves a client's buffered reply to the output queue.
     fn flush(&mut self, c: &mut Client) {
         if !c.reply.buf.is_empty() {
-            let data = c.reply.buf.split().freeze();
+            let mut data = c.reply.buf.split().freeze();
             self.stats.net_output_bytes += data.len() as u64;
+            if let Some(at) = crate::buggify::split_at(data.len(), 0.1) {
+                let head = data.split_to(at);
+                self.outputs.push_back(Output::Send { conn: c.conn, data: head });
+            }
             self.outputs.push_back(Output::Send { conn: c.conn, data });
         }
     }

@@ -8,7 +8,8 @@
 //! Options: `--seed N`, `--seeds A..B`, `--scenario quiet|net|crash-disk|swarm`
 //! (default swarm), `--persistence none|snapshot|always|everysec` (forced
 //! mode), `--duration S` (virtual seconds of the safety phase, default 10),
-//! `--clients N`, `--trace` (print every event), `--emulate-known-bugs`
+//! `--clients N`, `--buggify on|off` (force the engine's BUGGIFY hooks;
+//! otherwise each seed picks), `--trace` (print every event), `--emulate-known-bugs`
 //! (the model imitates the engine bugs listed in `KNOWN_ENGINE_BUGS`, to
 //! look past them), `--plant BUG` (a planted engine bug; needs
 //! `--features planted-bugs`). A failure prints the seed and the command
@@ -32,13 +33,15 @@ struct Args {
     plant: Vec<String>,
     /// Forced persistence mode (crash-disk and swarm).
     persistence: Option<Persistence>,
+    /// Forced BUGGIFY setting (otherwise each seed picks).
+    buggify: Option<bool>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cinnabar-sim [--seed N | --seeds A..B] [--scenario quiet|net|crash-disk|swarm] \
          [--persistence none|snapshot|always|everysec] [--duration SECONDS] [--clients N] \
-         [--trace] [--emulate-known-bugs] [--plant BUG]..."
+         [--buggify on|off] [--trace] [--emulate-known-bugs] [--plant BUG]..."
     );
     std::process::exit(2)
 }
@@ -53,6 +56,7 @@ fn parse_args() -> Args {
         emulate_known_bugs: false,
         plant: Vec::new(),
         persistence: None,
+        buggify: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -77,6 +81,13 @@ fn parse_args() -> Args {
             "--persistence" => {
                 a.persistence = Some(Persistence::parse(&val()).unwrap_or_else(|| usage()))
             }
+            "--buggify" => {
+                a.buggify = Some(match val().as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => usage(),
+                })
+            }
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -97,6 +108,9 @@ fn replay_command(seed: u64, a: &Args) -> String {
     }
     if let Some(c) = a.clients {
         s.push_str(&format!(" --clients {c}"));
+    }
+    if let Some(b) = a.buggify {
+        s.push_str(if b { " --buggify on" } else { " --buggify off" });
     }
     if a.emulate_known_bugs {
         s.push_str(" --emulate-known-bugs");
@@ -150,6 +164,9 @@ fn main() -> ExitCode {
         }
         if let Some(c) = args.clients {
             cfg.clients = c;
+        }
+        if let Some(b) = args.buggify {
+            cfg.buggify = b;
         }
         if args.emulate_known_bugs {
             cfg.emulate = cinnabar_sim::model::KnownBug::ALL.to_vec();

@@ -124,6 +124,12 @@ pub enum Expect {
     /// Refused before running: an error with this code (LOADING,
     /// MISCONF).
     Refused(&'static str),
+    /// An error starting with this text (a script error carries the
+    /// script's sha and line after the command's own message).
+    ErrorPrefix(String),
+    /// An array of replies, each checked by its own expectation (EXEC, a
+    /// script returning the replies of its calls).
+    Tuple(Vec<Expect>),
 }
 
 /// A command the workload issues. Each variant is modelled exactly.
@@ -206,7 +212,80 @@ pub enum Cmd {
     ZIncrBy(Vec<u8>, f64, Vec<u8>),
     ZRange(Vec<u8>, i64, i64, bool),
     ZRank(Vec<u8>, Vec<u8>),
+    // lists, moving and blocking
+    LMove {
+        src: Vec<u8>,
+        dst: Vec<u8>,
+        from_left: bool,
+        to_left: bool,
+    },
+    /// BLPOP / BRPOP keys... timeout (never 0: a client would wait forever).
+    BPop {
+        keys: Vec<Vec<u8>>,
+        left: bool,
+        timeout_ms: u64,
+    },
+    BlMove {
+        src: Vec<u8>,
+        dst: Vec<u8>,
+        from_left: bool,
+        to_left: bool,
+        timeout_ms: u64,
+    },
+    // transactions (modelled per connection in `crate::session`)
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Vec<u8>>),
+    Unwatch,
+    // scripts
+    /// EVAL (or EVALSHA when `by_sha`) of `script`; `calls` are the
+    /// commands a batch script runs, `keys` the KEYS of the others.
+    Eval {
+        script: Script,
+        by_sha: bool,
+        calls: Vec<Cmd>,
+        keys: Vec<Vec<u8>>,
+    },
+    ScriptLoad(Script),
 }
+
+/// The Lua scripts the workload runs. Each is small enough for the model to
+/// predict exactly what it does and returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Script {
+    /// Runs the commands encoded in ARGV (`n arg1 .. argn`, repeated) with
+    /// `redis.pcall` and returns their replies as an array (errors as error
+    /// elements).
+    PCalls,
+    /// The same with `redis.call`: the first error ends the script with it,
+    /// the writes before it stay (scripts are atomic, not transactional).
+    Calls,
+    /// A read then a write that depends on it: copies the string at KEYS[1]
+    /// to KEYS[2] (returns 1), or returns 0 if it is not a string.
+    Copy,
+}
+
+impl Script {
+    pub const ALL: [Script; 3] = [Script::PCalls, Script::Calls, Script::Copy];
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Script::PCalls => SCRIPT_PCALLS,
+            Script::Calls => SCRIPT_CALLS,
+            Script::Copy => SCRIPT_COPY,
+        }
+    }
+
+    /// The SHA1 EVALSHA names it by.
+    pub fn sha(self) -> String {
+        sha1_smol::Sha1::from(self.text()).digest().to_string()
+    }
+}
+
+const SCRIPT_PCALLS: &str = "local r = {}\nlocal i = 1\nwhile i <= #ARGV do\n  local n = tonumber(ARGV[i])\n  local a = {}\n  for j = 1, n do a[j] = ARGV[i + j] end\n  r[#r + 1] = redis.pcall(unpack(a))\n  i = i + n + 1\nend\nreturn r\n";
+const SCRIPT_CALLS: &str = "local r = {}\nlocal i = 1\nwhile i <= #ARGV do\n  local n = tonumber(ARGV[i])\n  local a = {}\n  for j = 1, n do a[j] = ARGV[i + j] end\n  r[#r + 1] = redis.call(unpack(a))\n  i = i + n + 1\nend\nreturn r\n";
+const SCRIPT_COPY: &str = "local v = redis.pcall('GET', KEYS[1])\nif type(v) ~= 'string' then return 0 end\nredis.call('SET', KEYS[2], v)\nreturn 1\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ttl {
@@ -246,6 +325,19 @@ pub enum ExpireFlag {
     Xx,
     Gt,
     Lt,
+}
+
+fn side(left: bool) -> &'static str {
+    if left {
+        "LEFT"
+    } else {
+        "RIGHT"
+    }
+}
+
+/// A blocking timeout in seconds with millisecond fractions ("0.25").
+pub fn fmt_timeout(ms: u64) -> Vec<u8> {
+    format!("{}.{:03}", ms / 1000, ms % 1000).into_bytes()
 }
 
 /// Formats a score as Redis's `%.17g` would for the values we generate
@@ -549,8 +641,135 @@ impl Cmd {
                 a.push(k.clone());
                 a.push(m.clone());
             }
+            Cmd::LMove {
+                src,
+                dst,
+                from_left,
+                to_left,
+            } => {
+                w(&mut a, "LMOVE");
+                a.push(src.clone());
+                a.push(dst.clone());
+                w(&mut a, side(*from_left));
+                w(&mut a, side(*to_left));
+            }
+            Cmd::BPop {
+                keys,
+                left,
+                timeout_ms,
+            } => {
+                w(&mut a, if *left { "BLPOP" } else { "BRPOP" });
+                a.extend(keys.iter().cloned());
+                a.push(fmt_timeout(*timeout_ms));
+            }
+            Cmd::BlMove {
+                src,
+                dst,
+                from_left,
+                to_left,
+                timeout_ms,
+            } => {
+                w(&mut a, "BLMOVE");
+                a.push(src.clone());
+                a.push(dst.clone());
+                w(&mut a, side(*from_left));
+                w(&mut a, side(*to_left));
+                a.push(fmt_timeout(*timeout_ms));
+            }
+            Cmd::Multi => w(&mut a, "MULTI"),
+            Cmd::Exec => w(&mut a, "EXEC"),
+            Cmd::Discard => w(&mut a, "DISCARD"),
+            Cmd::Watch(ks) => {
+                w(&mut a, "WATCH");
+                a.extend(ks.iter().cloned());
+            }
+            Cmd::Unwatch => w(&mut a, "UNWATCH"),
+            Cmd::Eval {
+                script,
+                by_sha,
+                calls,
+                keys,
+            } => {
+                if *by_sha {
+                    w(&mut a, "EVALSHA");
+                    a.push(script.sha().into_bytes());
+                } else {
+                    w(&mut a, "EVAL");
+                    w(&mut a, script.text());
+                }
+                num(&mut a, keys.len() as i64);
+                a.extend(keys.iter().cloned());
+                for c in calls {
+                    let argv = c.argv();
+                    num(&mut a, argv.len() as i64);
+                    a.extend(argv);
+                }
+            }
+            Cmd::ScriptLoad(script) => {
+                w(&mut a, "SCRIPT");
+                w(&mut a, "LOAD");
+                w(&mut a, script.text());
+            }
         }
         a
+    }
+
+    /// How long the command may block (its timeout), in µs.
+    pub fn block_us(&self) -> u64 {
+        match self {
+            Cmd::BPop { timeout_ms, .. } | Cmd::BlMove { timeout_ms, .. } => timeout_ms * 1000,
+            _ => 0,
+        }
+    }
+
+    /// The keys a (non-transaction, non-script) command may write, for
+    /// WATCH and for waking blocked clients.
+    pub fn write_keys(&self) -> Vec<&[u8]> {
+        match self {
+            Cmd::Set { key, .. } => vec![key],
+            Cmd::SetNx(k, _)
+            | Cmd::Append(k, _)
+            | Cmd::IncrBy(k, ..)
+            | Cmd::GetDel(k)
+            | Cmd::Persist(k)
+            | Cmd::LSet(k, ..)
+            | Cmd::HSet(k, _)
+            | Cmd::HDel(k, _)
+            | Cmd::HIncrBy(k, ..)
+            | Cmd::SAdd(k, _)
+            | Cmd::SRem(k, _)
+            | Cmd::ZAdd(k, _)
+            | Cmd::ZRem(k, _)
+            | Cmd::ZIncrBy(k, ..) => vec![k],
+            Cmd::Expire { key, .. } | Cmd::Push { key, .. } | Cmd::Pop { key, .. } => vec![key],
+            Cmd::MSet(kv) => kv.iter().map(|(k, _)| k.as_slice()).collect(),
+            Cmd::Del(ks) => ks.iter().map(|k| k.as_slice()).collect(),
+            Cmd::BPop { keys, .. } => keys.iter().map(|k| k.as_slice()).collect(),
+            Cmd::Rename(s, d) => vec![s, d],
+            Cmd::LMove { src, dst, .. } | Cmd::BlMove { src, dst, .. } => vec![src, dst],
+            _ => Vec::new(),
+        }
+    }
+
+    /// True for commands Redis counts as a change whenever they succeed,
+    /// even when the value stays the same (SET of the same value, INCRBY 0,
+    /// APPEND of nothing): they touch WATCHed keys. Others touch only what
+    /// they change (a ZINCRBY by 0 or a refused EXPIRE touches nothing).
+    fn always_dirty(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Set { .. }
+                | Cmd::MSet(_)
+                | Cmd::Append(..)
+                | Cmd::IncrBy(..)
+                | Cmd::HSet(..)
+                | Cmd::HIncrBy(..)
+                | Cmd::LSet(..)
+                | Cmd::Push { .. }
+                | Cmd::LMove { .. }
+                | Cmd::BlMove { .. }
+                | Cmd::Rename(..)
+        )
     }
 
     /// True if the command may change the dataset (for the durability
@@ -583,11 +802,41 @@ impl Cmd {
                 | Cmd::ZCard(_)
                 | Cmd::ZRange(..)
                 | Cmd::ZRank(..)
+                | Cmd::Multi
+                | Cmd::Discard
+                | Cmd::Watch(_)
+                | Cmd::Unwatch
+                | Cmd::ScriptLoad(_)
         )
     }
 
     /// The request as one readable line, for traces and reports.
     pub fn line(&self) -> String {
+        if let Cmd::Eval {
+            script,
+            by_sha,
+            calls,
+            keys,
+        } = self
+        {
+            let mut s = format!(
+                "{} <{script:?}> {}",
+                if *by_sha { "EVALSHA" } else { "EVAL" },
+                keys.len()
+            );
+            for k in keys {
+                s.push(' ');
+                s.push_str(&String::from_utf8_lossy(k));
+            }
+            for c in calls {
+                s.push_str(" | ");
+                s.push_str(&c.line());
+            }
+            return s;
+        }
+        if let Cmd::ScriptLoad(script) = self {
+            return format!("SCRIPT LOAD <{script:?}>");
+        }
         let argv = self.argv();
         let mut s = String::new();
         for (i, a) in argv.iter().enumerate() {
@@ -1334,7 +1583,194 @@ impl Model {
                 },
                 Found::Present(_) => Expect::Error(WRONGTYPE.into()),
             },
+            Cmd::LMove {
+                src,
+                dst,
+                from_left,
+                to_left,
+            } => self.lmove(src, dst, *from_left, *to_left, now_ms),
+            // Outside a top-level command (MULTI, a script) a blocking
+            // command does not block: it answers as if it timed out.
+            Cmd::BPop { keys, left, .. } => self
+                .try_bpop(keys, *left, now_ms)
+                .unwrap_or(Expect::NilArray),
+            Cmd::BlMove {
+                src,
+                dst,
+                from_left,
+                to_left,
+                ..
+            } => self
+                .try_blmove(src, dst, *from_left, *to_left, now_ms)
+                .unwrap_or(Expect::Bulk(None)),
+            // Per-connection state: `crate::session` runs these.
+            Cmd::Multi
+            | Cmd::Exec
+            | Cmd::Discard
+            | Cmd::Watch(_)
+            | Cmd::Unwatch
+            | Cmd::Eval { .. }
+            | Cmd::ScriptLoad(_) => Expect::Any,
         }
+    }
+
+    /// The length of the list at `key`, if it holds one.
+    pub fn list_len(&self, key: &[u8], now_ms: i64) -> Option<usize> {
+        match self.get(key, now_ms) {
+            Some(MEntry {
+                value: MVal::List(l),
+                ..
+            }) => Some(l.len()),
+            _ => None,
+        }
+    }
+
+    /// LMOVE (and BLMOVE finding data): the source's type is checked first,
+    /// the destination's only if there is something to move.
+    fn lmove(
+        &mut self,
+        src: &[u8],
+        dst: &[u8],
+        from_left: bool,
+        to_left: bool,
+        now_ms: i64,
+    ) -> Expect {
+        match self.lookup(src, now_ms) {
+            Found::Missing => return Expect::Bulk(None),
+            Found::Present(MEntry {
+                value: MVal::List(_),
+                ..
+            }) => {}
+            Found::Present(_) => return Expect::Error(WRONGTYPE.into()),
+        }
+        match self.lookup(dst, now_ms) {
+            Found::Present(MEntry {
+                value: MVal::List(_),
+                ..
+            })
+            | Found::Missing => {}
+            Found::Present(_) => return Expect::Error(WRONGTYPE.into()),
+        }
+        let Some(MEntry {
+            value: MVal::List(l),
+            ..
+        }) = self.keys.get_mut(src)
+        else {
+            return Expect::Bulk(None);
+        };
+        let Some(v) = (if from_left {
+            l.pop_front()
+        } else {
+            l.pop_back()
+        }) else {
+            return Expect::Bulk(None);
+        };
+        let entry = self.keys.entry(dst.to_vec()).or_insert_with(|| MEntry {
+            value: MVal::List(VecDeque::new()),
+            expire_ms: None,
+        });
+        if let MVal::List(d) = &mut entry.value {
+            if to_left {
+                d.push_front(v.clone());
+            } else {
+                d.push_back(v.clone());
+            }
+        }
+        self.drop_if_empty(src);
+        Expect::Bulk(Some(v))
+    }
+
+    /// BLPOP/BRPOP finding data in the first of `keys` that has some (or a
+    /// wrong type before it); `None` if it would block.
+    pub fn try_bpop(&mut self, keys: &[Vec<u8>], left: bool, now_ms: i64) -> Option<Expect> {
+        for k in keys {
+            match self.lookup(k, now_ms) {
+                Found::Missing => {}
+                Found::Present(MEntry {
+                    value: MVal::List(l),
+                    ..
+                }) => {
+                    let v = if left { l.pop_front() } else { l.pop_back() };
+                    self.drop_if_empty(k);
+                    return Some(Expect::Array(vec![Some(k.clone()), v]));
+                }
+                Found::Present(_) => return Some(Expect::Error(WRONGTYPE.into())),
+            }
+        }
+        None
+    }
+
+    /// BLMOVE: as LMOVE when the source exists; `None` if it would block.
+    pub fn try_blmove(
+        &mut self,
+        src: &[u8],
+        dst: &[u8],
+        from_left: bool,
+        to_left: bool,
+        now_ms: i64,
+    ) -> Option<Expect> {
+        match self.lookup(src, now_ms) {
+            Found::Missing => None,
+            _ => Some(self.lmove(src, dst, from_left, to_left, now_ms)),
+        }
+    }
+
+    /// The keys `cmd` touched (for WATCH), given their values before it:
+    /// what a read now sees changed, or the command is one Redis counts as
+    /// a change whenever it succeeds.
+    pub fn touched<'a>(
+        &self,
+        cmd: &'a Cmd,
+        before: &[Option<MEntry>],
+        reply: &Expect,
+        now_ms: i64,
+    ) -> Vec<&'a [u8]> {
+        let keys = cmd.write_keys();
+        let failed = matches!(reply, Expect::Error(_));
+        let went = match cmd {
+            // SET's condition failed: nothing happened (the reply is nil,
+            // or the old value with GET).
+            Cmd::Set { cond, .. } => match cond {
+                Some(Cond::Nx) => before.first().is_some_and(|b| b.is_none()),
+                Some(Cond::Xx) => before.first().is_some_and(|b| b.is_some()),
+                None => true,
+            },
+            Cmd::LMove { .. } | Cmd::BlMove { .. } => matches!(reply, Expect::Bulk(Some(_))),
+            Cmd::Rename(s, d) => s != d,
+            _ => true,
+        };
+        let always = match cmd {
+            // Applied, even to the same time.
+            Cmd::Expire { .. } => *reply == Expect::Int(1),
+            // Each pair counts: `ZADD k 6 m 8 m` over 8 is two updates.
+            Cmd::ZAdd(_, pairs) if !failed => {
+                let mut cur: BTreeMap<&[u8], f64> = match before.first() {
+                    Some(Some(MEntry {
+                        value: MVal::ZSet(z),
+                        ..
+                    })) => z.iter().map(|(m, s)| (m.as_slice(), *s)).collect(),
+                    _ => BTreeMap::new(),
+                };
+                pairs
+                    .iter()
+                    .any(|(s, m)| cur.insert(m.as_slice(), *s) != Some(*s))
+            }
+            _ => cmd.always_dirty() && !failed && went,
+        };
+        // Those touch every key they name (RENAME's source, MSET's every
+        // key); the others each key they change (BLPOP's popped key only).
+        keys.into_iter()
+            .zip(before)
+            .filter(|(k, b)| {
+                let now = self.get(k, now_ms);
+                if always {
+                    b.is_some() || now.is_some()
+                } else {
+                    now != b.as_ref()
+                }
+            })
+            .map(|(k, _)| k)
+            .collect()
     }
 }
 
@@ -1455,6 +1891,17 @@ pub fn check(expect: &Expect, got: &Value) -> Result<(), String> {
                     .all(|(g, w)| g.0 == w.0.as_slice() && g.1 == w.1)
         }
         (Expect::Error(msg), Value::Error(e)) => e == msg.as_bytes(),
+        (Expect::ErrorPrefix(p), Value::Error(e)) => e.starts_with(p.as_bytes()),
+        (Expect::Tuple(items), Value::Array(vs)) => {
+            if items.len() != vs.len() {
+                false
+            } else {
+                for (i, (e, v)) in items.iter().zip(vs).enumerate() {
+                    check(e, v).map_err(|m| format!("element {i}: {m}"))?;
+                }
+                true
+            }
+        }
         (Expect::Refused(code), Value::Error(e)) => {
             e.starts_with(code.as_bytes()) && e.get(code.len()) == Some(&b' ')
         }
@@ -1515,6 +1962,11 @@ pub fn expect_short(e: &Expect) -> String {
         Expect::Saved => "+OK or a save error".into(),
         Expect::Background => "+Background ... or -ERR".into(),
         Expect::Refused(code) => format!("-{code} ..."),
+        Expect::ErrorPrefix(p) => format!("-{p}..."),
+        Expect::Tuple(xs) => format!(
+            "[{}]",
+            xs.iter().map(expect_short).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 

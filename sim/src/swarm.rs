@@ -144,6 +144,8 @@ pub fn config_with(seed: u64, scenario: Scenario, force: Option<Persistence>) ->
     cfg.net.latency_us_max = cfg.net.latency_us_min + r.range(0, 5_000);
     cfg.net.split_p = *r.pick(&[0.0, 0.2, 0.8]);
     cfg.fault_interval_us_mean = r.range(100_000, 3_000_000);
+    // Some seeds of every scenario run with the engine's BUGGIFY hooks.
+    cfg.buggify = r.chance(0.3);
     match scenario {
         Scenario::Quiet => {}
         Scenario::Net => {

@@ -1,7 +1,7 @@
 //! Random operations over a small key space, mixing every modelled type so
 //! that keys change type, collide, expire and come back.
 
-use crate::model::{Cmd, Cond, ExpireFlag, ExpireUnit, IncrForm, Ttl};
+use crate::model::{Cmd, Cond, ExpireFlag, ExpireUnit, IncrForm, Script, Ttl};
 use crate::rng::SimRng;
 
 /// What a run's clients generate.
@@ -17,6 +17,15 @@ pub struct Workload {
     pub save_pm: u64,
     /// BGSAVE / BGREWRITEAOF per thousand operations.
     pub background_pm: u64,
+    /// Batches that are transactions (MULTI/EXEC, with or without WATCH),
+    /// per thousand.
+    pub tx_pm: u64,
+    /// Batches that are a Lua script (EVAL, EVALSHA, SCRIPT LOAD), per
+    /// thousand.
+    pub script_pm: u64,
+    /// Batches that are a blocking command (BLPOP, BRPOP, BLMOVE), per
+    /// thousand.
+    pub block_pm: u64,
 }
 
 impl Workload {
@@ -27,6 +36,168 @@ impl Workload {
             write_pct: rng.range(30, 90),
             save_pm: 0,
             background_pm: 0,
+            tx_pm: *rng.pick(&[0, 30, 100, 250]),
+            script_pm: *rng.pick(&[0, 30, 100, 200]),
+            block_pm: *rng.pick(&[0, 30, 100, 200]),
+        }
+    }
+
+    /// The next batches a client sends, one per round trip: usually one
+    /// batch of `pipeline` plain commands; sometimes a transaction (a WATCH
+    /// and its reads first, so other clients can touch the keys before
+    /// the EXEC), a script or a blocking command, which is sent alone
+    /// (the node runs nothing pipelined behind it until it is served).
+    pub fn next_plan(&self, rng: &mut SimRng, now_ms: i64, pipeline: u64) -> Vec<Vec<Cmd>> {
+        let roll = rng.below(1000);
+        if roll < self.tx_pm {
+            return self.transaction(rng, now_ms);
+        }
+        if roll < self.tx_pm + self.script_pm {
+            return self.script(rng, now_ms);
+        }
+        if roll < self.tx_pm + self.script_pm + self.block_pm {
+            return vec![vec![self.blocking(rng)]];
+        }
+        let mut cmds: Vec<Cmd> = Vec::new();
+        for _ in 0..pipeline {
+            let cmd = self.next_cmd(rng, now_ms);
+            let last = matches!(cmd, Cmd::Save);
+            cmds.push(cmd);
+            // The node may hold a SAVE's client until the file is
+            // durable: nothing is pipelined behind it, so every request
+            // runs when its last byte arrives.
+            if last {
+                break;
+            }
+        }
+        vec![cmds]
+    }
+
+    /// A command for a transaction or a script: a plain read or write, or
+    /// (in MULTI only) a blocking one, which does not block there.
+    fn inner(&self, rng: &mut SimRng, now_ms: i64, blocking: bool) -> Cmd {
+        if blocking && rng.chance(0.1) {
+            return self.blocking(rng);
+        }
+        if rng.below(100) < self.write_pct {
+            self.write(rng, now_ms)
+        } else {
+            self.read(rng)
+        }
+    }
+
+    fn transaction(&self, rng: &mut SimRng, now_ms: i64) -> Vec<Vec<Cmd>> {
+        let body = |rng: &mut SimRng| -> Vec<Cmd> {
+            (0..rng.range(1, 4))
+                .map(|_| self.inner(rng, now_ms, true))
+                .collect()
+        };
+        let mut exec = vec![Cmd::Multi];
+        exec.extend(body(rng));
+        match rng.below(12) {
+            // WATCH, read, then the transaction: other clients (or this
+            // one) may touch the keys in between.
+            0..=4 => {
+                let keys = self.keys(rng, 2);
+                let mut first = vec![Cmd::Watch(keys.clone())];
+                for k in &keys {
+                    if rng.chance(0.5) {
+                        first.push(Cmd::Get(k.clone()));
+                    }
+                }
+                let mut plan = vec![first];
+                if rng.chance(0.15) {
+                    // It writes a key it watches itself: EXEC fails too.
+                    plan.push(vec![self.write(rng, now_ms)]);
+                }
+                if rng.chance(0.1) {
+                    exec.insert(0, Cmd::Unwatch);
+                }
+                exec.push(Cmd::Exec);
+                plan.push(exec);
+                plan
+            }
+            // Queued over several round trips.
+            5 => {
+                let mut rest = body(rng);
+                rest.push(Cmd::Exec);
+                vec![exec, rest]
+            }
+            6 => {
+                exec.push(Cmd::Discard);
+                vec![exec]
+            }
+            // Misuse: the errors Redis gives (a nested MULTI and a WATCH
+            // inside MULTI are refused without aborting; EXEC or DISCARD
+            // alone).
+            7 => {
+                let mut v = vec![Cmd::Multi];
+                v.push(if rng.chance(0.5) {
+                    Cmd::Multi
+                } else {
+                    Cmd::Watch(vec![self.key(rng)])
+                });
+                v.extend(body(rng));
+                v.push(Cmd::Exec);
+                vec![v]
+            }
+            8 => vec![vec![if rng.chance(0.5) {
+                Cmd::Exec
+            } else {
+                Cmd::Discard
+            }]],
+            _ => {
+                exec.push(Cmd::Exec);
+                vec![exec]
+            }
+        }
+    }
+
+    fn script(&self, rng: &mut SimRng, now_ms: i64) -> Vec<Vec<Cmd>> {
+        let script = *rng.pick(&Script::ALL);
+        let calls: Vec<Cmd> = match script {
+            Script::Copy => Vec::new(),
+            _ => (0..rng.range(1, 4))
+                .map(|_| self.inner(rng, now_ms, false))
+                .collect(),
+        };
+        let keys = match script {
+            Script::Copy => vec![self.key(rng), self.key(rng)],
+            _ => Vec::new(),
+        };
+        let eval = |by_sha: bool| Cmd::Eval {
+            script,
+            by_sha,
+            calls: calls.clone(),
+            keys: keys.clone(),
+        };
+        match rng.below(10) {
+            0 => vec![vec![Cmd::ScriptLoad(script), eval(true)]],
+            // A client library's way: EVALSHA, and EVAL if the node does not
+            // have the script (a restarted node forgot it).
+            1..=4 => vec![vec![eval(true)], vec![eval(false)]],
+            _ => vec![vec![eval(false)]],
+        }
+    }
+
+    /// BLPOP/BRPOP on one or two keys, or BLMOVE, with a timeout short
+    /// enough to end within the liveness bound.
+    fn blocking(&self, rng: &mut SimRng) -> Cmd {
+        let timeout_ms = rng.range(10, 1_500);
+        if rng.chance(0.7) {
+            Cmd::BPop {
+                keys: self.keys(rng, 2),
+                left: rng.chance(0.5),
+                timeout_ms,
+            }
+        } else {
+            Cmd::BlMove {
+                src: self.key(rng),
+                dst: self.key(rng),
+                from_left: rng.chance(0.5),
+                to_left: rng.chance(0.5),
+                timeout_ms,
+            }
         }
     }
 
@@ -127,7 +298,7 @@ impl Workload {
 
     fn write(&self, rng: &mut SimRng, now_ms: i64) -> Cmd {
         let k = self.key(rng);
-        match rng.below(27) {
+        match rng.below(28) {
             0..=2 => {
                 let keepttl = rng.chance(0.15);
                 Cmd::Set {
@@ -231,7 +402,13 @@ impl Workload {
                     .collect(),
             ),
             25 => Cmd::ZRem(k, self.members(rng)),
-            _ => Cmd::ZIncrBy(k, self.score(rng), self.member(rng)),
+            26 => Cmd::ZIncrBy(k, self.score(rng), self.member(rng)),
+            _ => Cmd::LMove {
+                src: k,
+                dst: self.key(rng),
+                from_left: rng.chance(0.5),
+                to_left: rng.chance(0.5),
+            },
         }
     }
 }

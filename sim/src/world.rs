@@ -32,6 +32,7 @@ use crate::durability::{Durability, Persistence};
 use crate::model::{check, expect_short, Cmd, Expect, KnownBug, Model};
 use crate::resp::{encode_request, Decoder, Value};
 use crate::rng::SimRng;
+use crate::session::{Refusing, Sessions};
 use crate::trace::Trace;
 use crate::workload::Workload;
 use bytes::Bytes;
@@ -115,6 +116,10 @@ pub struct SimConfig {
     pub persistence: Persistence,
     /// Known engine bugs the model emulates (none by default).
     pub emulate: Vec<KnownBug>,
+    /// The engine's BUGGIFY hooks are on (`cinnabar_engine::buggify`):
+    /// input parsed in pieces, replies sent in pieces, spurious wake-ups,
+    /// background work in tiny steps.
+    pub buggify: bool,
     /// The engine's planted bugs switched on for this run (feature
     /// `planted-bugs`).
     #[cfg(feature = "planted-bugs")]
@@ -157,6 +162,9 @@ impl SimConfig {
                 write_pct: 60,
                 save_pm: 0,
                 background_pm: 0,
+                tx_pm: 100,
+                script_pm: 100,
+                block_pm: 100,
             },
             think_us_mean: 20_000,
             pipeline_max: 3,
@@ -166,6 +174,7 @@ impl SimConfig {
             engine_params: vec![("save".into(), "".into())],
             persistence: Persistence::None,
             emulate: Vec::new(),
+            buggify: false,
             #[cfg(feature = "planted-bugs")]
             planted: Vec::new(),
         }
@@ -337,6 +346,9 @@ struct SimClient {
     /// Earliest time to send the next batch.
     next_batch_at: u64,
     wake_at: Option<u64>,
+    /// Batches still to send, one per round trip (a WATCH, then the
+    /// transaction that depends on it).
+    plan: VecDeque<Vec<Cmd>>,
 }
 
 struct SimNode {
@@ -374,6 +386,9 @@ struct SimNode {
     next_reload_check: u64,
     /// The engine's AOF rewrite was running after its last input.
     rewriting: bool,
+    /// Transactions, blocked clients and scripts, beside the model; reset
+    /// with the node's memory.
+    sessions: Sessions,
 }
 
 /// What the history knows of one request.
@@ -389,6 +404,12 @@ pub struct Op {
     pub completed_us: Option<u64>,
     /// The connection broke before a reply.
     pub lost: bool,
+    /// Its execution may have changed the dataset (a write, an EXEC or
+    /// script with writes, a blocked pop once served).
+    pub wrote: bool,
+    /// A blocked request served by another one's effects: the history
+    /// index whose durability state holds its effect.
+    pub effect_of: Option<usize>,
 }
 
 pub struct World {
@@ -456,6 +477,7 @@ impl World {
                 foreign_keys: 0,
                 next_reload_check: 0,
                 rewriting: false,
+                sessions: Sessions::default(),
             })
             .collect();
         let clients = (0..cfg.clients)
@@ -467,6 +489,7 @@ impl World {
                 inflight: VecDeque::new(),
                 next_batch_at: START_US,
                 wake_at: None,
+                plan: VecDeque::new(),
             })
             .collect();
         let mut durability = Durability::new(cfg.persistence, cfg.nodes);
@@ -562,6 +585,12 @@ impl World {
             self.cfg.disk
         );
         self.log(format_args!("{summary}"));
+        // The hooks draw from their own per-thread stream, seeded from the
+        // run's seed: a run stays a function of its seed.
+        cinnabar_engine::buggify::set(self.cfg.buggify.then_some(self.cfg.seed ^ 0x4255_4747));
+        if self.cfg.buggify {
+            self.log(format_args!("buggify on"));
+        }
         #[cfg(feature = "planted-bugs")]
         {
             cinnabar_engine::aof::planted::set(&self.cfg.planted);
@@ -608,6 +637,7 @@ impl World {
         }
         #[cfg(feature = "planted-bugs")]
         cinnabar_engine::aof::planted::set(&[]);
+        cinnabar_engine::buggify::set(None);
         self.report.sim_us = self.now - start;
         self.report.trace_hash = self.trace.hash();
         self.report.trace_lines = self.trace.lines();
@@ -653,6 +683,7 @@ impl World {
                 }
                 self.nodes[node].timer_at = None;
                 self.node_input(node, Input::Tick);
+                self.check_blocked(node, true);
             }
             Event::DiskDone { node, inc } => {
                 if self.nodes[node].inc != inc || self.nodes[node].engine.is_none() {
@@ -722,6 +753,7 @@ impl World {
         node.timer_at = None;
         node.disk_queue.clear();
         node.rewriting = false;
+        node.sessions = Sessions::default();
         let mut engine = Box::new(Node::new(node.config.clone(), seed));
         let now = Time(self.now + node.clock_offset_us);
         engine.start(now);
@@ -901,6 +933,7 @@ impl World {
         node.disk_queue.clear();
         node.down_since = Some(self.now);
         node.model = None;
+        node.sessions = Sessions::default();
         if power_loss {
             node.disk.crash(&mut self.rng);
             // Damage no checksum can reveal (see disk::checksummed): the
@@ -1172,6 +1205,7 @@ impl World {
             Seg::Fin => {
                 self.conns.get_mut(&conn).expect("exists").node_open = false;
                 self.node_input(n, Input::Closed { conn: ConnId(conn) });
+                self.nodes[n].sessions.closed(conn);
             }
             Seg::Data(data) => {
                 let len = data.len() as u64;
@@ -1189,24 +1223,16 @@ impl World {
                     ran.push(idx);
                 }
                 let engine = self.nodes[n].engine.as_ref().expect("node up");
-                let refusing = crate::engine_state::refusing(engine);
-                let refusals: Vec<Option<&'static str>> = ran
-                    .iter()
-                    .map(|&idx| {
-                        if !refusing {
-                            return None;
-                        }
-                        let name = &self.history[idx].cmd.argv()[0];
-                        crate::engine_state::refusal(engine, &String::from_utf8_lossy(name))
-                    })
-                    .collect();
+                let refusing = crate::engine_state::capture(engine);
                 // A restarted node's dataset is learnt just before the first
                 // command it runs.
                 let learn = self.nodes[n].model.is_none()
-                    && ran
-                        .iter()
-                        .zip(&refusals)
-                        .any(|(&i, r)| r.is_none() && !matches!(self.history[i].cmd, Cmd::Hello3));
+                    && !engine.persist.loading
+                    && ran.iter().any(|&i| {
+                        let cmd = &self.history[i].cmd;
+                        !matches!(cmd, Cmd::Hello3)
+                            && crate::engine_state::refusal(refusing, cmd, false).is_none()
+                    });
                 if learn {
                     self.learn_dataset(n);
                 }
@@ -1217,9 +1243,10 @@ impl World {
                         data: &data,
                     },
                 );
-                for (idx, refusal) in ran.into_iter().zip(refusals) {
-                    self.executed(n, idx, refusal);
+                for idx in ran {
+                    self.executed(n, conn, idx, refusing);
                 }
+                self.check_blocked(n, false);
             }
         }
     }
@@ -1298,31 +1325,123 @@ impl World {
         self.check_reload(n, &dataset, "while it runs");
     }
 
-    /// The node ran request `idx` just now (or refused it with the error
-    /// `refusal`): step the model and note its prediction. A SAVE's
-    /// durability point is the state now: everything executed before it.
-    fn executed(&mut self, n: usize, idx: usize, refusal: Option<&'static str>) {
-        let now_ms = self.node_now(n).as_millis();
-        let inc = self.nodes[n].model_epoch;
-        let cmd = self.history[idx].cmd.clone();
-        let expect = if let Some(code) = refusal {
-            Some(Expect::Refused(code))
-        } else {
-            self.nodes[n].model.as_mut().map(|m| m.apply(&cmd, now_ms))
-        };
-        if cmd.is_write() && refusal.is_none() {
+    /// The node ran request `idx` of connection `conn` just now (or
+    /// refused it, as `refusing` says): step the model and note its
+    /// prediction, and the predictions for the blocked requests it served.
+    /// A SAVE's durability point is the state now: everything executed
+    /// before it.
+    fn executed(&mut self, n: usize, conn: u64, idx: usize, refusing: Refusing) {
+        let now = self.node_now(n);
+        let epoch = self.nodes[n].model_epoch;
+        // Taken out for the step (no clone), put back after.
+        let cmd = std::mem::replace(&mut self.history[idx].cmd, Cmd::Ping);
+        let node = &mut self.nodes[n];
+        let step = node
+            .sessions
+            .step(node.model.as_mut(), conn, idx, &cmd, now.0, refusing);
+        if step.resync {
+            // An EXEC whose WATCH or MULTI the model could not follow.
+            let now_ms = now.as_millis();
+            if let Some(engine) = self.nodes[n].engine.as_ref() {
+                let m = crate::snapshot::model_of(engine, now_ms);
+                self.nodes[n].model = Some(m);
+                self.log(format_args!("n{n} model read back after #{idx}"));
+            }
+        }
+        let refused = matches!(step.reply, Some(Expect::Refused(_)));
+        if step.wrote && !refused {
             match &self.nodes[n].model {
                 Some(m) => {
                     let world_ms = self.world_ms();
+                    for b in &step.before_served {
+                        self.durability.write_executed(n, idx, b, world_ms);
+                    }
                     self.durability.write_executed(n, idx, m, world_ms)
                 }
                 None => self.durability.unknown_write(n),
             }
         }
-        self.log_detail(format_args!("n{n} ran #{idx} ->"), || {
-            expect.as_ref().map_or("?".into(), expect_short)
-        });
-        self.history[idx].executed = Some((expect, inc));
+        let blocked = step.blocked;
+        if blocked {
+            self.log(format_args!("n{n} ran #{idx} -> blocked"));
+        } else {
+            self.log_detail(format_args!("n{n} ran #{idx} ->"), || {
+                step.reply.as_ref().map_or("?".into(), expect_short)
+            });
+        }
+        let op = &mut self.history[idx];
+        op.cmd = cmd;
+        op.wrote = step.wrote && !refused;
+        if !blocked {
+            op.executed = Some((step.reply, epoch));
+        }
+        for (c, sidx, expect) in step.served {
+            let still = self.nodes[n]
+                .engine
+                .as_ref()
+                .is_some_and(|e| crate::engine_state::blocked(e, c));
+            if still {
+                let line = self.history[sidx].cmd.line();
+                self.fail(
+                    "model",
+                    format!("#{idx} served #{sidx} `{line}` (conn{c}) in the model; the node still blocks it"),
+                );
+            }
+            self.log_detail(
+                format_args!("n{n} served #{sidx} on conn{c} by #{idx} ->"),
+                || expect_short(&expect),
+            );
+            let op = &mut self.history[sidx];
+            op.executed = Some((Some(expect), epoch));
+            op.wrote = true;
+            op.effect_of = Some(idx);
+        }
+    }
+
+    /// The model's blocked clients must be the node's: after a tick the
+    /// ones the node let go timed out (not before their deadline); after
+    /// any other input none may have left without the model serving it.
+    fn check_blocked(&mut self, n: usize, tick: bool) {
+        if self.nodes[n].sessions.blocked().is_empty() {
+            return;
+        }
+        let Some(engine) = self.nodes[n].engine.as_ref() else {
+            return;
+        };
+        let gone: Vec<u64> = self.nodes[n]
+            .sessions
+            .blocked()
+            .iter()
+            .copied()
+            .filter(|&c| !crate::engine_state::blocked(engine, c))
+            .collect();
+        let now = self.node_now(n).0;
+        let epoch = self.nodes[n].model_epoch;
+        for conn in gone {
+            let Some(w) = self.nodes[n].sessions.timed_out(conn) else {
+                continue;
+            };
+            let line = self.history[w.idx].cmd.line();
+            if !tick {
+                let msg = format!(
+                    "n{n} ended #{} `{line}` (conn{conn}) without the model serving it",
+                    w.idx
+                );
+                self.fail("model", msg);
+                return;
+            }
+            if now < w.deadline_us {
+                let msg = format!(
+                    "n{n} timed #{} `{line}` out {}us before its deadline",
+                    w.idx,
+                    w.deadline_us - now
+                );
+                self.fail("model", msg);
+                return;
+            }
+            self.log(format_args!("n{n} timed out #{}", w.idx));
+            self.history[w.idx].executed = Some((Some(Expect::NilArray), epoch));
+        }
     }
 
     fn deliver_to_client(&mut self, conn: u64, seg: Seg) {
@@ -1392,8 +1511,10 @@ impl World {
                 }
             }
         }
-        if self.history[idx].cmd.is_write() && !matches!(v, Value::Error(_)) {
-            self.durability.acked(node, idx, &self.history[idx].cmd);
+        let op = &self.history[idx];
+        if op.wrote && !matches!(v, Value::Error(_)) {
+            let at = op.effect_of.unwrap_or(idx);
+            self.durability.acked(node, at, &self.history[idx].cmd);
         }
     }
 
@@ -1429,6 +1550,7 @@ impl World {
                 self.history[idx].lost = true;
             }
             client.decoder = Decoder::new();
+            client.plan.clear();
             let backoff = self.rng.range(1_000, 100_000);
             self.clients[cl].state = ClientState::Disconnected {
                 retry_at: self.now + backoff,
@@ -1453,6 +1575,7 @@ impl World {
         c.node_open = false;
         self.conns.remove(&conn);
         self.node_input(n, Input::Closed { conn: ConnId(conn) });
+        self.nodes[n].sessions.closed(conn);
     }
 
     fn connect_arrive(&mut self, conn: u64) {
@@ -1573,7 +1696,9 @@ impl World {
             ClientState::Open { conn } => {
                 let client = &self.clients[cl];
                 if let Some(&oldest) = client.inflight.front() {
-                    let deadline = self.history[oldest].invoked_us + self.cfg.client_timeout_us;
+                    let deadline = self.history[oldest].invoked_us
+                        + self.cfg.client_timeout_us
+                        + self.history[oldest].cmd.block_us();
                     if !self.liveness {
                         if now >= deadline {
                             self.log(format_args!("c{cl} timeout #{oldest}"));
@@ -1590,21 +1715,16 @@ impl World {
                     return;
                 }
                 let n = client.node;
+                if let Some(batch) = self.clients[cl].plan.pop_front() {
+                    self.issue(cl, batch);
+                    return;
+                }
                 let now_ms = self.node_now(n).as_millis();
                 let k = self.rng.range(1, self.cfg.pipeline_max.max(1));
-                let mut cmds: Vec<Cmd> = Vec::new();
-                for _ in 0..k {
-                    let cmd = self.cfg.workload.next_cmd(&mut self.rng, now_ms);
-                    let last = matches!(cmd, Cmd::Save);
-                    cmds.push(cmd);
-                    // The node may hold a SAVE's client until the file is
-                    // durable: nothing is pipelined behind it, so every
-                    // request runs when its last byte arrives.
-                    if last {
-                        break;
-                    }
-                }
-                self.issue(cl, cmds);
+                let mut plan = self.cfg.workload.next_plan(&mut self.rng, now_ms, k);
+                let first = plan.remove(0);
+                self.clients[cl].plan = plan.into();
+                self.issue(cl, first);
             }
         }
     }
@@ -1616,6 +1736,7 @@ impl World {
         };
         let n = self.clients[cl].node;
         let mut bytes = Vec::new();
+        let block_us = cmds.iter().map(|c| c.block_us()).max().unwrap_or(0);
         for cmd in cmds {
             let idx = self.history.len();
             let request = encode_request(&cmd.argv());
@@ -1633,6 +1754,8 @@ impl World {
                 executed: None,
                 completed_us: None,
                 lost: false,
+                wrote: false,
+                effect_of: None,
             });
             self.clients[cl].inflight.push_back(idx);
         }
@@ -1640,7 +1763,7 @@ impl World {
         self.clients[cl].next_batch_at = self.now + think;
         self.send(conn, true, Bytes::from(bytes));
         if !self.liveness {
-            let t = self.now + self.cfg.client_timeout_us;
+            let t = self.now + self.cfg.client_timeout_us + block_us;
             self.wake_client_at(cl, t);
         }
     }

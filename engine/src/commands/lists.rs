@@ -1200,13 +1200,40 @@ fn blocking_pop(
     count: Option<usize>,
     deadline: Option<crate::node::Time>,
 ) {
+    // Woken by a key that got data, Redis 7.0 serves from that key only,
+    // and only if it holds a list: another type created there (a ZADD, a
+    // SET after a push in one EXEC) leaves the client waiting.
+    let serving = cx.node.serving_key.clone().filter(|s| keys.contains(s));
+    let keys = match &serving {
+        Some(s) if woken_by_another_type(cx, s) => {
+            return cx.block(keys.to_vec(), deadline, TimeoutReply::NullArray)
+        }
+        Some(s) => std::slice::from_ref(s),
+        None => keys,
+    };
     for key in keys {
         match list_for_write(cx, key) {
             Err(()) => return,
             Ok(Some(l)) if !l.is_empty() => {
+                // Logged as the plain pop of the key it popped: replayed,
+                // the blocking form would pop the first non-empty key named,
+                // which need not be the key that woke it (Redis 7.0 too).
+                let mut effect = vec![
+                    Bytes::from_static(match end {
+                        End::Left => b"LPOP",
+                        End::Right => b"RPOP",
+                    }),
+                    key.clone(),
+                ];
                 if let Some(n) = count {
+                    effect.push(Bytes::from(n.to_string()));
+                    let db = cx.client.db;
+                    cx.node.propagate(db, effect);
                     return pop_range_with_key(cx, key, end, n);
                 }
+                let db = cx.client.db;
+                cx.node.propagate(db, effect);
+                let Some(l) = existing(cx, key) else { return };
                 let Some(v) = l.pop(end) else { return };
                 let out = &mut cx.client.reply;
                 out.array(2);
@@ -1215,6 +1242,8 @@ fn blocking_pop(
                 cx.dirty(1);
                 cx.notify(LIST, pop_event(end), key);
                 delete_if_empty(cx, key);
+                let db = cx.client.db;
+                cx.node.touch_key(cx.client, db, key);
                 return;
             }
             Ok(_) => {}
@@ -1226,8 +1255,6 @@ fn blocking_pop(
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
 pub fn blmove(cx: &mut Ctx) {
     let Some(from) = parse_end(cx, 3) else { return };
-                let db = cx.client.db;
-                cx.node.touch_key(cx.client, db, key);
     let Some(to) = parse_end(cx, 4) else { return };
     let Some(deadline) = cx.parse_timeout(5) else {
         return;
@@ -1243,9 +1270,19 @@ pub fn brpoplpush(cx: &mut Ctx) {
     blmove_generic(cx, End::Right, End::Left, deadline);
 }
 
+/// A blocked list command was woken by `key`, which holds another type.
+fn woken_by_another_type(cx: &mut Ctx, key: &Bytes) -> bool {
+    let db = cx.client.db;
+    matches!(cx.node.write_typed::<List>(db, key), Lookup::WrongType)
+}
+
 fn blmove_generic(cx: &mut Ctx, from: End, to: End, deadline: Option<crate::node::Time>) {
     let src = cx.argv[1].clone();
     let in_exec = cx.client.in_exec;
+    if cx.node.serving_key.as_ref() == Some(&src) && woken_by_another_type(cx, &src) {
+        // As in `blocking_pop`: it keeps waiting.
+        return cx.block(vec![src], deadline, TimeoutReply::NullArray);
+    }
     match list_for_write(cx, &src) {
         Err(()) => {}
         Ok(Some(l)) if !l.is_empty() => lmove_generic(cx, from, to),
@@ -1303,16 +1340,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ranges_like_redis() {
-        assert_eq!(clamp_range(0, -1, 3), Some((0, 2)));
-        assert_eq!(clamp_range(-100, 100, 3), Some((0, 2)));
-        assert_eq!(clamp_range(2, 1, 3), None);
-        assert_eq!(clamp_range(3, 5, 3), None);
-        assert_eq!(clamp_range(-1, -1, 3), Some((2, 2)));
-        assert_eq!(clamp_range(0, 0, 0), None);
-    }
-}
     /// Every chunk's listpack size is what Redis's listpack of the same
     /// elements measures (`lpBytes`).
     #[test]
@@ -1357,3 +1384,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn ranges_like_redis() {
+        assert_eq!(clamp_range(0, -1, 3), Some((0, 2)));
+        assert_eq!(clamp_range(-100, 100, 3), Some((0, 2)));
+        assert_eq!(clamp_range(2, 1, 3), None);
+        assert_eq!(clamp_range(3, 5, 3), None);
+        assert_eq!(clamp_range(-1, -1, 3), Some((2, 2)));
+        assert_eq!(clamp_range(0, 0, 0), None);
+    }
+}
