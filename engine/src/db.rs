@@ -211,7 +211,8 @@ impl Db {
     }
 
     /// Inserts (or replaces) an entry, accounting its size.
-    fn insert_entry(&mut self, key: crate::dict::Key, mut entry: Entry) {
+    /// Inserts or replaces; true if the key is new.
+    fn insert_entry(&mut self, key: crate::dict::Key, mut entry: Entry) -> bool {
         let key_len = key.len();
         entry.mem = crate::memory::clamp(crate::memory::value_bytes(&entry.value));
         self.used_bytes += entry.mem as u64;
@@ -219,8 +220,12 @@ impl Db {
             Some(old) => {
                 self.used_bytes = self.used_bytes.saturating_sub(old.mem as u64);
                 self.defer_free(old.value, crate::lazyfree::Cause::Overwrite);
+                false
             }
-            None => self.used_bytes += crate::memory::key_bytes(key_len),
+            None => {
+                self.used_bytes += crate::memory::key_bytes(key_len);
+                true
+            }
         }
     }
 
@@ -237,9 +242,9 @@ impl Db {
     /// Adds an entry taken with [`Db::take`] (or loaded): false if the key
     /// already existed (its value is replaced).
     pub fn put(&mut self, key: &[u8], entry: Entry) -> bool {
-        let existed = self.keys.contains_key(key);
-        self.insert_entry(Key::from(key), entry);
-        !existed
+        // One lookup (the insertion's), not a second one before it: loading
+        // puts every key of a file.
+        self.insert_entry(Key::from(key), entry)
     }
 
     /// Re-estimates a value changed in place (after a write command), so

@@ -218,8 +218,10 @@ fn rdb_files_load_both_ways() {
 }
 
 /// Writes whose AOF form differs from the command (TTLs, random pops,
-/// scripts, transactions, float increments, blocking pops).
+/// scripts, transactions, float increments, blocking pops), and a function
+/// library (FUNCTION LOAD in an incr file, a FUNCTION2 record in a base).
 const AOF_WORKLOAD: &[&str] = &[
+    "FUNCTION LOAD \"#!lua name=persistlib\nredis.register_function('pf', function() return 7 end)\"",
     "SET a 1",
     "SET e v EX 1000",
     "SETEX s2 1000 v",
@@ -261,10 +263,14 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(|s| s.as_str()).collect()
 }
 
-/// A picture of the AOF workload's keys (no function library involved).
+/// A picture of the AOF workload's dataset, its function library included.
 fn aof_picture(c: &mut Conn) -> BTreeMap<(usize, Vec<u8>), String> {
-    let mut p = picture(c);
-    p.remove(&(99, b"function".to_vec()));
+    let p = picture(c);
+    assert_eq!(
+        p.get(&(99, b"function".to_vec())).map(String::as_str),
+        Some(":7\\r\\n"),
+        "the library is loaded"
+    );
     p
 }
 
