@@ -1796,6 +1796,12 @@ pub fn function_load(cx: &mut Ctx) {
     }
 }
 
+/// Why a library's code failed.
+enum LoadError {
+    Compile(mlua::Error),
+    Run(mlua::Error),
+}
+
 /// A function registered while a library loads.
 type Registered = (String, Vec<String>, mlua::Function);
 
@@ -1896,11 +1902,24 @@ fn load_library_code(
         let body_start = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
         let mut body = Vec::with_capacity(code.len());
         body.extend_from_slice(&code[body_start..]);
-        lua.load(body)
+        match lua
+            .load(body)
             .set_name("@user_function")
             .set_environment(env)
-            .exec()
+            .into_function()
+        {
+            Ok(f) => Ok(f.call::<()>(()).map_err(LoadError::Run)),
+            Err(e) => Ok(Err(LoadError::Compile(e))),
+        }
     });
+    let result = match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(LoadError::Run(e))) | Err(e) => Err(e),
+        Ok(Err(LoadError::Compile(e))) => {
+            let msg = lua_message(&e);
+            return Err(format!("ERR Error compiling function: {msg}"));
+        }
+    };
     if let Err(e) = result {
         // An error table (redis.log's) is its own message.
         if let Some(msg) = state.env.table_error.borrow_mut().take() {
@@ -2161,9 +2180,13 @@ pub fn function_restore(cx: &mut Ctx) {
         Flush,
     }
     if cx.argv.len() > 4 {
-        return cx.error(
-            "ERR unknown subcommand or wrong number of arguments for 'restore'. Try FUNCTION HELP.",
-        );
+        let sub = crate::resp::c_str(&cx.argv[1]);
+        let mut msg = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+        msg.extend_from_slice(&sub[..sub.len().min(128)]);
+        msg.extend_from_slice(b"'. Try FUNCTION HELP.");
+        cx.node.count_error("ERR");
+        cx.client.reply.error_bytes(&msg);
+        return;
     }
     let policy =
         match cx.argv.get(3) {

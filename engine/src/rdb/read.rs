@@ -692,12 +692,36 @@ pub(crate) fn function_records(data: &[u8]) -> Result<Vec<Vec<u8>>, &'static str
     let mut codes = Vec::new();
     while r.remaining() > 10 {
         match r.u8().map_err(|_| "can not read data type")? {
-            RDB_OPCODE_FUNCTION => return Err("Pre-GA function format not supported"),
-            RDB_OPCODE_FUNCTION2 => {}
+            RDB_OPCODE_FUNCTION => codes.push(pre_ga_function(&mut r)?),
+            RDB_OPCODE_FUNCTION2 => {
+                let code = r.string().map_err(|_| "Failed loading library payload")?;
+                codes.push(code.into_owned());
+            }
             _ => return Err("given type is not a function"),
         }
-        let code = r.string().map_err(|_| "Failed loading library payload")?;
-        codes.push(code.into_owned());
     }
     Ok(codes)
+}
+
+/// A library in 7.0-rc1/rc2's format (`RDB_OPCODE_FUNCTION`: name, engine,
+/// optional description, code), turned into the code with its metadata
+/// line as Redis 7.0's `rdbFunctionLoad` does.
+fn pre_ga_function(r: &mut Reader<'_>) -> Result<Vec<u8>, &'static str> {
+    let name = r.string().map_err(|_| "Failed loading library name")?;
+    let engine = r.string().map_err(|_| "Failed loading engine name")?;
+    let has_desc = r
+        .len()
+        .map_err(|_| "Failed loading library description indicator")?;
+    if has_desc != 0 {
+        r.string()
+            .map_err(|_| "Failed loading library description")?;
+    }
+    let code = r.string().map_err(|_| "Failed loading library code")?;
+    let mut out = b"#!".to_vec();
+    out.extend_from_slice(&engine);
+    out.extend_from_slice(b" name=");
+    out.extend_from_slice(&name);
+    out.push(b'\n');
+    out.extend_from_slice(&code);
+    Ok(out)
 }
