@@ -561,7 +561,12 @@ pub fn client_eviction_limit(config: &crate::Config) -> u64 {
 }
 
 /// A client's memory may have changed (it was served): updates the total.
+/// Skipped while client eviction is off (the tick recounts anyway), so the
+/// default configuration pays nothing per input.
 pub fn client_memory_changed(node: &mut Node, c: &mut Client) {
+    if node.config.maxmemory_clients == "0" {
+        return;
+    }
     let now = crate::memory::client_bytes(c);
     node.evictor.clients_total = (node.evictor.clients_total + now).saturating_sub(c.mem_counted);
     c.mem_counted = now;
@@ -569,6 +574,9 @@ pub fn client_memory_changed(node: &mut Node, c: &mut Client) {
 
 /// The driver's backlog for a client changed.
 pub fn client_backlog_changed(node: &mut Node, conn: crate::node::ConnId) {
+    if node.config.maxmemory_clients == "0" {
+        return;
+    }
     let Node {
         clients, evictor, ..
     } = node;
