@@ -519,3 +519,61 @@ pub fn help_text(container: &str) -> Option<&'static Frame> {
         .find(|p| p[0].as_bytes() == Some(container.as_bytes()))
         .map(|p| &p[1])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+
+    #[test]
+    fn lookup_finds_every_command_in_any_case_and_nothing_else() {
+        let t = Table::get();
+        for c in &t.commands {
+            let lower = c.name.as_bytes().to_vec();
+            let upper = c.name.to_ascii_uppercase().into_bytes();
+            let mixed: Vec<u8> = lower
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if i % 2 == 0 {
+                        b.to_ascii_uppercase()
+                    } else {
+                        *b
+                    }
+                })
+                .collect();
+            for name in [lower.clone(), upper, mixed] {
+                let found = t.lookup(&name).map(|f| f.name.as_str());
+                assert_eq!(
+                    found,
+                    Some(c.name.as_str()),
+                    "{:?}",
+                    String::from_utf8_lossy(&name)
+                );
+            }
+            // A name one byte longer or shorter is another command or none.
+            let mut longer = lower.clone();
+            longer.push(b'x');
+            let shorter = &lower[..lower.len() - 1];
+            for other in [&longer[..], shorter] {
+                if let Some(f) = t.lookup(other) {
+                    assert_eq!(f.name.as_bytes(), other);
+                }
+            }
+        }
+        for miss in [
+            &b""[..],
+            b"x",
+            b"getx",
+            b"1get",
+            b"_get",
+            &[b'g'; 40],
+            b"g\xffet",
+        ] {
+            assert!(
+                t.lookup(miss).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(miss)
+            );
+        }
+    }
+}
