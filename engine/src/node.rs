@@ -1777,14 +1777,32 @@ impl Node {
 
     /// FLUSHDB/FLUSHALL/SWAPDB: marks watchers of keys that exist in `db`.
     pub fn touch_watched_in_db(&mut self, c: &mut Client, db: usize) {
-        let keys: Vec<Bytes> = self
+        let slots: Vec<(Bytes, Vec<ConnId>)> = self
             .watchers
-            .keys()
-            .filter(|(d, k)| *d == db && self.dbs[db].keys.contains_key(k))
-            .map(|(_, k)| k.clone())
+            .iter()
+            .filter(|((d, k), _)| *d == db && self.dbs[db].keys.contains_key(k))
+            .map(|((_, k), conns)| (k.clone(), conns.clone()))
             .collect();
-        for k in keys {
-            self.touch_key(c, db, &k);
+        for (key, conns) in slots {
+            for conn in conns {
+                let w = if conn == c.conn {
+                    &mut *c
+                } else if let Some(other) = self.clients.get_mut(&conn) {
+                    other
+                } else {
+                    continue;
+                };
+                // Redis 7.0's touchAllWatchedKeysInDb(db, NULL): a key that
+                // was already expired when watched is now just deleted, no
+                // logical change (it stays "not live when watched" here).
+                if !w
+                    .watched
+                    .iter()
+                    .any(|(d, k, not_live)| *d == db && *k == key && *not_live)
+                {
+                    w.dirty_cas = true;
+                }
+            }
         }
     }
 
