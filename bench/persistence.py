@@ -25,7 +25,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CIN = os.path.join(ROOT, "target", "release", "cinnabar-server")
+# $CINNABAR_BIN runs that binary as is (a copy, so builds during a long run
+# do not swap it); otherwise the release build, built first.
+CIN = os.environ.get("CINNABAR_BIN") or os.path.join(ROOT, "target", "release", "cinnabar-server")
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 
 
@@ -353,7 +355,9 @@ REPS = int(os.environ.get("REPS", "3"))
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cinnabar-net"], cwd=ROOT, check=True)
+    if not os.environ.get("CINNABAR_BIN"):
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "cinnabar-net"],
+                       cwd=ROOT, check=True)
     data = dataset_file(KEYS)
     load1 = os.getloadavg()[0]
     print(f"dataset: {KEYS} keys (70% strings, 10% hashes, lists, sets); "
