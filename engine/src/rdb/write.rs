@@ -323,6 +323,10 @@ fn write_list(out: &mut Vec<u8>, l: &List, o: &WriteOpts, lzf: &mut Compressor) 
 // The file writer
 // ---------------------------------------------------------------------------
 
+/// A drained buffer's capacity is kept for the next chunk up to this size
+/// (a save drains at 1 MiB; a whole image taken at once is not re-reserved).
+const KEEP_CAPACITY: usize = 4 << 20;
+
 /// Incremental RDB writer.
 ///
 /// Call order: [`header`](Self::header), then any number of
@@ -355,10 +359,6 @@ impl RdbWriter {
             opts: WriteOpts {
                 compress,
                 list_fill: -2,
-/// A drained buffer's capacity is kept for the next chunk up to this size
-/// (a save drains at 1 MiB; a whole image taken at once is not re-reserved).
-const KEEP_CAPACITY: usize = 4 << 20;
-
                 list_compress_depth: 0,
             },
             lzf: Compressor::default(),
@@ -434,7 +434,8 @@ const KEEP_CAPACITY: usize = 4 << 20;
         write_object_type(&mut self.buf, value);
         write_string(&mut self.buf, key, self.opts.compress, &mut self.lzf);
         write_object(&mut self.buf, value, &self.opts, &mut self.lzf);
-        self.digest();
+        // Not digested per key: the CRC runs over whole chunks when they
+        // are taken (much faster than tens of bytes at a time).
     }
 
     /// The EOF opcode and the CRC-64 (8 bytes LE; zeros when `checksum` is
@@ -473,8 +474,7 @@ const KEEP_CAPACITY: usize = 4 << 20;
     /// copy-on-write keys for a database it had not reached yet).
     pub fn raw(&mut self, records: &[u8]) {
         self.buf.extend_from_slice(records);
-        // Not digested per key: the CRC runs over whole chunks when they
-        // are taken (much faster than tens of bytes at a time).
+        self.digest();
     }
 
     fn digest(&mut self) {
