@@ -1302,7 +1302,7 @@ pub fn requirepass_changed(node: &mut crate::Node) {
 /// The CLIENT LIST line of a client for ACL LOG's `client-info`.
 fn client_info(node: &crate::Node, c: &crate::node::Client) -> String {
     let mut s = String::new();
-    crate::commands::connection::client_line(c, node.now.as_secs(), &mut s);
+    crate::commands::connection::client_line(node, c, &mut s);
     while s.ends_with('\n') {
         s.pop();
     }

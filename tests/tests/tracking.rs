@@ -457,3 +457,85 @@ fn random_reads_and_writes_give_the_same_invalidations() {
         "only {seen} invalidations in {cases} cases"
     );
 }
+
+/// The `flags=` and `redir=` fields of a client's CLIENT LIST line, the
+/// redirect id masked as `<id>` when it is `target`'s.
+fn flags_of(observer: &mut Conn, id: &str, target: &str) -> String {
+    let raw = observer.cmd_str(&["CLIENT", "LIST", "ID", id]);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let field = |name: &str| -> String {
+        text.split([' ', '\n', '\r'])
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or("<missing>")
+            .to_string()
+    };
+    let redir = field("redir=");
+    let redir = if redir == target {
+        "<id>".to_string()
+    } else {
+        redir
+    };
+    format!("flags={} redir={}", field("flags="), redir)
+}
+
+/// CLIENT LIST / CLIENT INFO show tracking as Redis 7.0's
+/// `getClientInfoString` does: t (tracking), R (its redirect client is
+/// gone), B (BCAST), with the REDIRECT id (0 for none), next to the other
+/// flags (O for MONITOR, x in MULTI, P subscribed, N none).
+#[test]
+fn client_list_shows_tracking_flags() {
+    both("client flags", |s| {
+        let mut o = s.connect();
+        let mut out = vec![];
+        let mut plain = s.connect();
+        let pid = client_id(&mut plain);
+        out.push(flags_of(&mut o, &pid, ""));
+        plain.cmd_str(&["CLIENT", "TRACKING", "ON"]);
+        out.push(flags_of(&mut o, &pid, ""));
+        plain.cmd_str(&["MULTI"]);
+        out.push(flags_of(&mut o, &pid, ""));
+        plain.cmd_str(&["DISCARD"]);
+        plain.cmd_str(&["CLIENT", "TRACKING", "OFF"]);
+        out.push(flags_of(&mut o, &pid, ""));
+        // BCAST with a prefix, from CLIENT INFO as well.
+        let mut b = s.connect();
+        let bid = client_id(&mut b);
+        b.cmd_str(&["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:"]);
+        out.push(flags_of(&mut o, &bid, ""));
+        let info = String::from_utf8_lossy(&b.cmd_str(&["CLIENT", "INFO"])).into_owned();
+        out.push(
+            info.split(' ')
+                .filter(|w| w.starts_with("flags=") || w.starts_with("redir="))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        // A redirect to a subscriber, then to a client that goes away.
+        let mut sub = s.connect();
+        let sid = client_id(&mut sub);
+        sub.cmd_str(&["SUBSCRIBE", "__redis__:invalidate"]);
+        out.push(flags_of(&mut o, &sid, ""));
+        let mut t = s.connect();
+        let tid = client_id(&mut t);
+        t.cmd_str(&["CLIENT", "TRACKING", "ON", "REDIRECT", &sid]);
+        out.push(flags_of(&mut o, &tid, &sid));
+        let mut gone = s.connect();
+        let gid = client_id(&mut gone);
+        let mut t2 = s.connect();
+        let t2id = client_id(&mut t2);
+        t2.cmd_str(&["CLIENT", "TRACKING", "ON", "REDIRECT", &gid, "BCAST"]);
+        out.push(flags_of(&mut o, &t2id, &gid));
+        drop(gone);
+        s.wait_gone(&gid);
+        out.push(flags_of(&mut o, &t2id, &gid));
+        o.cmd_str(&["SET", "k", "1"]);
+        // The broadcast reaches the missing client at the next cycle.
+        pending(&mut t2);
+        out.push(flags_of(&mut o, &t2id, &gid));
+        // MONITOR.
+        let mut m = s.connect();
+        let mid = client_id(&mut m);
+        m.cmd_str(&["MONITOR"]);
+        out.push(flags_of(&mut o, &mid, ""));
+        out
+    });
+}

@@ -212,11 +212,15 @@ pub fn client_getname(cx: &mut Ctx) {
 
 /// One CLIENT LIST line, with Redis 7.0's fields in Redis's order. Memory
 /// fields are what the engine holds for the client.
-pub(crate) fn client_line(c: &Client, now_s: u64, out: &mut String) {
+pub(crate) fn client_line(node: &crate::Node, c: &Client, out: &mut String) {
     use std::fmt::Write;
+    let now_s = node.now.as_secs();
+    let tracking = node.tracking.clients.get(&c.id);
+    // Redis shows the REDIRECT id (0 for none) of a tracking client.
+    let redir = tracking.map_or(-1, |t| t.redirect as i64);
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.peer,
         c.local,
@@ -224,7 +228,7 @@ pub(crate) fn client_line(c: &Client, now_s: u64, out: &mut String) {
         c.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
         now_s.saturating_sub(c.created.as_secs()),
         now_s.saturating_sub(c.last_interaction.as_secs()),
-        client_flags(c),
+        client_flags(node, c, tracking),
         c.db,
         c.channels.len(),
         c.patterns.len(),
@@ -243,25 +247,44 @@ pub(crate) fn client_line(c: &Client, now_s: u64, out: &mut String) {
             .as_ref()
             .map(|u| String::from_utf8_lossy(u).into_owned())
             .unwrap_or_default(),
+        redir,
         c.resp(),
     );
 }
 
-/// CLIENT LIST's flags: N (none), P (pub/sub), b (blocked), x (in MULTI),
-/// d (watched key modified).
-fn client_flags(c: &Client) -> String {
+/// CLIENT LIST's flags in Redis's order (`getClientInfoString`): O
+/// (MONITOR), P (pub/sub), x (in MULTI), b (blocked), t (tracking), R
+/// (tracking's REDIRECT client is gone), B (BCAST tracking), d (watched
+/// key modified), e (no-evict); N when none.
+fn client_flags(
+    node: &crate::Node,
+    c: &Client,
+    tracking: Option<&crate::tracking::ClientTracking>,
+) -> String {
     let mut f = String::new();
+    if node.monitors.contains(&c.conn) {
+        f.push('O');
+    }
     if c.subscription_count() > 0 || !c.shard_channels.is_empty() {
         f.push('P');
+    }
+    if c.multi.is_some() {
+        f.push('x');
     }
     if c.blocked.is_some() {
         f.push('b');
     }
+    if let Some(t) = tracking {
+        f.push('t');
+        if t.broken_redirect {
+            f.push('R');
+        }
+        if t.bcast {
+            f.push('B');
+        }
+    }
     if c.dirty_cas {
         f.push('d');
-    }
-    if c.multi.is_some() {
-        f.push('x');
     }
     if c.no_evict {
         f.push('e');
@@ -307,11 +330,10 @@ pub fn client_list(cx: &mut Ctx) {
             return cx.syntax_error();
         }
     }
-    let now_s = cx.node.now.as_secs();
     let mut text = String::new();
     for c in cx.node.all_clients(cx.client) {
         if ids.as_ref().is_none_or(|v| v.contains(&c.id)) {
-            client_line(c, now_s, &mut text);
+            client_line(cx.node, c, &mut text);
         }
     }
     cx.client.reply.verbatim(text.as_bytes(), "txt");
@@ -320,7 +342,7 @@ pub fn client_list(cx: &mut Ctx) {
 /// CLIENT INFO
 pub fn client_info(cx: &mut Ctx) {
     let mut text = String::new();
-    client_line(cx.client, cx.node.now.as_secs(), &mut text);
+    client_line(cx.node, cx.client, &mut text);
     cx.client.reply.verbatim(text.as_bytes(), "txt");
 }
 
