@@ -26,8 +26,8 @@
 //! and then gets `-BUSY` (except commands flagged allow-busy, such as
 //! SCRIPT KILL and SHUTDOWN NOSAVE); the interrupted command's bookkeeping
 //! waits in [`crate::node::Frame`]s. The script sees the time it started
-//! at, as in Redis. Not implemented: `redis.setresp`, `redis.set_repl`,
-//! `redis.breakpoint`, the cjson/cmsgpack/struct/bit libraries.
+//! at, as in Redis. The Lua debugger (SCRIPT DEBUG) is not implemented:
+//! `redis.breakpoint` and `redis.debug` answer as Redis does outside it.
 
 use crate::command::{flags, Handler};
 use crate::node::{Client, ConnId, Ctx, Frame, Node, Time};
