@@ -7,7 +7,9 @@
 //!
 //! The engine reads no clock. The host may install a stopwatch
 //! ([`Node::set_stopwatch`](crate::node::Node::set_stopwatch)): a function
-//! returning monotonic nanoseconds, read before and after each command. The
+//! returning monotonic nanoseconds, read before and after each command (a
+//! pipelined command starts at the previous one's end reading, see
+//! [`Observability::command_start_ns`]). The
 //! shim implements it with `Instant`; without one (the simulator) every
 //! duration is 0, which keeps runs reproducible. Durations feed statistics
 //! only: nothing a command does or replies depends on them.
@@ -120,6 +122,10 @@ pub struct Observability {
     /// Time the current command will block the host after it returns
     /// (DEBUG SLEEP's Output::Sleep), added to its measured duration.
     pub extra_ns: u64,
+    /// The reading that ended the previous top-level command of the
+    /// current input, if nothing slow ran since (see
+    /// [`Observability::command_start_ns`]).
+    pub chained_ns: Option<u64>,
 }
 
 impl std::fmt::Debug for Observability {
@@ -136,6 +142,20 @@ impl Observability {
     #[inline]
     pub fn now_ns(&self) -> u64 {
         self.stopwatch.map_or(0, |f| f())
+    }
+
+    /// A command's start reading. A top-level command that follows another
+    /// within one input starts at that one's end reading: one clock read
+    /// per pipelined command instead of two (the clock was about 5% of a
+    /// pipelined command's cost). What runs in between (parsing this
+    /// command, the previous one's bookkeeping) is engine work done for
+    /// this command; the node breaks the chain at each input and before
+    /// evicting. Nested commands (EXEC's, scripts') always read the clock.
+    pub fn command_start_ns(&mut self, top_level: bool) -> u64 {
+        match self.chained_ns.take() {
+            Some(t) if top_level => t,
+            _ => self.now_ns(),
+        }
     }
 
     /// Adds a sample to an event if it passes the threshold
@@ -181,8 +201,11 @@ impl Node {
         argv: &[bytes::Bytes],
         started_ns: u64,
     ) {
-        let ns = self.observe.now_ns().saturating_sub(started_ns)
-            + std::mem::take(&mut self.observe.extra_ns);
+        let ended_ns = self.observe.now_ns();
+        if self.call_depth() == 1 {
+            self.observe.chained_ns = Some(ended_ns);
+        }
+        let ns = ended_ns.saturating_sub(started_ns) + std::mem::take(&mut self.observe.extra_ns);
         let us = ns / 1000;
         if self.config.latency_tracking {
             let t = match self.observe.commands.get_mut(cmd.name.as_str()) {
@@ -248,6 +271,63 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        static READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A stopwatch that advances 1000 ns per reading and counts readings.
+    fn counting_stopwatch() -> u64 {
+        READS.with(|r| {
+            r.set(r.get() + 1);
+            r.get() * 1000
+        })
+    }
+
+    #[test]
+    fn pipelined_commands_share_clock_readings_within_one_input() {
+        use crate::node::{ConnId, Input, Time};
+        let mut node = Node::new(crate::config::Config::default(), 1);
+        node.set_stopwatch(counting_stopwatch);
+        let conn = ConnId(1);
+        let t = Time::from_micros(1_000_000);
+        // Start-up loading finds no files.
+        node.start(t);
+        while let Some(out) = node.poll_output() {
+            if let crate::node::Output::Disk { id, .. } = out {
+                let result = Err(crate::disk::DiskError::NotFound);
+                node.handle(t, Input::DiskDone { id, result });
+            }
+        }
+        node.handle(
+            t,
+            Input::Accepted {
+                conn,
+                peer: "127.0.0.1:5000".into(),
+                local: "127.0.0.1:6379".into(),
+            },
+        );
+        let reads = |node: &mut Node, data: &[u8]| {
+            let before = READS.with(|r| r.get());
+            node.handle(t, Input::Received { conn, data });
+            while node.poll_output().is_some() {}
+            READS.with(|r| r.get()) - before
+        };
+        // Three commands in one input: one reading each plus the first start.
+        assert_eq!(reads(&mut node, b"PING\r\nPING\r\nPING\r\n"), 4);
+        // A new input starts afresh (idle time is nobody's duration)...
+        assert_eq!(reads(&mut node, b"PING\r\n"), 2);
+        // ...and so do EXEC's queued commands (MULTI 2 + EXEC 2 + SET 2 +
+        // INCR 2, with MULTI's end starting EXEC).
+        let multi = b"MULTI\r\nSET a 1\r\nINCR a\r\nEXEC\r\n";
+        assert_eq!(reads(&mut node, multi), 7);
+        // Each command still accounts only its own readings: every duration
+        // is one tick of the fake clock (1 us), EXEC's spans its two.
+        let usec = |name: &str| node.observe.commands.get(name).map(|t| t.usec);
+        assert_eq!(usec("ping"), Some(4));
+        assert_eq!(usec("set"), Some(1));
+        assert_eq!(usec("exec"), Some(5));
+    }
 
     #[test]
     fn histogram_buckets_and_percentiles() {

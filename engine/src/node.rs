@@ -765,6 +765,8 @@ impl Node {
         if self.start_time == Time(0) {
             self.start(now);
         }
+        // Time passed between inputs: no command's duration spans it.
+        self.observe.chained_ns = None;
         if now > self.now {
             self.now = now;
         }
@@ -1287,7 +1289,8 @@ impl Node {
                 argv,
                 cmd,
             };
-            let started_ns = ctx.node.observe.now_ns();
+            let top_level = ctx.node.call_depth == 1;
+            let started_ns = ctx.node.observe.command_start_ns(top_level);
             handler(&mut ctx);
             ctx.node.record_duration(ctx.client, cmd, argv, started_ns);
         }
@@ -1509,6 +1512,10 @@ impl Node {
             // EXEC's queued commands are not checked again.
             let script = c.peer.is_empty() && c.in_exec;
             return script && self.evictor.pre_command_oom && cmd.has(flags::DENYOOM);
+        }
+        if self.config.maxmemory > 0 {
+            // Eviction is not the next command's time.
+            self.observe.chained_ns = None;
         }
         let oom = crate::evict::perform_evictions(self, Some(c)) == crate::evict::Outcome::Fail;
         self.evictor.pre_command_oom = oom;
