@@ -650,6 +650,34 @@ fn lazy_expire_and_overwrite_match_redis() {
     p.same(&["CONFIG", "SET", "lazyfree-lazy-server-del", "no"]);
     p.same(&["DBSIZE"]);
     p.same(&["CONFIG", "SET", "lazyfree-lazy-expire", "no"]);
+    // Eviction under lazyfree-lazy-eviction: a limit of one byte evicts
+    // everything; only the big set is freed in the background.
+    p.same(&["FLUSHALL"]);
+    expect(&mut p, 5, "FLUSHALL without lazyfree-lazy-user-flush");
+    big(&mut p, "ev");
+    p.same(&["SET", "small", "x"]);
+    p.same(&[
+        "CONFIG",
+        "SET",
+        "lazyfree-lazy-eviction",
+        "yes",
+        "maxmemory-policy",
+        "allkeys-random",
+        "maxmemory",
+        "1",
+    ]);
+    p.same(&["DBSIZE"]);
+    expect(&mut p, 6, "eviction under lazyfree-lazy-eviction");
+    p.same(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        "0",
+        "lazyfree-lazy-eviction",
+        "no",
+        "maxmemory-policy",
+        "noeviction",
+    ]);
     p.same(&["CONFIG", "RESETSTAT"]);
     expect(&mut p, 0, "CONFIG RESETSTAT");
     p.check();
