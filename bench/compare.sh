@@ -4,14 +4,17 @@
 #
 # Both servers run on this machine with persistence off; redis-benchmark runs
 # the same workload against each, alternating, in one run. TESTS overrides
-# the redis-benchmark tests (e.g. TESTS=lpush,rpush,lpop,rpop,lrange_100).
+# the redis-benchmark tests (e.g. TESTS=lpush,rpush,lpop,rpop,lrange_100);
+# ROUNDS (default 3) runs each side that many times, alternating which goes
+# first, and prints the median; REDIS_PORT / CIN_PORT move the servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-200000}"
 C="${2:-50}"
 TESTS="${TESTS:-set,get,incr,mset}"
-REDIS_PORT=7479
-CIN_PORT=7480
+ROUNDS="${ROUNDS:-3}"
+REDIS_PORT="${REDIS_PORT:-7479}"
+CIN_PORT="${CIN_PORT:-7480}"
 
 cargo build --release --quiet -p cinnabar-net
 redis-server --port $REDIS_PORT --save '' --appendonly no --daemonize no >/dev/null &
@@ -29,11 +32,27 @@ run() {
     awk -F'","' 'NR>1 { gsub(/"/, "", $1); gsub(/ /, "_", $1); print $1, $2 }'
 }
 
+# The median of each test's rounds: "test rps" lines in, one per test out.
+median() {
+  sort -k1,1 -k2,2n "$1" | awk '
+    { n[$1]++; v[$1, n[$1]] = $2 }
+    END { for (t in n) { m = n[t]; print t, (m % 2) ? v[t, (m + 1) / 2] : (v[t, m / 2] + v[t, m / 2 + 1]) / 2 } }'
+}
+
 printf '%-14s %-4s %12s %12s %8s\n' test P redis_rps cinnabar_rps ratio
 for P in 1 16; do
-  run $REDIS_PORT $P > /tmp/bench_redis.$$
-  run $CIN_PORT $P > /tmp/bench_cin.$$
-  join <(sort /tmp/bench_redis.$$) <(sort /tmp/bench_cin.$$) | while read -r t r c; do
+  : > /tmp/bench_redis.$$
+  : > /tmp/bench_cin.$$
+  for round in $(seq "$ROUNDS"); do
+    if [ $((round % 2)) -eq 1 ]; then
+      run $REDIS_PORT $P >> /tmp/bench_redis.$$
+      run $CIN_PORT $P >> /tmp/bench_cin.$$
+    else
+      run $CIN_PORT $P >> /tmp/bench_cin.$$
+      run $REDIS_PORT $P >> /tmp/bench_redis.$$
+    fi
+  done
+  join <(median /tmp/bench_redis.$$ | sort) <(median /tmp/bench_cin.$$ | sort) | while read -r t r c; do
     awk -v t="$t" -v p="$P" -v r="$r" -v c="$c" \
       'BEGIN { printf "%-14s %-4s %12.0f %12.0f %8.2f\n", t, p, r, c, c / r }'
   done
