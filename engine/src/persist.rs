@@ -350,7 +350,7 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<usize, String> {
                     value,
                     expire_ms,
                     idle_s,
-                    ..
+                    freq,
                 } => {
                     if db >= databases {
                         return Err(rdb::RdbError(format!(
@@ -365,10 +365,19 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<usize, String> {
                         expired += 1;
                         return Ok(());
                     }
-                    let lru = crate::evict::initial_stamp(
-                        lru_now.saturating_sub(idle_s.unwrap_or(0)),
-                        lfu,
-                    );
+                    // objectSetLRUOrLFU: the saved frequency under an LFU
+                    // policy, the saved idle time under any other; a key
+                    // without the one that applies is as new.
+                    let lru = match (lfu, freq, idle_s) {
+                        (true, Some(f), _) => {
+                            (crate::evict::initial_stamp(lru_now, true) & !0xff) | f as u32
+                        }
+                        (false, _, Some(idle)) => crate::commands::dump::lru_for_idle(
+                            lru_now,
+                            idle.min(i64::MAX as u64) as i64,
+                        ),
+                        _ => crate::evict::initial_stamp(lru_now, lfu),
+                    };
                     keys.push((db, key, expire_ms, lru));
                     values.push(value);
                 }
@@ -438,11 +447,27 @@ fn write_header(node: &Node, w: &mut RdbWriter) {
     }
 }
 
+/// `rdbSaveKeyValuePair`'s `savelru` / `savelfu`: idle seconds before
+/// each key under an LRU policy, the decayed counter under an LFU one.
+fn access_info(node: &Node) -> rdb::AccessInfo {
+    use crate::evict::Policy;
+    let now_s = node.now.as_secs();
+    match node.policy() {
+        Policy::AllKeysLru | Policy::VolatileLru => rdb::AccessInfo::Idle { now_s },
+        Policy::AllKeysLfu | Policy::VolatileLfu => rdb::AccessInfo::Freq {
+            now_s,
+            decay_min: node.config.lfu_decay_time.clamp(0, u32::MAX as i64) as u32,
+        },
+        _ => rdb::AccessInfo::None,
+    }
+}
+
 impl Snapshot {
     /// Begins a snapshot of the node's dataset as it is now.
     fn begin(node: &mut Node) -> Snapshot {
         let compress = node.config.rdbcompression;
         let mut w = RdbWriter::with_config(&node.config, compress);
+        w.set_access_info(access_info(node));
         write_header(node, &mut w);
         let mut sizes = Vec::with_capacity(node.dbs.len());
         for db in &mut node.dbs {
@@ -488,10 +513,11 @@ impl Snapshot {
             let expire = d.expire_of(key);
             self.keys_done += 1;
             if db == self.db && self.db_open {
-                self.w.key(key, &e.value, expire);
+                self.w.key_stamped(key, &e.value, expire, e.lru);
             } else {
                 let mut side = RdbWriter::with_config(&node.config, self.compress);
-                side.key(key, &e.value, expire);
+                side.set_access_info(access_info(node));
+                side.key_stamped(key, &e.value, expire, e.lru);
                 self.early[db].extend_from_slice(&side.take_chunk());
             }
         }
@@ -523,7 +549,7 @@ impl Snapshot {
                     let handled = &self.handled[self.db];
                     for (k, e) in d.keys.iter() {
                         if !handled.contains(k) {
-                            self.w.key(k, &e.value, d.expire_of(k));
+                            self.w.key_stamped(k, &e.value, d.expire_of(k), e.lru);
                             self.keys_done += 1;
                             set_aside_full_chunk(&mut self.w, &mut self.chunks);
                         }
@@ -538,7 +564,7 @@ impl Snapshot {
                 let mut n = 0u64;
                 self.cursor = d.keys.scan(self.cursor, |k, e| {
                     if !handled.contains(k) {
-                        w.key(k, &e.value, d.expire_of(k));
+                        w.key_stamped(k, &e.value, d.expire_of(k), e.lru);
                         n += 1;
                     }
                 });

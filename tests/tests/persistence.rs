@@ -771,3 +771,115 @@ fn check_tools_verify_and_fix_files() {
     assert_eq!(std::fs::metadata(&incr).expect("incr").len(), len);
     assert_eq!(run(&["--check-aof", &aofdir]).0, 0);
 }
+
+/// Sets `key` to a fresh string with the given access information, through
+/// RESTORE's IDLETIME / FREQ (the same on both servers).
+fn restore_with(c: &mut Conn, key: &str, opt: &str, n: u64) {
+    ok(c, "SET restore-src v");
+    let payload = Reply::parse(&c.cmd_str(&["DUMP", "restore-src"])).expect("DUMP");
+    let Reply::Blob(_, payload) = payload else {
+        panic!("DUMP gave no payload")
+    };
+    ok(c, "DEL restore-src");
+    let n = n.to_string();
+    let r = c.cmd(&[
+        b"RESTORE",
+        key.as_bytes(),
+        b"0",
+        &payload,
+        opt.as_bytes(),
+        n.as_bytes(),
+    ]);
+    assert_eq!(r, b"+OK\r\n", "RESTORE {key} {opt} {n}");
+}
+
+/// OBJECT IDLETIME / FREQ of each key, without touching it.
+fn access_info(c: &mut Conn, sub: &str, keys: &[String]) -> Vec<i64> {
+    keys.iter()
+        .map(|k| match Reply::parse(&c.cmd_str(&["OBJECT", sub, k])) {
+            Some(Reply::Line(b':', n)) => String::from_utf8_lossy(&n).parse().expect("integer"),
+            other => panic!("OBJECT {sub} {k}: {other:?}"),
+        })
+        .collect()
+}
+
+/// Redis saves each key's idle time (RDB_OPCODE_IDLE) under an LRU policy
+/// and its LFU counter (RDB_OPCODE_FREQ) under an LFU one, and restores
+/// them on load: a file written by either server gives the other (and
+/// DEBUG RELOAD gives each) the same OBJECT FREQ, and OBJECT IDLETIME
+/// within the seconds the test takes. `lfu-decay-time 0` stops counters
+/// decaying while the test runs, so FREQ compares exactly.
+#[test]
+fn lru_and_lfu_info_survive_save_and_load() {
+    if skip() {
+        return;
+    }
+    let cases: [(&str, &str, &str, &[u64]); 2] = [
+        ("allkeys-lfu", "FREQ", "FREQ", &[0, 1, 5, 100, 255]),
+        (
+            "allkeys-lru",
+            "IDLETIME",
+            "IDLETIME",
+            &[0, 10, 1000, 100_000],
+        ),
+    ];
+    for (policy, restore_opt, sub, values) in cases {
+        let keys: Vec<String> = (0..values.len()).map(|i| format!("k{i}")).collect();
+        for redis_writes in [true, false] {
+            let dir = temp_dir("access-info");
+            let d = dir_arg(&dir);
+            let args = [
+                "--dir",
+                &d,
+                "--maxmemory-policy",
+                policy,
+                "--lfu-decay-time",
+                "0",
+            ];
+            let start = |redis: bool| {
+                if redis {
+                    Server::redis(&args)
+                } else {
+                    Server::cinnabar(&args)
+                }
+            };
+            let written = {
+                let w = start(redis_writes);
+                let mut c = w.connect();
+                for (k, v) in keys.iter().zip(values) {
+                    restore_with(&mut c, k, restore_opt, *v);
+                }
+                let got = access_info(&mut c, sub, &keys);
+                assert_eq!(c.cmd_str(&["SAVE"]), b"+OK\r\n");
+                got
+            };
+            let reader = start(!redis_writes);
+            let mut c = loaded(&reader);
+            let what = format!(
+                "{policy}, written by {}",
+                if redis_writes { "redis" } else { "cinnabar" }
+            );
+            let check = |got: Vec<i64>, after: &str| {
+                for ((k, w), g) in keys.iter().zip(&written).zip(&got) {
+                    if sub == "FREQ" {
+                        assert_eq!(w, g, "{what}, {after}: OBJECT FREQ {k}");
+                    } else {
+                        // Whole seconds, and seconds pass between the reads.
+                        assert!(
+                            (g - w).abs() <= 3,
+                            "{what}, {after}: OBJECT IDLETIME {k}: {w} then {g}"
+                        );
+                    }
+                }
+            };
+            check(access_info(&mut c, sub, &keys), "loaded by the other");
+            assert_eq!(c.cmd_str(&["DEBUG", "RELOAD"]), b"+OK\r\n");
+            check(access_info(&mut c, sub, &keys), "after DEBUG RELOAD");
+            // The restored values really were kept (not all new keys).
+            assert_eq!(written.len(), values.len());
+            for (w, v) in written.iter().zip(values) {
+                assert!((*w - *v as i64).abs() <= 1, "{what}: {sub} {w} for {v}");
+            }
+        }
+    }
+}

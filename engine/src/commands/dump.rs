@@ -151,7 +151,7 @@ const LRU_CLOCK_MAX: i64 = (1 << 24) - 1;
 /// what Redis reports after `RESTORE ... IDLETIME idle`: Redis subtracts
 /// the idle time from its 24-bit wrapping clock (`objectSetLRUOrLFU`),
 /// so huge idle times wrap the way they do there.
-fn lru_for_idle(now_s: u64, idle_s: i64) -> u32 {
+pub(crate) fn lru_for_idle(now_s: u64, idle_s: i64) -> u32 {
     let clock = (now_s as i64) & LRU_CLOCK_MAX;
     let mut lru = clock.wrapping_sub(idle_s);
     if lru < 0 {

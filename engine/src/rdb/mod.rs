@@ -31,7 +31,7 @@ mod write;
 mod ziplist;
 
 pub use read::{load, load_with_rng};
-pub use write::RdbWriter;
+pub use write::{AccessInfo, RdbWriter};
 
 use crate::config::Config;
 use crate::db::Value;

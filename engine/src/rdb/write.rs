@@ -7,10 +7,10 @@ use super::lzf::Compressor;
 use super::{
     intset, AuxValue, Crc64, WriteOpts, QUICKLIST_NODE_CONTAINER_PACKED,
     QUICKLIST_NODE_CONTAINER_PLAIN, RDB_OPCODE_AUX, RDB_OPCODE_EOF, RDB_OPCODE_EXPIRETIME_MS,
-    RDB_OPCODE_FUNCTION2, RDB_OPCODE_RESIZEDB, RDB_OPCODE_SELECTDB, RDB_TYPE_HASH,
-    RDB_TYPE_HASH_LISTPACK, RDB_TYPE_LIST_QUICKLIST_2, RDB_TYPE_SET, RDB_TYPE_SET_INTSET,
-    RDB_TYPE_STREAM_LISTPACKS_2, RDB_TYPE_STRING, RDB_TYPE_ZSET_2, RDB_TYPE_ZSET_LISTPACK,
-    RDB_VERSION,
+    RDB_OPCODE_FREQ, RDB_OPCODE_FUNCTION2, RDB_OPCODE_IDLE, RDB_OPCODE_RESIZEDB,
+    RDB_OPCODE_SELECTDB, RDB_TYPE_HASH, RDB_TYPE_HASH_LISTPACK, RDB_TYPE_LIST_QUICKLIST_2,
+    RDB_TYPE_SET, RDB_TYPE_SET_INTSET, RDB_TYPE_STREAM_LISTPACKS_2, RDB_TYPE_STRING,
+    RDB_TYPE_ZSET_2, RDB_TYPE_ZSET_LISTPACK, RDB_VERSION,
 };
 use crate::commands::hashes::Hash;
 use crate::commands::lists::List;
@@ -327,6 +327,18 @@ fn write_list(out: &mut Vec<u8>, l: &List, o: &WriteOpts, lzf: &mut Compressor) 
 /// (a save drains at 1 MiB; a whole image taken at once is not re-reserved).
 const KEEP_CAPACITY: usize = 4 << 20;
 
+/// The access information saved before each key, as
+/// `rdbSaveKeyValuePair` chooses it from `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessInfo {
+    /// No LRU/LFU policy: nothing.
+    None,
+    /// An LRU policy: `RDB_OPCODE_IDLE` with the idle seconds at `now_s`.
+    Idle { now_s: u64 },
+    /// An LFU policy: `RDB_OPCODE_FREQ` with the counter decayed to `now_s`.
+    Freq { now_s: u64, decay_min: u32 },
+}
+
 /// Incremental RDB writer.
 ///
 /// Call order: [`header`](Self::header), then any number of
@@ -339,6 +351,7 @@ const KEEP_CAPACITY: usize = 4 << 20;
 #[derive(Debug)]
 pub struct RdbWriter {
     buf: Vec<u8>,
+    access: AccessInfo,
     /// Bytes of `buf` already fed to the CRC.
     digested: usize,
     crc: Crc64,
@@ -354,6 +367,7 @@ impl RdbWriter {
     pub fn new(compress: bool) -> RdbWriter {
         RdbWriter {
             buf: Vec::new(),
+            access: AccessInfo::None,
             digested: 0,
             crc: Crc64::new(),
             opts: WriteOpts {
@@ -379,6 +393,11 @@ impl RdbWriter {
     pub fn set_list_layout(&mut self, fill: i64, compress_depth: i64) {
         self.opts.list_fill = fill;
         self.opts.list_compress_depth = compress_depth;
+    }
+
+    /// What [`key_stamped`](Self::key_stamped) saves before each key.
+    pub fn set_access_info(&mut self, access: AccessInfo) {
+        self.access = access;
     }
 
     /// `REDIS0010` and the AUX fields, in the order given.
@@ -427,9 +446,35 @@ impl RdbWriter {
     /// One key (`rdbSaveKeyValuePair`): its expiry if any, then type, key
     /// and value.
     pub fn key(&mut self, key: &[u8], value: &Value, expire_ms: Option<i64>) {
+        self.key_inner(key, value, expire_ms, None);
+    }
+
+    /// [`key`](Self::key) with the key's LRU/LFU stamp (`Entry::lru`),
+    /// saved as the writer's [`AccessInfo`] says: after the expiry and
+    /// before the type, as Redis orders them.
+    pub fn key_stamped(&mut self, key: &[u8], value: &Value, expire_ms: Option<i64>, stamp: u32) {
+        self.key_inner(key, value, expire_ms, Some(stamp));
+    }
+
+    fn key_inner(&mut self, key: &[u8], value: &Value, expire_ms: Option<i64>, stamp: Option<u32>) {
         if let Some(at) = expire_ms {
             self.buf.push(RDB_OPCODE_EXPIRETIME_MS);
             self.buf.extend_from_slice(&at.to_le_bytes());
+        }
+        if let Some(stamp) = stamp {
+            match self.access {
+                AccessInfo::None => {}
+                AccessInfo::Idle { now_s } => {
+                    // Whole seconds: "enough and requires less space".
+                    self.buf.push(RDB_OPCODE_IDLE);
+                    write_len(&mut self.buf, crate::evict::idle_ms(stamp, now_s) / 1000);
+                }
+                AccessInfo::Freq { now_s, decay_min } => {
+                    self.buf.push(RDB_OPCODE_FREQ);
+                    let f = crate::evict::lfu_decr(stamp, now_s, decay_min);
+                    self.buf.push(f.min(255) as u8);
+                }
+            }
         }
         write_object_type(&mut self.buf, value);
         write_string(&mut self.buf, key, self.opts.compress, &mut self.lzf);
