@@ -1773,11 +1773,20 @@ impl Node {
         let Some(conns) = self.watchers.get(&slot) else {
             return;
         };
+        // Redis 7.0: a key already expired when watched that is now gone
+        // (its expiry deleted it, whichever command looked) is no change.
+        let gone = !self.dbs[db].keys.contains_key(key);
+        let expired_then = |w: &Client| {
+            gone && w
+                .watched
+                .iter()
+                .any(|(d, k, not_live)| *d == db && k.as_ref() == key && *not_live)
+        };
         for conn in conns.clone() {
             if conn == c.conn {
-                c.dirty_cas = true;
+                c.dirty_cas |= !expired_then(c);
             } else if let Some(other) = self.clients.get_mut(&conn) {
-                other.dirty_cas = true;
+                other.dirty_cas |= !expired_then(other);
             }
         }
     }

@@ -208,6 +208,33 @@ impl Sessions {
     ) -> Step {
         let mut scratch = Model::default();
         let known = model.is_some();
+        let state = self.conns.entry(conn).or_default();
+        let queued_writes = state
+            .multi
+            .as_ref()
+            .is_some_and(|q| q.iter().any(|c| c.is_write()));
+        if known
+            && state.uncertain
+            && matches!(cmd, Cmd::Exec)
+            && crate::engine_state::refusal(refusing, cmd, queued_writes).is_none()
+        {
+            // Whether it ran is not known: nothing is applied; the world
+            // reads the dataset back, and any other watcher's EXEC is
+            // uncertain now too (this one may have touched its keys).
+            state.multi = None;
+            state.multi_error = false;
+            self.unwatch(conn);
+            for c in self.conns.values_mut() {
+                if !c.watched.is_empty() {
+                    c.uncertain = true;
+                }
+            }
+            return Step {
+                resync: true,
+                wrote: true,
+                ..Step::default()
+            };
+        }
         let model = model.unwrap_or(&mut scratch);
         let mut step = self.step_on(model, conn, idx, cmd, now_us, refusing, known);
         let state = self.conns.entry(conn).or_default();
@@ -216,9 +243,6 @@ impl Sessions {
             if !matches!(step.reply, Some(Expect::Refused(_))) {
                 step.reply = None;
             }
-        } else if state.uncertain && matches!(cmd, Cmd::Exec) {
-            step.reply = None;
-            step.resync = true;
         }
         if state.multi.is_none() && state.watched.is_empty() {
             state.uncertain = false;

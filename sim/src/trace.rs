@@ -49,6 +49,31 @@ impl Trace {
         self.lines += 1;
     }
 
+    /// An event of the hot path (a request sent, bytes delivered, a disk
+    /// operation): its tag, numbers and raw bytes are hashed as they are,
+    /// without formatting (formatting was the simulator's largest cost),
+    /// and `text` is built and printed only with `--trace`. The hash is
+    /// therefore the same with and without `--trace`.
+    pub fn event(
+        &mut self,
+        time: u64,
+        tag: &str,
+        nums: &[u64],
+        raw: &[u8],
+        text: impl FnOnce() -> String,
+    ) {
+        self.bytes(&time.to_le_bytes());
+        self.bytes(tag.as_bytes());
+        for n in nums {
+            self.bytes(&n.to_le_bytes());
+        }
+        self.bytes(raw);
+        self.lines += 1;
+        if self.verbose {
+            tracing::info!(target: "sim", "{time} {}", text());
+        }
+    }
+
     /// Hashes raw bytes (a request or reply as sent): cheaper than a
     /// readable rendering, and as exact.
     pub fn bytes(&mut self, data: &[u8]) {

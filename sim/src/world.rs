@@ -860,7 +860,15 @@ impl World {
         let lat = self.nodes[n].disk.latency_us(&op, &mut self.rng);
         let tail = self.nodes[n].disk_queue.back().map_or(0, |e| e.2);
         let done_at = tail.max(self.now + lat);
-        self.log(format_args!("n{n} disk issue #{} {}", id.0, OpShort(&op)));
+        let (kind, size, path) = op_digest(&op);
+        let now = self.now - START_US;
+        self.trace.event(
+            now,
+            "disk issue",
+            &[n as u64, id.0, kind, size],
+            path,
+            || format!("n{n} disk issue #{} {}", id.0, OpShort(&op)),
+        );
         let was_empty = self.nodes[n].disk_queue.is_empty();
         self.nodes[n].disk_queue.push_back((id, op, done_at));
         if was_empty {
@@ -875,12 +883,27 @@ impl World {
         };
         let node = &mut self.nodes[n];
         let result = node.disk.perform(&op, &mut self.rng);
-        self.log(format_args!(
-            "n{n} disk done #{} {} -> {}",
-            id.0,
-            OpShort(&op),
-            ResultShort(&result)
-        ));
+        let (kind, size, path) = op_digest(&op);
+        let res = result_digest(&result);
+        let now = self.now - START_US;
+        self.trace.event(
+            now,
+            "disk done",
+            &[n as u64, id.0, kind, size, res],
+            path,
+            || {
+                format!(
+                    "n{n} disk done #{} {} -> {}",
+                    id.0,
+                    OpShort(&op),
+                    ResultShort(&result)
+                )
+            },
+        );
+        if let Err(e) = &result {
+            // Which error, for the hash (rare: formatting is fine).
+            self.trace.bytes(e.to_string().as_bytes());
+        }
         self.durability
             .disk_done(n, &op, &result, &self.nodes[n].disk);
         if let Some(&(_, _, at)) = self.nodes[n].disk_queue.front() {
@@ -1209,7 +1232,11 @@ impl World {
             }
             Seg::Data(data) => {
                 let len = data.len() as u64;
-                self.log(format_args!("n{n} recv conn{conn} {len}B"));
+                let now = self.now - START_US;
+                self.trace
+                    .event(now, "recv", &[n as u64, conn, len], b"", || {
+                        format!("n{n} recv conn{conn} {len}B")
+                    });
                 // The requests this input completes run now, in order; the
                 // engine's state before the input says which it refuses.
                 let c = self.conns.get_mut(&conn).expect("exists");
@@ -1363,11 +1390,21 @@ impl World {
         }
         let blocked = step.blocked;
         if blocked {
-            self.log(format_args!("n{n} ran #{idx} -> blocked"));
+            let now = self.now - START_US;
+            self.trace
+                .event(now, "ran blocked", &[n as u64, idx as u64], b"", || {
+                    format!("n{n} ran #{idx} -> blocked")
+                });
         } else {
-            self.log_detail(format_args!("n{n} ran #{idx} ->"), || {
-                step.reply.as_ref().map_or("?".into(), expect_short)
-            });
+            let now = self.now - START_US;
+            let reply = &step.reply;
+            self.trace
+                .event(now, "ran", &[n as u64, idx as u64], b"", || {
+                    format!(
+                        "n{n} ran #{idx} -> {}",
+                        reply.as_ref().map_or("?".into(), expect_short)
+                    )
+                });
         }
         let op = &mut self.history[idx];
         op.cmd = cmd;
@@ -1489,7 +1526,11 @@ impl World {
             );
             return;
         };
-        self.log_detail(format_args!("c{cl} reply #{idx}"), || v.short());
+        let now = self.now - START_US;
+        self.trace
+            .event(now, "reply", &[cl as u64, idx as u64], b"", || {
+                format!("c{cl} reply #{idx} {}", v.short())
+            });
         let node = self.history[idx].node;
         self.history[idx].completed_us = Some(self.now);
         // Taken: the prediction is checked once (and not kept for the rest
@@ -1741,7 +1782,11 @@ impl World {
             let idx = self.history.len();
             let request = encode_request(&cmd.argv());
             self.trace.bytes(&request);
-            self.log_detail(format_args!("c{cl} send #{idx}"), || cmd.line());
+            let now = self.now - START_US;
+            self.trace
+                .event(now, "send", &[cl as u64, idx as u64], b"", || {
+                    format!("c{cl} send #{idx} {}", cmd.line())
+                });
             bytes.extend_from_slice(&request);
             let c = self.conns.get_mut(&conn).expect("open conn exists");
             c.sent += request.len() as u64;
@@ -2006,5 +2051,33 @@ impl std::fmt::Display for ResultShort<'_> {
             Ok(DiskReply::Names(v)) => write!(f, "{v:?}"),
             Err(e) => write!(f, "err {e}"),
         }
+    }
+}
+
+/// A disk operation for the trace's hash: (kind, size, path).
+fn op_digest(op: &DiskOp) -> (u64, u64, &[u8]) {
+    match op {
+        DiskOp::Read { path } => (0, 0, path.as_bytes()),
+        DiskOp::Write { path, data } => (1, data.len() as u64, path.as_bytes()),
+        DiskOp::Append { path, data } => (2, data.len() as u64, path.as_bytes()),
+        DiskOp::Truncate { path, len } => (3, *len, path.as_bytes()),
+        DiskOp::Fsync { path } => (4, 0, path.as_bytes()),
+        DiskOp::Rename { from, to } => (5, to.len() as u64, from.as_bytes()),
+        DiskOp::Remove { path } => (6, 0, path.as_bytes()),
+        DiskOp::CreateDir { path } => (7, 0, path.as_bytes()),
+        DiskOp::FsyncDir { path } => (8, 0, path.as_bytes()),
+        DiskOp::ListDir { path } => (9, 0, path.as_bytes()),
+    }
+}
+
+/// A disk result for the trace's hash.
+fn result_digest(r: &cinnabar_engine::disk::DiskResult) -> u64 {
+    use cinnabar_engine::disk::DiskReply;
+    match r {
+        Ok(DiskReply::Done) => 0,
+        Ok(DiskReply::Data(b)) => 1 | (b.len() as u64) << 8,
+        Ok(DiskReply::Written(n)) => 2 | *n << 8,
+        Ok(DiskReply::Names(v)) => 3 | (v.len() as u64) << 8,
+        Err(_) => 4,
     }
 }

@@ -62,7 +62,10 @@ fn same_seed_same_trace_with_buggify_and_the_whole_workload() {
         let a = run(cfg());
         let b = run(cfg());
         assert!(a.failure.is_none(), "seed {seed}: {:?}", a.failure);
-        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} {scenario:?} diverged");
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} {scenario:?} diverged"
+        );
         let mut off = cfg();
         off.buggify = false;
         assert_ne!(a.trace_hash, run(off).trace_hash, "buggify changed nothing");
@@ -149,6 +152,25 @@ fn seeds_that_found_engine_bugs() {
         Scenario::CrashDisk,
         None,
         [1, 154, 170, 266].into_iter().map(|s| (s, Some(10))),
+    );
+    // The transaction, script and blocking workload: a list waiter woken
+    // by a ZADD (quiet 30), a script's declared keys touched (quiet 27), an
+    // already-expired watched key deleted by another client's DEL (crash-
+    // disk 50368), a served BLPOP logged as itself (swarm 1199).
+    run_seeds_with(
+        Scenario::Quiet,
+        None,
+        [27, 30].into_iter().map(|s| (s, Some(10))),
+    );
+    run_seeds_with(
+        Scenario::CrashDisk,
+        None,
+        [50368].into_iter().map(|s| (s, Some(10))),
+    );
+    run_seeds_with(
+        Scenario::Swarm,
+        None,
+        [1199].into_iter().map(|s| (s, Some(10))),
     );
 }
 
