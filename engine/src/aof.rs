@@ -150,6 +150,8 @@ pub struct Aof {
     pub replaying: bool,
     /// Writes of the running top-level command: (db, argv).
     pending: Vec<(usize, Vec<Bytes>)>,
+    /// The last `#TS:` annotation's second (Redis's aof_cur_timestamp).
+    cur_timestamp: u64,
     /// An append to an incr file a rewrite had left failed: retried there
     /// (path, file offset, generation, bytes).
     old_retry: Option<(String, u64, u64, Bytes)>,
@@ -311,21 +313,36 @@ pub fn end_of_command(node: &mut Node) {
         return;
     }
     let ops = std::mem::take(&mut node.aof.pending);
+    let now_s = node
+        .config
+        .aof_timestamp_enabled
+        .then(|| node.now.as_secs());
     let wrap = ops.len() > 1;
     if wrap {
         let db = ops[0].0;
-        append_command(&mut node.aof, db, &[Bytes::from_static(b"MULTI")]);
+        append_command(&mut node.aof, db, &[Bytes::from_static(b"MULTI")], now_s);
     }
     for (db, argv) in &ops {
-        append_command(&mut node.aof, *db, argv);
+        append_command(&mut node.aof, *db, argv, now_s);
     }
     if wrap {
         let db = ops[ops.len() - 1].0;
-        append_command(&mut node.aof, db, &[Bytes::from_static(b"EXEC")]);
+        append_command(&mut node.aof, db, &[Bytes::from_static(b"EXEC")], now_s);
     }
 }
 
-fn append_command(aof: &mut Aof, db: usize, argv: &[Bytes]) {
+/// `feedAppendOnlyFile`: with `aof-timestamp-enabled` (`now_s` given), a
+/// `#TS:<unix seconds>` annotation first whenever the second has advanced
+/// since the last one (for `redis-check-aof --truncate-to-timestamp`;
+/// loaders skip it), then SELECT if the db changed, then the command.
+fn append_command(aof: &mut Aof, db: usize, argv: &[Bytes], now_s: Option<u64>) {
+    if let Some(now) = now_s {
+        if aof.cur_timestamp < now {
+            aof.cur_timestamp = now;
+            aof.buf
+                .extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+        }
+    }
     if aof.selected != Some(db) {
         let n = db.to_string();
         encode(&mut aof.buf, &[b"SELECT", n.as_bytes()]);

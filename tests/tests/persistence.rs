@@ -883,3 +883,114 @@ fn lru_and_lfu_info_survive_save_and_load() {
         }
     }
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The incr file's bytes with its `#TS:` lines taken out, and their
+/// seconds, in order.
+fn split_timestamps(data: &[u8]) -> (Vec<u8>, Vec<u64>) {
+    let (mut rest, mut ts) = (Vec::new(), Vec::new());
+    let mut pos = 0;
+    while pos < data.len() {
+        if data[pos..].starts_with(b"#TS:") {
+            let end = pos
+                + data[pos..]
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .expect("annotation line ends");
+            let n = std::str::from_utf8(&data[pos + 4..end]).expect("ascii");
+            ts.push(n.parse().expect("#TS seconds"));
+            pos = end + 2;
+            continue;
+        }
+        // A command: skip to the next annotation or the end, line by line.
+        let end = data[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(data.len(), |n| pos + n + 2);
+        rest.extend_from_slice(&data[pos..end]);
+        pos = end;
+    }
+    (rest, ts)
+}
+
+/// `aof-timestamp-enabled yes`: before appending a command, Redis writes
+/// `#TS:<unix seconds>\r\n` when the second has advanced since the last
+/// one (before the SELECT that command may need). Both servers write the
+/// same commands, with annotations in the same places up to where second
+/// boundaries fall, and each replays the other's directory.
+#[test]
+fn aof_timestamp_annotations() {
+    if skip() {
+        return;
+    }
+    let mut files = Vec::new();
+    let mut wants = Vec::new();
+    for redis_writes in [true, false] {
+        let dir = temp_dir("aof-ts");
+        let d = dir_arg(&dir);
+        let mut args = aof_args(&d);
+        args.extend(["--aof-timestamp-enabled".into(), "yes".into()]);
+        let t0 = unix_now();
+        let mut s = if redis_writes {
+            Server::redis(&strs(&args))
+        } else {
+            Server::cinnabar(&strs(&args))
+        };
+        let mut c = loaded(&s);
+        ok(&mut c, "SET a 1");
+        ok(
+            &mut c,
+            "EVAL \"redis.call('set','x','1') redis.call('incr','x')\" 0",
+        );
+        // The next second: a new annotation before the next command.
+        std::thread::sleep(Duration::from_millis(1100));
+        ok(&mut c, "SELECT 3");
+        ok(&mut c, "SET b 2");
+        let want = picture(&mut c);
+        stop_nosave(&mut s, &mut c);
+        let t1 = unix_now();
+        let adir = dir.join("appendonlydir");
+        let incr = names(&adir)
+            .into_iter()
+            .find(|n| n.ends_with(".incr.aof"))
+            .expect("an incr file");
+        let data = std::fs::read(adir.join(&incr)).expect("read incr");
+        let who = if redis_writes { "redis" } else { "cinnabar" };
+        assert!(data.starts_with(b"#TS:"), "{who}: {}", show(&data));
+        let (commands, ts) = split_timestamps(&data);
+        assert!(ts.len() >= 2, "{who}: {ts:?}");
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{who}: {ts:?}");
+        assert!(ts.iter().all(|t| (t0..=t1).contains(t)), "{who}: {ts:?}");
+        // The last annotation comes after the sleep: right before the
+        // SELECT 3 that `SET b 2` needs.
+        let last = data
+            .windows(4)
+            .rposition(|w| w == b"#TS:")
+            .expect("annotation");
+        let after = &data[last..];
+        let line_end = after.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+        assert!(
+            after[line_end..].starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"),
+            "{who}: {}",
+            show(after)
+        );
+        files.push(commands);
+        wants.push((dir, args, want));
+    }
+    assert_eq!(show(&files[0]), show(&files[1]), "the commands logged");
+    // Each server replays the other's directory.
+    for (i, (_, args, want)) in wants.iter().enumerate() {
+        let s = if i == 0 {
+            Server::cinnabar(&strs(args))
+        } else {
+            Server::redis(&strs(args))
+        };
+        assert_same(want, &picture(&mut loaded(&s)));
+    }
+}
