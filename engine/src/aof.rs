@@ -577,7 +577,16 @@ fn issue_fsync(node: &mut Node) {
 
 /// Periodic work: everysec fsync, retries after errors, automatic rewrites.
 pub fn tick(node: &mut Node) {
-    if !node.aof.enabled || node.aof.replaying || node.persist.loading {
+    if node.aof.replaying || node.persist.loading {
+        return;
+    }
+    if !node.aof.enabled {
+        // A BGREWRITEAOF scheduled behind a save runs with appendonly off
+        // too (serverCron checks aof_rewrite_scheduled whatever the state).
+        if node.aof.rewrite_scheduled && !node.persist.busy() {
+            node.aof.rewrite_scheduled = false;
+            let _ = start_rewrite(node);
+        }
         return;
     }
     write_buffer(node);
@@ -1186,6 +1195,14 @@ pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
     if node.aof.rewrite_in_progress || !node.aof.installs.is_empty() {
         return Err("ERR Background append only file rewriting already in progress".into());
     }
+    if !node.aof.enabled {
+        // Allowed with appendonly off, as in Redis: no incr file is opened
+        // (openNewIncrAofForAppend does nothing then); the base alone is
+        // written and named by the manifest (see `rewrite_done`).
+        let dir = aof_dir(node);
+        persist::issue(node, DiskOp::CreateDir { path: dir }, Purpose::Ignore);
+        return start_base_job(node);
+    }
     #[cfg(feature = "planted-bugs")]
     if planted::on(planted::Bug::LoseBufOnRewrite) {
         node.aof.buf.clear();
@@ -1231,6 +1248,11 @@ pub fn start_rewrite(node: &mut Node) -> Result<(), String> {
     // The stream in the new file starts with its own SELECT.
     node.aof.selected = None;
     write_manifest(node, node.aof.manifest.clone(), Vec::new());
+    start_base_job(node)
+}
+
+/// Starts writing the rewrite's base file.
+fn start_base_job(node: &mut Node) -> Result<(), String> {
     node.aof.rewrite_in_progress = true;
     let (base, base_seq) = node.aof.manifest.fresh_name(
         &node.config.appendfilename,
@@ -1399,13 +1421,21 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
         .unwrap_or(base_path)
         .to_string();
     let old = node.aof.manifest.clone();
-    // Creating the AOF is not a rewrite (aof_rewrites counts rewrites).
-    if old.base.is_some() {
+    // Creating the AOF is not a rewrite (aof_rewrites counts rewrites); a
+    // rewrite with appendonly off is one.
+    if old.base.is_some() || !node.aof.enabled {
         node.aof.rewrites += 1;
     }
+    // The incr file being written stays; with appendonly off none is, and
+    // every incr file is history (markRewrittenIncrAofAsHistory).
+    let keep = if node.aof.enabled {
+        old.incrs.last().cloned()
+    } else {
+        None
+    };
     let mut m = Manifest {
         base: Some((base_name, node.aof.rewrite_base_seq)),
-        incrs: old.incrs.last().cloned().into_iter().collect(),
+        incrs: keep.iter().cloned().collect(),
         history: Vec::new(),
     };
     let mut history: Vec<String> = old.history.clone();
@@ -1415,7 +1445,7 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
     history.extend(
         old.incrs
             .iter()
-            .take(old.incrs.len().saturating_sub(1))
+            .filter(|i| Some(*i) != keep.as_ref())
             .map(|i| i.0.clone()),
     );
     m.history = Vec::new();

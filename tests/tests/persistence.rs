@@ -994,3 +994,67 @@ fn aof_timestamp_annotations() {
         assert_same(want, &picture(&mut loaded(&s)));
     }
 }
+
+/// BGREWRITEAOF with appendonly off is allowed in Redis 7.0: it writes a
+/// base file and a manifest naming only it (no incr file is opened), and a
+/// second one replaces the first. Both servers leave the same directory,
+/// and each starts from the other's with appendonly yes.
+#[test]
+fn bgrewriteaof_with_appendonly_off() {
+    if skip() {
+        return;
+    }
+    let mut runs = Vec::new();
+    for redis_writes in [true, false] {
+        let dir = temp_dir("aof-off");
+        let d = dir_arg(&dir);
+        let args = ["--dir", d.as_str(), "--appendonly", "no"];
+        let mut s = if redis_writes {
+            Server::redis(&args)
+        } else {
+            Server::cinnabar(&args)
+        };
+        let mut c = loaded(&s);
+        build(&mut c);
+        let mut replies = Vec::new();
+        for round in 0..2 {
+            if round == 1 {
+                // In the second base only.
+                ok(&mut c, "SET after-first-rewrite 1");
+            }
+            replies.push(c.cmd_str(&["BGREWRITEAOF"]));
+            wait_for(&mut c, "aof_rewrite_in_progress:0");
+        }
+        let want = picture(&mut c);
+        // Not logged anywhere: appendonly is off.
+        ok(&mut c, "SET after-last-rewrite 1");
+        let info = String::from_utf8_lossy(&c.cmd_str(&["INFO", "persistence"])).into_owned();
+        assert!(info.contains("aof_rewrites:2\r\n"), "{info}");
+        assert!(info.contains("aof_enabled:0\r\n"), "{info}");
+        stop_nosave(&mut s, &mut c);
+        let adir = dir.join("appendonlydir");
+        let manifest = std::fs::read(adir.join("appendonly.aof.manifest")).expect("manifest");
+        runs.push((dir, replies, names(&adir), manifest, want));
+    }
+    let (r, o) = (&runs[0], &runs[1]);
+    for (a, b) in r.1.iter().zip(&o.1) {
+        assert_eq!(show(a), show(b), "BGREWRITEAOF reply");
+    }
+    assert_eq!(
+        r.2,
+        vec!["appendonly.aof.2.base.rdb", "appendonly.aof.manifest"],
+        "redis's directory"
+    );
+    assert_eq!(r.2, o.2, "the files left");
+    assert_eq!(show(&r.3), show(&o.3), "the manifests");
+    for (i, (dir, _, _, _, want)) in runs.iter().enumerate() {
+        let d = dir_arg(dir);
+        let args = ["--dir", d.as_str(), "--appendonly", "yes"];
+        let s = if i == 0 {
+            Server::cinnabar(&args)
+        } else {
+            Server::redis(&args)
+        };
+        assert_same(want, &picture(&mut loaded(&s)));
+    }
+}

@@ -46,10 +46,6 @@ pub fn lastsave(cx: &mut Ctx) {
 
 /// BGREWRITEAOF: a new base file from a snapshot of the dataset.
 pub fn bgrewriteaof(cx: &mut Ctx) {
-    if !cx.node.aof.enabled {
-        // Cinnabar keeps no AOF state while appendonly is off.
-        return cx.error("ERR Cinnabar rewrites the AOF only while appendonly is yes");
-    }
     if cx.node.aof.rewrite_in_progress {
         return cx.error("ERR Background append only file rewriting already in progress");
     }
