@@ -1257,7 +1257,11 @@ fn start_base_job(node: &mut Node) -> Result<(), String> {
     let (base, base_seq) = node.aof.manifest.fresh_name(
         &node.config.appendfilename,
         node.aof.manifest.next_base_seq(),
-        "base.rdb",
+        if node.config.aof_use_rdb_preamble {
+            "base.rdb"
+        } else {
+            "base.aof"
+        },
     );
     node.aof.rewrite_base_seq = base_seq;
     persist::start_aof_rewrite_job(node, in_dir(node, &base));
@@ -1460,4 +1464,176 @@ pub fn rewrite_done(node: &mut Node, ok: bool, base_path: &str, base_size: u64) 
     node.aof.base_size = base_size.max(1);
     node.aof.current_size = base_size;
     tracing::info!("Background AOF rewrite finished successfully");
+}
+
+// ---------------------------------------------------------------------------
+// Rewrite without an RDB preamble
+// ---------------------------------------------------------------------------
+
+/// Items per command in a rewritten base (AOF_REWRITE_ITEMS_PER_CMD).
+const REWRITE_ITEMS_PER_CMD: usize = 64;
+
+/// `rewriteAppendOnlyFileRio`: the dataset as commands, for a base written
+/// with `aof-use-rdb-preamble no`. A forced `#TS:` annotation first when
+/// timestamps are on, then every function library (FUNCTION LOAD), then per
+/// database a SELECT and per key the commands that rebuild it: SET, RPUSH,
+/// SADD, ZADD and HMSET in batches of 64 items, XADD/XSETID/XGROUP/XCLAIM
+/// for streams, and PEXPIREAT for a TTL.
+pub(crate) fn rewrite_commands(node: &Node) -> Vec<u8> {
+    let mut out = Vec::new();
+    if node.config.aof_timestamp_enabled {
+        out.extend_from_slice(format!("#TS:{}\r\n", node.now.as_secs()).as_bytes());
+    }
+    for code in crate::commands::scripting::library_codes(node) {
+        encode(&mut out, &[b"FUNCTION", b"LOAD", &code]);
+    }
+    let mut num = itoa::Buffer::new();
+    for (i, d) in node.dbs.iter().enumerate() {
+        if d.keys.is_empty() {
+            continue;
+        }
+        encode(&mut out, &[b"SELECT", num.format(i).as_bytes()]);
+        for (k, e) in d.keys.iter() {
+            rewrite_value(&mut out, k, &e.value);
+            if let Some(at) = d.expire_of(k) {
+                encode(&mut out, &[b"PEXPIREAT", k, num.format(at).as_bytes()]);
+            }
+        }
+    }
+    out
+}
+
+/// Emits `cmd key item...` commands of at most 64 items (each item one or
+/// more arguments), as Redis's rewrite*Object functions batch them.
+fn batched(out: &mut Vec<u8>, cmd: &[u8], key: &[u8], items: Vec<Vec<Vec<u8>>>) {
+    for chunk in items.chunks(REWRITE_ITEMS_PER_CMD) {
+        let mut argv: Vec<&[u8]> = vec![cmd, key];
+        for item in chunk {
+            argv.extend(item.iter().map(|a| a.as_slice()));
+        }
+        encode(out, &argv);
+    }
+}
+
+fn rewrite_value(out: &mut Vec<u8>, key: &[u8], value: &crate::db::Value) {
+    use crate::commands::sets::Member;
+    use crate::db::Value;
+    let mut num = itoa::Buffer::new();
+    match value {
+        Value::Str(s) => {
+            let v = s.as_bytes(&mut num).to_vec();
+            encode(out, &[b"SET", key, &v]);
+        }
+        Value::List(l) => {
+            let items = l.iter().map(|m| vec![m.to_vec()]).collect();
+            batched(out, b"RPUSH", key, items);
+        }
+        Value::Set(s) => {
+            let items = s
+                .iter()
+                .map(|m| match m {
+                    Member::Int(i) => vec![num.format(i).as_bytes().to_vec()],
+                    Member::Bytes(b) => vec![b.to_vec()],
+                })
+                .collect();
+            batched(out, b"SADD", key, items);
+        }
+        Value::ZSet(z) => {
+            // rioWriteBulkDouble: "%.17g" (inf and -inf as glibc prints them).
+            let items = z
+                .iter()
+                .map(|(score, m)| {
+                    let s = if score.is_infinite() {
+                        if score > 0.0 { "inf" } else { "-inf" }.to_string()
+                    } else {
+                        crate::numeric::fmt_double_17g(score)
+                    };
+                    vec![s.into_bytes(), m.to_vec()]
+                })
+                .collect();
+            batched(out, b"ZADD", key, items);
+        }
+        Value::Hash(h) => {
+            let items = h
+                .iter()
+                .map(|(f, v)| vec![f.to_vec(), v.to_vec()])
+                .collect();
+            batched(out, b"HMSET", key, items);
+        }
+        Value::Stream(s) => rewrite_stream(out, key, s),
+    }
+}
+
+/// `rewriteStreamObject`.
+fn rewrite_stream(out: &mut Vec<u8>, key: &[u8], s: &crate::stream::Stream) {
+    use crate::stream::StreamId;
+    let mut num = itoa::Buffer::new();
+    if s.length > 0 {
+        let all = s.range(
+            StreamId::new(0, 0),
+            StreamId::new(u64::MAX, u64::MAX),
+            0,
+            false,
+        );
+        for e in all {
+            let id = e.id.to_bytes();
+            let mut argv: Vec<&[u8]> = vec![b"XADD", key, &id];
+            argv.extend(e.fields.iter().map(|f| f.as_slice()));
+            encode(out, &argv);
+        }
+    } else {
+        // XADD MAXLEN 0 makes an empty stream.
+        encode(out, &[b"XADD", key, b"MAXLEN", b"0", b"0-1", b"x", b"y"]);
+    }
+    let (last, deleted) = (s.last_id.to_bytes(), s.max_deleted_id.to_bytes());
+    let added = num.format(s.entries_added).as_bytes().to_vec();
+    encode(
+        out,
+        &[
+            b"XSETID",
+            key,
+            &last,
+            b"ENTRIESADDED",
+            &added,
+            b"MAXDELETEDID",
+            &deleted,
+        ],
+    );
+    for (name, g) in &s.groups {
+        let gid = g.last_id.to_bytes();
+        let read = num.format(g.entries_read).as_bytes().to_vec();
+        encode(
+            out,
+            &[b"XGROUP", b"CREATE", key, name, &gid, b"ENTRIESREAD", &read],
+        );
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                encode(out, &[b"XGROUP", b"CREATECONSUMER", key, name, cname]);
+                continue;
+            }
+            for id in &c.pel {
+                let Some(p) = g.pel.get(id) else { continue };
+                let idb = id.to_bytes();
+                let time = num.format(p.delivery_time).as_bytes().to_vec();
+                let count = num.format(p.delivery_count).as_bytes().to_vec();
+                encode(
+                    out,
+                    &[
+                        b"XCLAIM",
+                        key,
+                        name,
+                        cname,
+                        b"0",
+                        &idb,
+                        b"TIME",
+                        &time,
+                        b"RETRYCOUNT",
+                        &count,
+                        b"JUSTID",
+                        b"FORCE",
+                    ],
+                );
+            }
+        }
+    }
 }

@@ -166,6 +166,10 @@ pub struct Snapshot {
     chunks: Vec<Vec<u8>>,
     pub keys_done: u64,
     pub keys_total: u64,
+    /// A rewrite with `aof-use-rdb-preamble no`: the whole base as AOF
+    /// commands, serialised when the job began (not over ticks, unlike
+    /// the RDB form), written instead of the RDB image.
+    aof_body: Option<Vec<u8>>,
 }
 
 impl Persistence {
@@ -487,6 +491,7 @@ impl Snapshot {
             chunks: Vec::new(),
             keys_done: 0,
             keys_total,
+            aof_body: None,
         }
     }
 
@@ -629,7 +634,13 @@ fn start_job_to(node: &mut Node, kind: SaveKind, target: String) {
     node.persist.next_job += 1;
     let tmp = disk::join(disk::parent(&target), &format!("temp-{id}.rdb"));
     let background = matches!(kind, SaveKind::Background | SaveKind::AofRewrite);
-    let snap = Snapshot::begin(node);
+    let mut snap = Snapshot::begin(node);
+    if matches!(kind, SaveKind::AofRewrite) && !node.config.aof_use_rdb_preamble {
+        snap.aof_body = Some(crate::aof::rewrite_commands(node));
+        // Nothing is left to walk, and copy-on-write has nothing to keep.
+        snap.db = node.dbs.len();
+        snap.keys_done = snap.keys_total;
+    }
     node.persist.job = Some(SaveJob {
         id,
         kind,
@@ -661,12 +672,17 @@ fn step_job(node: &mut Node, budget: usize) {
         return;
     };
     let done = snap.step(node, budget);
+    let aof_body = if done { snap.aof_body.take() } else { None };
     if done {
-        snap.w.finish(node.config.rdbchecksum);
+        if aof_body.is_none() {
+            snap.w.finish(node.config.rdbchecksum);
+        }
         release_tables(node);
     }
     let mut chunks = std::mem::take(&mut snap.chunks);
-    if done || snap.w.pending_len() >= crate::buggify::shrink(WRITE_CHUNK, 512) {
+    if let Some(body) = aof_body {
+        chunks.push(body);
+    } else if done || snap.w.pending_len() >= crate::buggify::shrink(WRITE_CHUNK, 512) {
         chunks.push(snap.w.take_chunk());
     }
     for chunk in chunks {
