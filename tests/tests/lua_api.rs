@@ -112,6 +112,13 @@ const CORPUS: &[&str] = &[
     "return redis.status_reply('FINE')",
     "return {1, {2, {3, {4, {'deep'}}}}}",
     "local t = {} local c = t for i = 1, 150 do c[1] = {} c = c[1] end return t",
+    // Past Lua's C stack (Redis converts on it): the same cut-off point,
+    // and never a crash (mlua's own reference stack is not used).
+    "local t = {} local c = t for i = 1, 7994 do c[1] = {} c = c[1] end return t",
+    "local t = {} local c = t for i = 1, 7995 do c[1] = {} c = c[1] end return t",
+    "local t = {} local c = t for i = 1, 5000 do local n = {} c.map = {x = n} c = n end return t",
+    "local t = {} local c = t for i = 1, 5000 do local n = {} c.set = {[n] = true} c = n end return t",
+    "local t = {} for i = 1, 20000 do t[i] = tostring(i) end return t",
     // redis.set_repl and redis.log: arguments and errors.
     "return redis.set_repl(redis.REPL_ALL)",
     "return redis.set_repl(redis.REPL_NONE)",

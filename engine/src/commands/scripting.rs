@@ -961,18 +961,32 @@ fn start(
             func.call::<LuaValue>(())
         };
         env.yielder.set(std::ptr::null());
-        result.map(|v| {
-            // The script client's protocol as the script left it.
-            let client = env.client.get();
-            // SAFETY: set by `slice` for this slice, which is still running.
-            let script_resp3 = !client.is_null() && unsafe { (*client).reply.resp3 };
-            let mut out = crate::resp::ReplyBuf {
-                resp3: caller_resp3,
-                ..Default::default()
-            };
-            to_resp(&v, &mut out, REPLY_STACK_BASE, script_resp3);
-            out.buf.to_vec()
-        })
+        result
+            .map(|v| {
+                // The script client's protocol as the script left it.
+                let client = env.client.get();
+                // SAFETY: set by `slice` for this slice, which is still running.
+                let script_resp3 = !client.is_null() && unsafe { (*client).reply.resp3 };
+                let mut out = crate::resp::ReplyBuf {
+                    resp3: caller_resp3,
+                    ..Default::default()
+                };
+                // On the Lua stack, as Redis converts (see reply_from_stack).
+                // SAFETY: raw API calls in mlua's protected call, on the value
+                // it pushed; reply_from_stack consumes it.
+                let converted = unsafe {
+                    lua.exec_raw::<()>(v, |l| {
+                        // Redis converts with two slots in use (the error
+                        // handler and the result): the same stack limit.
+                        ffi::lua_pushnil(l);
+                        ffi::lua_insert(l, 1);
+                        reply_from_stack(l, &mut out, script_resp3);
+                        ffi::lua_settop(l, 0);
+                    })
+                };
+                converted.map(|()| out.buf.to_vec())
+            })
+            .and_then(|r| r)
     });
     let mut running = Box::new(RunningScript {
         co: Some(co),
@@ -1443,73 +1457,87 @@ fn from_resp(lua: &Lua, b: &[u8]) -> mlua::Result<(LuaValue, usize)> {
     })
 }
 
-/// Lua 5.1's bound on a C function's stack slots (`LUAI_MAXCSTACK`).
-const LUAI_MAXCSTACK: usize = 8000;
-/// Slots in use below a script's result when Redis converts it (measured:
-/// a result nested 7994 arrays deep converts, one more level does not).
-const REPLY_STACK_BASE: usize = 2;
-
-/// The bytes of a Lua string up to its first NUL, as Redis's `sdsnew` of
-/// `lua_tostring` keeps them.
-fn c_string(s: &mlua::String) -> Vec<u8> {
-    let b = s.as_bytes();
-    crate::resp::c_str(&b).to_vec()
-}
-
-/// Converts a script's result to RESP in the caller's protocol, as Redis's
-/// `luaReplyToRedisReply`. `script_resp3`: the script ended in RESP3
-/// (`redis.setresp(3)`), which makes booleans RESP3 booleans.
-fn to_resp(v: &LuaValue, out: &mut crate::resp::ReplyBuf, slots: usize, script_resp3: bool) {
-    // Redis converts on the Lua stack and needs 4 free slots per level:
-    // past LUAI_MAXCSTACK the value becomes this error. Each array level
-    // takes a slot, a map's key 3 and value 2, a set's member 2.
-    if slots + 4 > LUAI_MAXCSTACK {
-        return out.error("ERR reached lua stack limit");
+/// Converts the value on top of the Lua stack to RESP and pops it, as
+/// Redis's `luaReplyToRedisReply` (same checks, same order, same stack
+/// use, so the same `reached lua stack limit` point). Raw API rather than
+/// mlua values: each mlua value held in Rust takes a slot of mlua's own
+/// reference stack, which a deeply nested result would exhaust.
+///
+/// # Safety
+/// A valid state with a value on top.
+unsafe fn reply_from_stack(
+    l: *mut ffi::lua_State,
+    out: &mut crate::resp::ReplyBuf,
+    script_resp3: bool,
+) {
+    if ffi::lua_checkstack(l, 4) == 0 {
+        out.error("ERR reached lua stack limit");
+        ffi::lua_pop(l, 1);
+        return;
     }
-    match v {
-        LuaValue::String(s) => out.bulk(&s.as_bytes()),
-        LuaValue::Boolean(b) if script_resp3 => {
-            if out.resp3 {
+    let bytes = |l: *mut ffi::lua_State, idx: std::ffi::c_int| -> &[u8] {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        if p.is_null() {
+            &[]
+        } else {
+            std::slice::from_raw_parts(p as *const u8, len)
+        }
+    };
+    // Pushes t[name] (raw) and returns its type.
+    let field = |l: *mut ffi::lua_State, name: &std::ffi::CStr| -> std::ffi::c_int {
+        ffi::lua_pushstring(l, name.as_ptr());
+        ffi::lua_rawget(l, -2);
+        ffi::lua_type(l, -1)
+    };
+    let no_crlf = |b: &[u8]| -> Vec<u8> {
+        b.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+            .collect()
+    };
+    match ffi::lua_type(l, -1) {
+        ffi::LUA_TSTRING => out.bulk(bytes(l, -1)),
+        ffi::LUA_TBOOLEAN => {
+            let b = ffi::lua_toboolean(l, -1) != 0;
+            if !script_resp3 {
+                if b {
+                    out.int(1)
+                } else {
+                    out.null()
+                }
+            } else if out.resp3 {
                 out.buf
-                    .extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                    .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
             } else {
-                out.int(*b as i64);
+                out.int(b as i64);
             }
         }
-        LuaValue::Boolean(true) => out.int(1),
-        LuaValue::Boolean(false) => out.null(),
-        LuaValue::Integer(n) => out.int(*n),
-        LuaValue::Number(n) => out.int(crate::lua::cast_i64(*n)),
-        LuaValue::Table(t) => {
-            let field = |name: &str| t.raw_get::<LuaValue>(name).unwrap_or(LuaValue::Nil);
-            if let LuaValue::String(e) = field("err") {
-                out.error_bytes(&c_string(&e));
+        ffi::LUA_TNUMBER => out.int(crate::lua::cast_i64(ffi::lua_tonumber(l, -1))),
+        ffi::LUA_TTABLE => {
+            if field(l, c"err") == ffi::LUA_TSTRING {
+                let msg = crate::resp::c_str(bytes(l, -1)).to_vec();
+                out.error_bytes(&msg);
+                ffi::lua_pop(l, 2);
                 return;
             }
-            if let LuaValue::String(ok) = field("ok") {
-                let mut line = b"+".to_vec();
-                line.extend(c_string(&ok).iter().map(|&c| {
-                    if c == b'\r' || c == b'\n' {
-                        b' '
-                    } else {
-                        c
-                    }
-                }));
-                line.extend_from_slice(b"\r\n");
-                out.buf.extend_from_slice(&line);
+            ffi::lua_pop(l, 1);
+            if field(l, c"ok") == ffi::LUA_TSTRING {
+                out.buf.extend_from_slice(b"+");
+                let ok = no_crlf(crate::resp::c_str(bytes(l, -1)));
+                out.buf.extend_from_slice(&ok);
+                out.buf.extend_from_slice(b"\r\n");
+                ffi::lua_pop(l, 2);
                 return;
             }
-            match field("double") {
-                LuaValue::Number(d) => return out.double(d),
-                LuaValue::Integer(n) => return out.double(n as f64),
-                _ => {}
+            ffi::lua_pop(l, 1);
+            if field(l, c"double") == ffi::LUA_TNUMBER {
+                out.double(ffi::lua_tonumber(l, -1));
+                ffi::lua_pop(l, 2);
+                return;
             }
-            if let LuaValue::String(n) = field("big_number") {
-                let n: Vec<u8> = n
-                    .as_bytes()
-                    .iter()
-                    .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
-                    .collect();
+            ffi::lua_pop(l, 1);
+            if field(l, c"big_number") == ffi::LUA_TSTRING {
+                let n = no_crlf(bytes(l, -1));
                 if out.resp3 {
                     out.buf.extend_from_slice(b"(");
                     out.buf.extend_from_slice(&n);
@@ -1517,69 +1545,89 @@ fn to_resp(v: &LuaValue, out: &mut crate::resp::ReplyBuf, slots: usize, script_r
                 } else {
                     out.bulk(&n);
                 }
+                ffi::lua_pop(l, 2);
                 return;
             }
-            if let LuaValue::Table(vt) = field("verbatim_string") {
-                let format = vt.raw_get::<LuaValue>("format");
-                let text = vt.raw_get::<LuaValue>("string");
-                if let (Ok(LuaValue::String(f)), Ok(LuaValue::String(text))) = (format, text) {
-                    // addReplyVerbatim copies three bytes of the format.
-                    let mut f = c_string(&f);
-                    f.resize(3, 0);
-                    if out.resp3 {
-                        let text = text.as_bytes();
-                        out.buf
-                            .extend_from_slice(format!("={}\r\n", text.len() + 4).as_bytes());
-                        out.buf.extend_from_slice(&f);
-                        out.buf.extend_from_slice(b":");
-                        out.buf.extend_from_slice(&text);
-                        out.buf.extend_from_slice(b"\r\n");
-                    } else {
-                        out.bulk(&text.as_bytes());
+            ffi::lua_pop(l, 1);
+            if field(l, c"verbatim_string") == ffi::LUA_TTABLE {
+                if field(l, c"format") == ffi::LUA_TSTRING {
+                    ffi::lua_pushstring(l, c"string".as_ptr());
+                    ffi::lua_rawget(l, -3);
+                    if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+                        // addReplyVerbatim copies three bytes of the format.
+                        let mut f = crate::resp::c_str(bytes(l, -2)).to_vec();
+                        f.resize(3, 0);
+                        let text = bytes(l, -1);
+                        if out.resp3 {
+                            out.buf
+                                .extend_from_slice(format!("={}\r\n", text.len() + 4).as_bytes());
+                            out.buf.extend_from_slice(&f);
+                            out.buf.extend_from_slice(b":");
+                            out.buf.extend_from_slice(text);
+                            out.buf.extend_from_slice(b"\r\n");
+                        } else {
+                            out.bulk(text);
+                        }
+                        ffi::lua_pop(l, 4);
+                        return;
                     }
+                    ffi::lua_pop(l, 1);
+                }
+                ffi::lua_pop(l, 1);
+            }
+            ffi::lua_pop(l, 1);
+            for (name, is_map) in [(c"map", true), (c"set", false)] {
+                if field(l, name) == ffi::LUA_TTABLE {
+                    // Redis defers the length; here a first pass counts.
+                    let mut n = 0usize;
+                    ffi::lua_pushnil(l);
+                    while ffi::lua_next(l, -2) != 0 {
+                        ffi::lua_pop(l, 1);
+                        n += 1;
+                    }
+                    if is_map {
+                        out.map(n);
+                    } else {
+                        out.set(n);
+                    }
+                    ffi::lua_pushnil(l);
+                    while ffi::lua_next(l, -2) != 0 {
+                        if is_map {
+                            // table, key, value: the key (a copy), then the value.
+                            ffi::lua_pushvalue(l, -2);
+                            reply_from_stack(l, out, script_resp3);
+                            reply_from_stack(l, out, script_resp3);
+                        } else {
+                            ffi::lua_pop(l, 1);
+                            ffi::lua_pushvalue(l, -1);
+                            reply_from_stack(l, out, script_resp3);
+                        }
+                    }
+                    ffi::lua_pop(l, 2);
                     return;
                 }
-            }
-            if let LuaValue::Table(m) = field("map") {
-                let pairs: Vec<(LuaValue, LuaValue)> = m
-                    .pairs::<LuaValue, LuaValue>()
-                    .filter_map(Result::ok)
-                    .collect();
-                out.map(pairs.len());
-                for (k, v) in &pairs {
-                    to_resp(k, out, slots + 3, script_resp3);
-                    to_resp(v, out, slots + 2, script_resp3);
-                }
-                return;
-            }
-            if let LuaValue::Table(st) = field("set") {
-                let keys: Vec<LuaValue> = st
-                    .pairs::<LuaValue, LuaValue>()
-                    .filter_map(|kv| kv.ok().map(|(k, _)| k))
-                    .collect();
-                out.set(keys.len());
-                for k in &keys {
-                    to_resp(k, out, slots + 2, script_resp3);
-                }
-                return;
+                ffi::lua_pop(l, 1);
             }
             // An array up to the first nil.
-            let mut items = vec![];
-            let mut i = 1;
-            while let Ok(v) = t.raw_get::<LuaValue>(i) {
-                if v.is_nil() {
+            let mut n = 0;
+            loop {
+                ffi::lua_rawgeti(l, -1, n + 1);
+                let nil = ffi::lua_type(l, -1) == ffi::LUA_TNIL;
+                ffi::lua_pop(l, 1);
+                if nil {
                     break;
                 }
-                items.push(v);
-                i += 1;
+                n += 1;
             }
-            out.array(items.len());
-            for v in &items {
-                to_resp(v, out, slots + 1, script_resp3);
+            out.array(n as usize);
+            for j in 1..=n {
+                ffi::lua_rawgeti(l, -1, j);
+                reply_from_stack(l, out, script_resp3);
             }
         }
         _ => out.null(),
     }
+    ffi::lua_pop(l, 1);
 }
 
 /// Redis's `redisLrand48` generator behind `math.random`.
