@@ -175,6 +175,18 @@ fn pair_conns(redis: &Server, ours: &Server, resp3: bool) -> (Conn, Conn) {
 
 #[test]
 fn script_api_and_conversions_match_redis() {
+    // The corpus returns tables nested thousands deep (Lua's C stack limit);
+    // reading such a reply recurses once per level, more than a test
+    // thread's default 2 MB stack holds in a debug build.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(script_api_and_conversions)
+        .expect("spawn the test thread")
+        .join()
+        .expect("script API and conversions match Redis");
+}
+
+fn script_api_and_conversions() {
     let redis = Server::redis(&[]);
     let ours = Server::cinnabar(&[]);
     let mut failures = vec![];

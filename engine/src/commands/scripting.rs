@@ -67,11 +67,12 @@ const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const REPLAY_TOO_LONG: &str =
     "a script in the append only file ran past the loading limit of 10^8 Lua instructions";
 
-/// The Lua state, the EVAL script cache (sha1 hex -> body) and the
-/// FUNCTION libraries.
+/// The Lua state, the EVAL script cache and the FUNCTION libraries.
 pub struct Scripting {
     lua: Lua,
-    cache: BTreeMap<String, Bytes>,
+    /// EVAL scripts by sha1 hex, compiled: a script is compiled once, not at
+    /// every EVAL/EVALSHA (Redis keeps `f_<sha>` functions in its Lua state).
+    cache: BTreeMap<String, mlua::Function>,
     libraries: BTreeMap<String, Library>,
     env: Rc<ScriptEnv>,
     /// The coroutine stack, kept between scripts (allocating one is a
@@ -857,17 +858,13 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
     let Some(numkeys) = parse_numkeys(cx) else {
         return;
     };
-    let (sha, body) = match body {
-        Some(b) => (sha1_hex(&b), b),
-        None => {
-            let sha = String::from_utf8_lossy(&cx.argv[1]).to_ascii_lowercase();
-            let cached = scripting(cx.node).and_then(|s| s.cache.get(&sha).cloned());
-            match cached {
-                Some(b) => (sha, b),
-                None => return cx.error("NOSCRIPT No matching script. Please use EVAL."),
-            }
-        }
+    let sha = match &body {
+        Some(b) => sha1_hex(b),
+        None => String::from_utf8_lossy(&cx.argv[1]).to_ascii_lowercase(),
     };
+    if body.is_none() && scripting(cx.node).is_none_or(|s| !s.cache.contains_key(&sha)) {
+        return cx.error("NOSCRIPT No matching script. Please use EVAL.");
+    }
     // EVAL skips the usual after-the-fact MONITOR feed: like Redis, it is
     // shown before the commands it runs.
     if !cx.node.monitors.is_empty() {
@@ -881,12 +878,11 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
     let Some(mut state) = cx.node.scripting.take() else {
         return cx.error("ERR Lua scripting is unavailable");
     };
-    state.cache.insert(sha.clone(), body.clone());
-    let compiled = state
-        .lua
-        .load(&body[..])
-        .set_name("@user_script")
-        .into_function();
+    let compiled = match (state.cache.get(&sha), body) {
+        (Some(func), _) => Ok(func.clone()),
+        (None, Some(body)) => state.compile(&sha, body),
+        (None, None) => unreachable!("EVALSHA of an unknown sha returned above"),
+    };
     match compiled {
         Ok(func) => start(
             cx,
@@ -907,6 +903,19 @@ fn eval_generic(cx: &mut Ctx, body: Option<Bytes>, read_only: bool) {
             );
             cx.error(&msg)
         }
+    }
+}
+
+impl Scripting {
+    /// Compiles an EVAL script and keeps it in the cache under `sha`.
+    fn compile(&mut self, sha: &str, body: Bytes) -> mlua::Result<mlua::Function> {
+        let func = self
+            .lua
+            .load(&body[..])
+            .set_name("@user_script")
+            .into_function()?;
+        self.cache.insert(sha.to_string(), func.clone());
+        Ok(func)
     }
 }
 
@@ -1695,21 +1704,14 @@ pub fn script_load(cx: &mut Ctx) {
     let body = cx.argv[2].clone();
     let sha = sha1_hex(&body);
     let compiled = scripting(cx.node).map(|s| {
-        let ok = s
-            .lua
-            .load(&body[..])
-            .set_name("@user_script")
-            .into_function();
-        (ok.map(|_| ()).map_err(|e| lua_message(&e)), s)
+        if s.cache.contains_key(&sha) {
+            return Ok(());
+        }
+        s.compile(&sha, body).map(|_| ()).map_err(|e| lua_message(&e))
     });
     match compiled {
-        Some((Ok(()), s)) => {
-            s.cache.insert(sha.clone(), body);
-            cx.out().bulk(sha.as_bytes());
-        }
-        Some((Err(msg), _)) => {
-            cx.error(&format!("ERR Error compiling script (new function): {msg}"))
-        }
+        Some(Ok(())) => cx.out().bulk(sha.as_bytes()),
+        Some(Err(msg)) => cx.error(&format!("ERR Error compiling script (new function): {msg}")),
         None => cx.error("ERR Lua scripting is unavailable"),
     }
 }
