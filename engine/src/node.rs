@@ -1986,7 +1986,10 @@ impl Node {
             self.stats.net_output_bytes += data.len() as u64;
             if let Some(at) = crate::buggify::split_at(data.len(), 0.1) {
                 let head = data.split_to(at);
-                self.outputs.push_back(Output::Send { conn: c.conn, data: head });
+                self.outputs.push_back(Output::Send {
+                    conn: c.conn,
+                    data: head,
+                });
             }
             self.outputs.push_back(Output::Send { conn: c.conn, data });
         }

@@ -1707,7 +1707,9 @@ pub fn script_load(cx: &mut Ctx) {
         if s.cache.contains_key(&sha) {
             return Ok(());
         }
-        s.compile(&sha, body).map(|_| ()).map_err(|e| lua_message(&e))
+        s.compile(&sha, body)
+            .map(|_| ())
+            .map_err(|e| lua_message(&e))
     });
     match compiled {
         Some(Ok(())) => cx.out().bulk(sha.as_bytes()),
