@@ -63,14 +63,31 @@ pub struct Persistence {
     pending: VecDeque<(DiskOpId, Purpose)>,
 }
 
+/// Installing a written temp file: fsync it, rename it over the target,
+/// fsync the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommitStep {
+    Fsync,
+    Rename,
+    FsyncDir,
+}
+
 /// What a disk operation's completion means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Purpose {
     LoadRdb,
-    /// A step of save job `job`; `last` completes it.
-    Save {
+    /// A chunk of save job `job`'s temp file, `len` bytes: a short write
+    /// fails the save like an error.
+    SaveWrite {
         job: u64,
-        last: bool,
+        len: u64,
+    },
+    /// The steps that install a save job's temp file once every chunk is
+    /// written: each is issued only after the one before succeeded, so a
+    /// failed or short write never has its file renamed into place.
+    SaveCommit {
+        job: u64,
+        step: CommitStep,
     },
     /// Best-effort cleanup (removing a failed save's temp file).
     Cleanup,
@@ -138,6 +155,11 @@ struct SaveJob {
     snap: Option<Snapshot>,
     /// The first chunk creates the temp file; later ones append.
     wrote_any: bool,
+    /// Chunks issued and not yet completed.
+    writes_in_flight: u32,
+    /// The serialisation is complete: install the file once the chunks in
+    /// flight are written.
+    commit_when_written: bool,
     bytes: u64,
     failed: Option<String>,
     dirty_at_start: u64,
@@ -248,7 +270,8 @@ pub fn disk_done(node: &mut Node, id: DiskOpId, result: DiskResult) {
     assert_eq!(expected, id, "disk completions must arrive in issue order");
     match purpose {
         Purpose::LoadRdb => load_done(node, result),
-        Purpose::Save { job, last } => save_step_done(node, job, last, result),
+        Purpose::SaveWrite { job, len } => save_write_done(node, job, len, result),
+        Purpose::SaveCommit { job, step } => save_commit_done(node, job, step, result),
         Purpose::Cleanup | Purpose::Ignore => {
             if let Err(e) = result {
                 tracing::debug!("disk operation failed: {e}");
@@ -648,6 +671,8 @@ fn start_job_to(node: &mut Node, kind: SaveKind, target: String) {
         target,
         snap: Some(snap),
         wrote_any: false,
+        writes_in_flight: 0,
+        commit_when_written: false,
         bytes: 0,
         failed: None,
         dirty_at_start: node.dirty,
@@ -695,47 +720,49 @@ fn step_job(node: &mut Node, budget: usize) {
             DiskOp::Write { path, data }
         };
         job.wrote_any = true;
-        issue(
-            node,
-            op,
-            Purpose::Save {
-                job: job.id,
-                last: false,
-            },
-        );
+        job.writes_in_flight += 1;
+        let len = data_len(&op);
+        issue(node, op, Purpose::SaveWrite { job: job.id, len });
     }
     if done {
-        let (tmp, target) = (job.tmp.clone(), job.target.clone());
-        let dir = disk::parent(&target).to_string();
-        let j = job.id;
-        issue(
-            node,
-            DiskOp::Fsync { path: tmp.clone() },
-            Purpose::Save {
-                job: j,
-                last: false,
-            },
-        );
-        issue(
-            node,
-            DiskOp::Rename {
-                from: tmp,
-                to: target,
-            },
-            Purpose::Save {
-                job: j,
-                last: false,
-            },
-        );
-        issue(
-            node,
-            crate::aof::fsync_dir(dir),
-            Purpose::Save { job: j, last: true },
-        );
+        job.commit_when_written = true;
     } else {
         job.snap = Some(snap);
     }
     node.persist.job = Some(job);
+    maybe_commit(node);
+}
+
+/// The bytes a chunk write carries.
+fn data_len(op: &DiskOp) -> u64 {
+    match op {
+        DiskOp::Write { data, .. } | DiskOp::Append { data, .. } => data.len() as u64,
+        _ => 0,
+    }
+}
+
+/// Once a finished job's chunks are all written: a failed job ends (its
+/// temp file removed, the target untouched), a good one starts installing.
+fn maybe_commit(node: &mut Node) {
+    let Some(job) = node.persist.job.as_mut() else {
+        return;
+    };
+    if !job.commit_when_written || job.writes_in_flight > 0 {
+        return;
+    }
+    job.commit_when_written = false;
+    if job.failed.is_some() {
+        return finish_job(node);
+    }
+    let (id, path) = (job.id, job.tmp.clone());
+    issue(
+        node,
+        DiskOp::Fsync { path },
+        Purpose::SaveCommit {
+            job: id,
+            step: CommitStep::Fsync,
+        },
+    );
 }
 
 /// DEBUG RELOAD: the saved image replaces the dataset, through the same
@@ -751,25 +778,59 @@ fn reload_from_image(node: &mut Node, image: &[u8]) -> Result<(), String> {
     load_rdb_bytes(node, image).map(drop)
 }
 
-fn save_step_done(node: &mut Node, job_id: u64, last: bool, result: DiskResult) {
+fn save_write_done(node: &mut Node, job_id: u64, len: u64, result: DiskResult) {
     let Some(job) = node.persist.job.as_mut() else {
         return;
     };
     if job.id != job_id {
         return; // a job abandoned by SHUTDOWN
     }
-    if let Err(e) = &result {
-        if job.failed.is_none() {
-            job.failed = Some(e.to_string());
-        }
+    job.writes_in_flight = job.writes_in_flight.saturating_sub(1);
+    let failure = match result {
+        Err(e) => Some(e.to_string()),
+        Ok(DiskReply::Written(n)) if n < len => Some(format!("short write ({n} of {len} bytes)")),
+        Ok(_) => None,
+    };
+    if let Some(why) = failure {
+        job.failed.get_or_insert(why);
     }
-    if let Ok(DiskReply::Written(n)) = result {
-        // A short write without an error is still a failed save.
-        let _ = n;
+    maybe_commit(node);
+}
+
+fn save_commit_done(node: &mut Node, job_id: u64, step: CommitStep, result: DiskResult) {
+    let Some(job) = node.persist.job.as_mut() else {
+        return;
+    };
+    if job.id != job_id {
+        return; // a job abandoned by SHUTDOWN
     }
-    if last {
-        finish_job(node);
+    if let Err(e) = result {
+        job.failed.get_or_insert(e.to_string());
+        return finish_job(node);
     }
+    let (id, tmp, target) = (job.id, job.tmp.clone(), job.target.clone());
+    let (op, next) = match step {
+        CommitStep::Fsync => (
+            DiskOp::Rename {
+                from: tmp,
+                to: target,
+            },
+            CommitStep::Rename,
+        ),
+        CommitStep::Rename => (
+            crate::aof::fsync_dir(disk::parent(&target).to_string()),
+            CommitStep::FsyncDir,
+        ),
+        CommitStep::FsyncDir => return finish_job(node),
+    };
+    issue(
+        node,
+        op,
+        Purpose::SaveCommit {
+            job: id,
+            step: next,
+        },
+    );
 }
 
 fn finish_job(node: &mut Node) {
@@ -974,6 +1035,8 @@ pub fn debug_reload(node: &mut Node, conn: ConnId) -> Result<(), &'static str> {
         target: target.clone(),
         snap: None,
         wrote_any: true,
+        writes_in_flight: 1,
+        commit_when_written: true,
         bytes: 0,
         failed: None,
         dirty_at_start: node.dirty,
@@ -982,44 +1045,14 @@ pub fn debug_reload(node: &mut Node, conn: ConnId) -> Result<(), &'static str> {
     if let Err(e) = reload_from_image(node, &image) {
         job.failed = Some(e);
     }
+    let len = image.len() as u64;
     issue(
         node,
         DiskOp::Write {
-            path: tmp.clone(),
+            path: tmp,
             data: Bytes::from(image),
         },
-        Purpose::Save {
-            job: id,
-            last: false,
-        },
-    );
-    let dir = disk::parent(&target).to_string();
-    issue(
-        node,
-        DiskOp::Fsync { path: tmp.clone() },
-        Purpose::Save {
-            job: id,
-            last: false,
-        },
-    );
-    issue(
-        node,
-        DiskOp::Rename {
-            from: tmp,
-            to: target,
-        },
-        Purpose::Save {
-            job: id,
-            last: false,
-        },
-    );
-    issue(
-        node,
-        DiskOp::FsyncDir { path: dir },
-        Purpose::Save {
-            job: id,
-            last: true,
-        },
+        Purpose::SaveWrite { job: id, len },
     );
     node.persist.job = Some(job);
     Ok(())

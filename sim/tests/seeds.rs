@@ -174,6 +174,24 @@ fn seeds_that_found_engine_bugs() {
     );
 }
 
+/// Swarm 1046 with BUGGIFY's small write chunks: a snapshot chunk written
+/// short was ignored and the truncated file renamed into place (here an AOF
+/// base the manifest then named). The save now fails, and its file is only
+/// installed (fsync, rename, directory fsync, one step after the other)
+/// once every chunk is written in full.
+#[test]
+fn snapshot_short_write_fails_the_save() {
+    let mut cfg = swarm::config(1046, Scenario::Swarm);
+    cfg.buggify = true;
+    let r = run(cfg);
+    assert!(r.ops_completed > 0, "seed 1046: nothing completed");
+    assert!(
+        r.failure.is_none(),
+        "seed 1046 (swarm --buggify on): {}",
+        r.failure.map(|f| f.message).unwrap_or_default()
+    );
+}
+
 #[test]
 fn known_engine_bugs_still_fail_with_a_strict_model() {
     for &(seed, flags, what) in KNOWN_ENGINE_BUGS {
