@@ -486,6 +486,9 @@ pub struct AfterCall {
     /// For client tracking: the keys the command may write and whether
     /// they existed before it ran (empty when nothing is tracked).
     tracked: Vec<(Bytes, bool)>,
+    /// Keys the command may write that hold a stream a client blocks on:
+    /// if the command deletes or replaces one, its waiters are signalled.
+    streams_before: Vec<Bytes>,
 }
 
 /// The rest of a command that a suspended script interrupted, kept in the
@@ -1267,6 +1270,11 @@ impl Node {
         } else {
             Vec::new()
         };
+        let streams_before = if self.blocking.is_empty() || !cmd.has(flags::WRITE) {
+            Vec::new()
+        } else {
+            self.blocked_streams_written(c.db, cmd, argv)
+        };
         if self.call_depth == 0 {
             self.tracking.current = c.id;
         }
@@ -1301,6 +1309,7 @@ impl Node {
             errors_before,
             existed,
             tracked,
+            streams_before,
         };
         if self.suspending {
             // A script suspended inside this command: the bookkeeping below
@@ -1327,6 +1336,7 @@ impl Node {
             errors_before,
             existed,
             tracked,
+            streams_before,
         } = after;
         if self.aof.enabled {
             self.log_effects(c.db, cmd, argv, dirty_before, explicit_before);
@@ -1334,8 +1344,8 @@ impl Node {
         if self.dirty != dirty_before {
             self.account_written_keys(c.db, cmd, argv);
         }
-        if self.dirty != dirty_before && !self.blocking.is_empty() {
-            self.signal_deleted_streams(c.db, cmd, argv);
+        if self.dirty != dirty_before && !streams_before.is_empty() {
+            self.signal_deleted_streams(c.db, streams_before);
         }
         let failed = (self.stats.total_error_replies > errors_before) as u64;
         self.count_call(cmd, failed);
@@ -2037,11 +2047,9 @@ impl Node {
         }
     }
 
-    /// After a write: keys clients block on that no longer hold a stream
-    /// are signalled, so a blocked XREADGROUP learns its stream was
-    /// deleted or replaced (Redis's `signalDeletedKeyAsReady`). Other
-    /// blocked commands re-run and block again.
-    fn signal_deleted_streams(&mut self, db: usize, cmd: &Command, argv: &[Bytes]) {
+    /// The keys `cmd` may write that clients block on and that hold a
+    /// stream now (before the command runs).
+    fn blocked_streams_written(&self, db: usize, cmd: &Command, argv: &[Bytes]) -> Vec<Bytes> {
         use crate::command::key_flags::{OW, RM, RW};
         // The keys the command may write (`command_keys` keeps only
         // watched ones).
@@ -2054,12 +2062,12 @@ impl Node {
         } else {
             cmd.key_positions(argv.len())
         };
-        let keys: Vec<Bytes> = positions
+        positions
             .into_iter()
             .filter_map(|i| argv.get(i).cloned())
             .filter(|k| {
                 self.blocking.contains_key(&(db, k.clone()))
-                    && !matches!(
+                    && matches!(
                         self.dbs[db].keys.get(k),
                         Some(crate::db::Entry {
                             value: crate::db::Value::Stream(_),
@@ -2067,9 +2075,27 @@ impl Node {
                         })
                     )
             })
-            .collect();
-        for k in keys {
-            self.signal_ready(db, &k);
+            .collect()
+    }
+
+    /// After a write: of the blocked-on keys that held a stream before it,
+    /// those that no longer do are signalled, so a blocked XREADGROUP learns
+    /// its stream was deleted or replaced (Redis 7.0's
+    /// `signalDeletedKeyAsReady`, which only streams call). Keys that never
+    /// held a stream are not: signalling them would serve their waiters
+    /// out of Redis's order (a deleted key signalled before a pushed one).
+    fn signal_deleted_streams(&mut self, db: usize, streams_before: Vec<Bytes>) {
+        for k in streams_before {
+            let still_stream = matches!(
+                self.dbs[db].keys.get(&k),
+                Some(crate::db::Entry {
+                    value: crate::db::Value::Stream(_),
+                    ..
+                })
+            );
+            if !still_stream {
+                self.signal_ready(db, &k);
+            }
         }
     }
 

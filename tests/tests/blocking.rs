@@ -420,3 +420,28 @@ fn fractional_timeouts_and_timeout_replies() {
         ],
     );
 }
+
+/// A script deletes two keys clients block on (a sorted set and a string:
+/// not streams), then pushes to both. The keys are served in the order they
+/// got data (k1 first, whose BLMOVE pushes onto k2 before k2's waiter is
+/// served), not the order they were deleted: Redis 7.0 signals a deleted
+/// key only when it held a stream. Found by the simulator (swarm 58).
+#[test]
+fn deleted_keys_do_not_jump_the_ready_queue() {
+    compare(
+        3,
+        &[
+            Send(0, "BLPOP k2 0"),
+            Send(1, "BLMOVE k1 k2 RIGHT LEFT 0"),
+            Cmd(2, "ZADD k2 1 m0"),
+            Cmd(2, "SET k1 x"),
+            Cmd(
+                2,
+                "EVAL redis.call('del','k2','k1');redis.call('rpush','k1','a','b');redis.call('lpush','k2','c','d') 0",
+            ),
+            Expect(1),
+            Expect(0),
+            Cmd(2, "LRANGE k2 0 -1"),
+        ],
+    );
+}
