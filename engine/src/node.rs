@@ -405,6 +405,11 @@ pub struct Node {
     blocking: BTreeMap<(usize, Bytes), VecDeque<ConnId>>,
     /// Keys that received data while clients wait on them, in signal order.
     ready_keys: VecDeque<(usize, Bytes)>,
+    /// Touches of watchers that were out of `clients` (the client whose
+    /// command made keys ready is detached while the blocked clients it
+    /// woke are served, and their writes may touch its WATCH): the
+    /// watcher, the db and key, and whether the key was gone.
+    detached_touches: Vec<(ConnId, usize, Bytes, bool)>,
     /// While a blocked command runs again: the key whose signal woke it
     /// (XREAD then answers for that key only, as Redis serves one key).
     pub serving_key: Option<Bytes>,
@@ -709,6 +714,7 @@ impl Node {
             shutdown_requested: false,
             blocking: BTreeMap::new(),
             ready_keys: VecDeque::new(),
+            detached_touches: Vec::new(),
             serving_key: None,
             watchers: BTreeMap::new(),
             pubsub_channels: BTreeMap::new(),
@@ -1059,7 +1065,7 @@ impl Node {
                     }
                     argv.clear();
                     c.argv = argv;
-                    self.serve_ready_keys();
+                    self.serve_ready_keys_for(c);
                 }
                 Parsed::Empty => c.argv = argv,
                 Parsed::Incomplete => {
@@ -1501,7 +1507,7 @@ impl Node {
             }
         }
         c.in_script = false;
-        self.serve_ready_keys();
+        self.serve_ready_keys_for(&mut c);
         if c.id != 0 {
             self.clients.insert(caller, c);
             self.serve_client(caller);
@@ -1793,11 +1799,36 @@ impl Node {
                 .any(|(d, k, not_live)| *d == db && k.as_ref() == key && *not_live)
         };
         for conn in conns.clone() {
-            if conn == c.conn {
+            // A script's client shares its caller's connection id, but the
+            // WATCH belongs to the caller (detached while its EVAL runs).
+            if conn == c.conn && !c.is_script {
                 c.dirty_cas |= !expired_then(c);
             } else if let Some(other) = self.clients.get_mut(&conn) {
                 other.dirty_cas |= !expired_then(other);
+            } else {
+                self.detached_touches.push((conn, db, slot.1.clone(), gone));
             }
+        }
+    }
+
+    /// Serves the blocked clients whose keys are ready while `c` (whose
+    /// command made them ready) is out of `clients`, then gives `c` the
+    /// WATCH touches their writes meant for it.
+    fn serve_ready_keys_for(&mut self, c: &mut Client) {
+        self.serve_ready_keys();
+        for (conn, db, key, gone) in std::mem::take(&mut self.detached_touches) {
+            let w = if conn == c.conn {
+                &mut *c
+            } else if let Some(other) = self.clients.get_mut(&conn) {
+                other
+            } else {
+                continue;
+            };
+            let expired_then = gone
+                && w.watched
+                    .iter()
+                    .any(|(d, k, not_live)| *d == db && *k == key && *not_live);
+            w.dirty_cas |= !expired_then;
         }
     }
 

@@ -37,15 +37,7 @@ pub use world::{Report, SimConfig, World};
 /// entry: (seed, scenario flags, what goes wrong). Kept so the bug is not
 /// forgotten and the checker is not weakened to hide it. The flags are a
 /// scenario name, optionally followed by ` --buggify on`.
-pub const KNOWN_ENGINE_BUGS: &[(u64, &str, &str)] = &[(
-    70303,
-    "crash-disk",
-    "a BLMOVE served by a push (here the second link of a chain: a push \
-         wakes a BLMOVE into k1, which wakes a BLMOVE from k1 into k2) does \
-         not touch its destination for WATCH: a client watching k2 (missing \
-         when watched) gets its EXEC run; Redis signals the destination \
-         (lmoveHandlePush) and aborts it",
-)];
+pub const KNOWN_ENGINE_BUGS: &[(u64, &str, &str)] = &[];
 
 /// Runs one seed with the given config and returns its report.
 pub fn run(cfg: SimConfig) -> Report {

@@ -167,6 +167,14 @@ fn seeds_that_found_engine_bugs() {
         None,
         [50368].into_iter().map(|s| (s, Some(10))),
     );
+    // A BLMOVE chain woken by the watcher's own push, ending on its
+    // watched key (crash-disk 70303): the touch reached no one while the
+    // watcher's command was still running.
+    run_seeds_with(
+        Scenario::CrashDisk,
+        None,
+        [70303].into_iter().map(|s| (s, None)),
+    );
     run_seeds_with(
         Scenario::Swarm,
         None,

@@ -182,3 +182,34 @@ fn random_interleavings_of_two_clients_match_redis() {
         }
     }
 }
+
+/// A watcher's own writes reach its WATCH even when they happen away from
+/// its command: inside its EVAL (the script runs as another client), and
+/// in blocked clients its push wakes (a BLMOVE chain ending on the watched
+/// key, found by the simulator: crash-disk 70303).
+#[test]
+fn own_writes_through_scripts_and_woken_clients_touch_watched_keys() {
+    both(|s| {
+        let mut w = s.connect();
+        let mut b1 = s.connect();
+        let mut b2 = s.connect();
+        let mut out = vec![];
+        let exec_after = |w: &mut cinnabar_tests::Conn, out: &mut Vec<String>| {
+            w.cmd_str(&["MULTI"]);
+            w.cmd_str(&["INCR", "x"]);
+            out.push(show(&w.cmd_str(&["EXEC"])));
+        };
+        w.cmd_str(&["WATCH", "k"]);
+        w.cmd_str(&["EVAL", "redis.call('set','k','1')", "0"]);
+        exec_after(&mut w, &mut out);
+        b1.send(&[b"BLMOVE", b"k0", b"k1", b"RIGHT", b"RIGHT", b"0"]);
+        b2.send(&[b"BLMOVE", b"k1", b"k2", b"RIGHT", b"RIGHT", b"0"]);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        w.cmd_str(&["WATCH", "k2"]);
+        w.cmd_str(&["LPUSH", "k0", "a"]);
+        out.push(show(&b1.read_reply().expect("BLMOVE k0 k1 served")));
+        out.push(show(&b2.read_reply().expect("BLMOVE k1 k2 served")));
+        exec_after(&mut w, &mut out);
+        out
+    });
+}
