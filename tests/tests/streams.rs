@@ -881,7 +881,21 @@ proptest! {
 fn servers() -> &'static (Server, Server) {
     use std::sync::OnceLock;
     static S: OnceLock<(Server, Server)> = OnceLock::new();
-    S.get_or_init(|| (Server::redis(&[]), Server::cinnabar(&[])))
+    // Statics are never dropped: without this the pair outlives the test
+    // binary.
+    extern "C" fn kill_servers() {
+        if let Some((redis, ours)) = S.get() {
+            for pid in [redis.pid(), ours.pid()] {
+                // SAFETY: kill(2) on a child we started; no memory involved.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        }
+    }
+    S.get_or_init(|| {
+        // SAFETY: registers a plain function with no captured state.
+        unsafe { libc::atexit(kill_servers) };
+        (Server::redis(&[]), Server::cinnabar(&[]))
+    })
 }
 
 /// Builds the same streams (groups, PELs, deleted entries, several nodes)
