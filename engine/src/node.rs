@@ -224,6 +224,20 @@ pub struct Client {
     pub in_script: bool,
 }
 
+/// The client `conn` names: `c` (the one running, out of the table) or one
+/// in `clients`; `None` once it disconnected.
+fn watcher<'a>(
+    clients: &'a mut BTreeMap<ConnId, Box<Client>>,
+    c: &'a mut Client,
+    conn: ConnId,
+) -> Option<&'a mut Client> {
+    if conn == c.conn {
+        Some(c)
+    } else {
+        clients.get_mut(&conn).map(|b| &mut **b)
+    }
+}
+
 /// What a client blocked in BLPOP & co. waits for.
 #[derive(Debug, Clone)]
 pub struct Blocked {
@@ -1817,11 +1831,7 @@ impl Node {
     fn serve_ready_keys_for(&mut self, c: &mut Client) {
         self.serve_ready_keys();
         for (conn, db, key, gone) in std::mem::take(&mut self.detached_touches) {
-            let w = if conn == c.conn {
-                &mut *c
-            } else if let Some(other) = self.clients.get_mut(&conn) {
-                other
-            } else {
+            let Some(w) = watcher(&mut self.clients, c, conn) else {
                 continue;
             };
             let expired_then = gone
@@ -1842,11 +1852,7 @@ impl Node {
             .collect();
         for (key, conns) in slots {
             for conn in conns {
-                let w = if conn == c.conn {
-                    &mut *c
-                } else if let Some(other) = self.clients.get_mut(&conn) {
-                    other
-                } else {
+                let Some(w) = watcher(&mut self.clients, c, conn) else {
                     continue;
                 };
                 // Redis 7.0's touchAllWatchedKeysInDb(db, NULL): a key that
@@ -1887,11 +1893,7 @@ impl Node {
             let replacement_expired =
                 in_replacement && self.dbs[replaced_with].is_expired(&key, now);
             for conn in conns {
-                let w = if conn == c.conn {
-                    &mut *c
-                } else if let Some(other) = self.clients.get_mut(&conn) {
-                    other
-                } else {
+                let Some(w) = watcher(&mut self.clients, c, conn) else {
                     continue;
                 };
                 let Some(entry) = w
