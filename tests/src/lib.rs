@@ -16,26 +16,51 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub name: &'static str,
+    /// Where the server logs (its stderr, or Redis's logfile): printed
+    /// when a test fails while the server is alive, so a crash or a
+    /// refused start-up explains itself.
+    log: PathBuf,
 }
 
-/// A port no other server of this test process has been given. Asking the
-/// OS for an ephemeral port and letting it go can hand two tests running in
-/// parallel the same port (the second server then fails to bind, while
-/// the first answers both tests' start-up probes), so ports come from a
-/// per-process counter below the ephemeral range, checked free by binding.
-fn free_port() -> u16 {
+/// A port no other test server on this machine has been given. Asking
+/// the OS for an ephemeral port and letting it go can hand two tests the
+/// same port (the second server then fails to bind, while the first
+/// answers both tests' start-up probes), so ports come from a per-process
+/// counter below the ephemeral range, checked free by binding, and are
+/// claimed machine-wide by an advisory lock on a file named after the
+/// port: another test process (whose counter may start at the same base)
+/// skips a claimed port. The lock is held until the server is dropped, or
+/// until the process exits, when the OS lets go of it.
+pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     // Below Linux's ephemeral range (32768 and up), where client sockets
     // take their ports; each process starts at its own offset.
-    let base = 20_000 + (std::process::id() % 60) * 200;
+    let offset = (std::process::id() % 60) * 200;
+    let dir = std::env::temp_dir().join("cinnabar-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (base + n % 900) as u16;
+        let port = (20_000 + (offset + n) % 12_000) as u16;
+        let Ok(lock) = std::fs::File::create(dir.join(format!("{port}.lock"))) else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue;
+        }
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            claimed_ports().insert(port, lock);
             return port;
         }
     }
+}
+
+/// The port locks this process holds (see [`free_port`]).
+fn claimed_ports() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<u16, std::fs::File>>
+{
+    static CLAIMED: std::sync::Mutex<std::collections::BTreeMap<u16, std::fs::File>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    CLAIMED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The cinnabar-server binary: `$CINNABAR_BIN`, else the workspace's
@@ -67,6 +92,11 @@ impl Server {
     /// persistence, on a free port.
     pub fn redis(extra: &[&str]) -> Server {
         let port = free_port();
+        let redis_log = std::env::temp_dir().join(format!(
+            "cinnabar-test-redis-{}-{port}.log",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&redis_log);
         let mut args: Vec<String> = vec![
             "--port".into(),
             port.to_string(),
@@ -82,6 +112,8 @@ impl Server {
             "no".into(),
             "--dir".into(),
             std::env::temp_dir().display().to_string(),
+            "--logfile".into(),
+            redis_log.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new("redis-server")
@@ -90,7 +122,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/test.sh installs it)");
-        Server::wait(child, port, "redis")
+        Server::wait(child, port, "redis", redis_log)
     }
 
     /// Our server, configured like [`Server::redis`].
@@ -102,6 +134,8 @@ impl Server {
     /// takes it), then the usual test arguments, then `extra`.
     pub fn cinnabar_with_file(file: Option<&str>, extra: &[&str]) -> Server {
         let port = free_port();
+        let dir = fresh_dir(port);
+        let log = dir.join("stderr.log");
         let mut args: Vec<String> = file.iter().map(|f| f.to_string()).collect();
         args.extend([
             "--port".into(),
@@ -115,27 +149,36 @@ impl Server {
             // A fresh directory per server: nothing is loaded at start-up
             // unless a test puts it there, and saves never litter the tree.
             "--dir".into(),
-            fresh_dir(port).display().to_string(),
+            dir.display().to_string(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let child = Command::new(cinnabar_bin())
             .args(&args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("start cinnabar-server");
-        Server::wait(child, port, "cinnabar")
+        Server::wait(child, port, "cinnabar", log)
     }
 
-    fn wait(mut child: Child, port: u16, name: &'static str) -> Server {
+    fn wait(mut child: Child, port: u16, name: &'static str, log: PathBuf) -> Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Server { child, port, name };
+                return Server {
+                    child,
+                    port,
+                    name,
+                    log,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("{name} exited at start-up: {status}");
+                panic!("{name} exited at start-up: {status}\n{}", log_tail(&log));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -226,9 +269,41 @@ impl Conn {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: say whether the server was still up and
+            // what it logged, so a crash is told apart from a test bug.
+            let state = match self.child.try_wait() {
+                Ok(None) => "still running".to_string(),
+                Ok(Some(status)) => format!("exited: {status}"),
+                Err(e) => format!("unknown: {e}"),
+            };
+            eprintln!(
+                "{} on port {} (pid {}) {state}\n{}",
+                self.name,
+                self.port,
+                self.child.id(),
+                log_tail(&self.log)
+            );
+        } else if self.name == "redis" {
+            let _ = std::fs::remove_file(&self.log);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        claimed_ports().remove(&self.port);
     }
+}
+
+/// The last lines of a server's log, for failure messages.
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(30);
+    format!(
+        "--- {} (last {} lines)\n{}",
+        path.display(),
+        lines.len() - from,
+        lines[from..].join("\n")
+    )
 }
 
 /// A raw RESP connection.

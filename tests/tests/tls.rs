@@ -3,16 +3,11 @@
 //! talk to cinnabar-server's tls-port, and a plaintext client on the TLS
 //! port is turned away without harming the server.
 
-use cinnabar_tests::{fresh_dir, Conn, Server};
+use cinnabar_tests::{free_port, fresh_dir, Conn, Server};
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// PEM files: a CA, a server certificate for 127.0.0.1/localhost, two
 /// client certificates (CN "client" and CN "alice"), and a second CA nobody trusts (with its client).
