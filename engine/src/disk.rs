@@ -22,6 +22,7 @@
 //!   (the simulator does).
 
 use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Names an issued operation; completions carry it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -125,5 +126,173 @@ pub fn parent(path: &str) -> &str {
         Some(0) => "/",
         Some(i) => &path[..i],
         None => ".",
+    }
+}
+
+/// An ideal disk in memory: every operation completes at once, in issue
+/// order, and nothing is ever lost (fsync is a no-op). Engine tests and the
+/// shim's madsim scenario (madsim simulates the network and time, not
+/// files) run on it; the simulator's disk (`sim/`) is the one with faults
+/// and a crash model.
+///
+/// It dereferences to its map of file contents by path, so tests can read
+/// and damage files directly. Directories are implied by the paths under
+/// them, plus the ones created explicitly.
+#[derive(Default, Debug, Clone)]
+pub struct MemFiles {
+    files: BTreeMap<String, Vec<u8>>,
+    dirs: BTreeSet<String>,
+}
+
+impl MemFiles {
+    /// Performs one operation with POSIX's results.
+    pub fn perform(&mut self, op: DiskOp) -> DiskResult {
+        match op {
+            DiskOp::Read { path } => self
+                .files
+                .get(&path)
+                .map(|d| DiskReply::Data(Bytes::copy_from_slice(d)))
+                .ok_or(DiskError::NotFound),
+            DiskOp::Write { path, data } => {
+                let n = data.len() as u64;
+                self.files.insert(path, data.to_vec());
+                Ok(DiskReply::Written(n))
+            }
+            DiskOp::Append { path, data } => {
+                self.files.entry(path).or_default().extend_from_slice(&data);
+                Ok(DiskReply::Written(data.len() as u64))
+            }
+            DiskOp::Truncate { path, len } => {
+                let f = self.files.get_mut(&path).ok_or(DiskError::NotFound)?;
+                // ftruncate(2) past the end extends with zeros.
+                f.resize(len as usize, 0);
+                Ok(DiskReply::Done)
+            }
+            DiskOp::Fsync { path } => match self.files.contains_key(&path) {
+                true => Ok(DiskReply::Done),
+                false => Err(DiskError::NotFound),
+            },
+            DiskOp::Rename { from, to } => {
+                let data = self.files.remove(&from).ok_or(DiskError::NotFound)?;
+                self.files.insert(to, data);
+                Ok(DiskReply::Done)
+            }
+            DiskOp::Remove { path } => match self.files.remove(&path) {
+                Some(_) => Ok(DiskReply::Done),
+                None => Err(DiskError::NotFound),
+            },
+            DiskOp::CreateDir { path } => {
+                self.dirs.insert(path);
+                Ok(DiskReply::Done)
+            }
+            DiskOp::FsyncDir { .. } => Ok(DiskReply::Done),
+            DiskOp::ListDir { path } => {
+                let dir = path.trim_end_matches('/');
+                let names: Vec<String> = self
+                    .files
+                    .keys()
+                    .filter(|p| parent(p) == dir)
+                    .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+                    .collect();
+                if names.is_empty() && !self.dirs.contains(dir) {
+                    return Err(DiskError::NotFound);
+                }
+                Ok(DiskReply::Names(names))
+            }
+        }
+    }
+}
+
+impl From<BTreeMap<String, Vec<u8>>> for MemFiles {
+    fn from(files: BTreeMap<String, Vec<u8>>) -> MemFiles {
+        MemFiles {
+            files,
+            dirs: BTreeSet::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for MemFiles {
+    type Target = BTreeMap<String, Vec<u8>>;
+    fn deref(&self) -> &Self::Target {
+        &self.files
+    }
+}
+
+impl std::ops::DerefMut for MemFiles {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.files
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_files_behave_like_a_directory_of_files() {
+        let mut f = MemFiles::default();
+        let data = |s: &'static str| Bytes::from_static(s.as_bytes());
+        assert_eq!(
+            f.perform(DiskOp::Read { path: "d/a".into() }),
+            Err(DiskError::NotFound)
+        );
+        assert_eq!(
+            f.perform(DiskOp::ListDir { path: "d".into() }),
+            Err(DiskError::NotFound)
+        );
+        f.perform(DiskOp::CreateDir { path: "d".into() }).unwrap();
+        assert_eq!(
+            f.perform(DiskOp::ListDir { path: "d".into() }),
+            Ok(DiskReply::Names(vec![]))
+        );
+        f.perform(DiskOp::Append {
+            path: "d/a".into(),
+            data: data("ab"),
+        })
+        .unwrap();
+        f.perform(DiskOp::Append {
+            path: "d/a".into(),
+            data: data("cd"),
+        })
+        .unwrap();
+        f.perform(DiskOp::Truncate {
+            path: "d/a".into(),
+            len: 3,
+        })
+        .unwrap();
+        assert_eq!(f.get("d/a").map(Vec::as_slice), Some(&b"abc"[..]));
+        f.perform(DiskOp::Truncate {
+            path: "d/a".into(),
+            len: 5,
+        })
+        .unwrap();
+        assert_eq!(f.get("d/a").map(Vec::as_slice), Some(&b"abc\0\0"[..]));
+        f.perform(DiskOp::Write {
+            path: "d/b.tmp".into(),
+            data: data("x"),
+        })
+        .unwrap();
+        f.perform(DiskOp::Rename {
+            from: "d/b.tmp".into(),
+            to: "d/b".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            f.perform(DiskOp::ListDir { path: "d".into() }),
+            Ok(DiskReply::Names(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            f.perform(DiskOp::Remove {
+                path: "d/b.tmp".into()
+            }),
+            Err(DiskError::NotFound)
+        );
+        assert_eq!(
+            f.perform(DiskOp::Fsync {
+                path: "d/b.tmp".into()
+            }),
+            Err(DiskError::NotFound)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Drives `Node` directly, with no sockets and a virtual clock: the sans-IO
 //! contract in action.
 
-use cinnabar_engine::disk::{DiskError, DiskOp, DiskReply, DiskResult};
+use cinnabar_engine::disk::{DiskError, DiskOp, DiskReply, DiskResult, MemFiles};
 use cinnabar_engine::{Config, ConnId, Input, Node, Output, Time};
 use std::collections::BTreeMap;
 
@@ -11,15 +11,15 @@ struct Harness {
     node: Node,
     now: u64,
     /// An ideal in-memory disk: every operation completes at once.
-    files: BTreeMap<String, Vec<u8>>,
+    files: MemFiles,
 }
 
 impl Harness {
     fn new(config: Config, seed: u64) -> Harness {
-        Harness::with_files(config, seed, BTreeMap::new())
+        Harness::with_files(config, seed, MemFiles::default())
     }
 
-    fn with_files(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>) -> Harness {
+    fn with_files(config: Config, seed: u64, files: impl Into<MemFiles>) -> Harness {
         let mut h = Harness::starting(config, seed, files, T0);
         h.drain();
         h
@@ -27,57 +27,18 @@ impl Harness {
 
     /// A node started at `now` on `files` whose start-up disk work is still
     /// queued, for tests that watch (or break) those operations.
-    fn starting(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>, now: u64) -> Harness {
+    fn starting(config: Config, seed: u64, files: impl Into<MemFiles>, now: u64) -> Harness {
         let mut node = Node::new(config, seed);
         node.start(Time(now));
-        Harness { node, now, files }
+        Harness {
+            node,
+            now,
+            files: files.into(),
+        }
     }
 
     fn perform(&mut self, op: DiskOp) -> DiskResult {
-        match op {
-            DiskOp::Read { path } => match self.files.get(&path) {
-                Some(d) => Ok(DiskReply::Data(d.clone().into())),
-                None => Err(DiskError::NotFound),
-            },
-            DiskOp::Write { path, data } => {
-                let n = data.len() as u64;
-                self.files.insert(path, data.to_vec());
-                Ok(DiskReply::Written(n))
-            }
-            DiskOp::Append { path, data } => {
-                self.files.entry(path).or_default().extend_from_slice(&data);
-                Ok(DiskReply::Written(data.len() as u64))
-            }
-            DiskOp::Truncate { path, len } => {
-                let f = self.files.get_mut(&path).ok_or(DiskError::NotFound)?;
-                f.truncate(len as usize);
-                Ok(DiskReply::Done)
-            }
-            DiskOp::Rename { from, to } => {
-                let d = self.files.remove(&from).ok_or(DiskError::NotFound)?;
-                self.files.insert(to, d);
-                Ok(DiskReply::Done)
-            }
-            DiskOp::Remove { path } => self
-                .files
-                .remove(&path)
-                .map(|_| DiskReply::Done)
-                .ok_or(DiskError::NotFound),
-            DiskOp::ListDir { path } => {
-                let prefix = format!("{path}/");
-                Ok(DiskReply::Names(
-                    self.files
-                        .keys()
-                        .filter_map(|k| k.strip_prefix(&prefix))
-                        .filter(|k| !k.contains('/'))
-                        .map(String::from)
-                        .collect(),
-                ))
-            }
-            DiskOp::Fsync { .. } | DiskOp::FsyncDir { .. } | DiskOp::CreateDir { .. } => {
-                Ok(DiskReply::Done)
-            }
-        }
+        self.files.perform(op)
     }
 
     fn connect(&mut self, conn: u64) {
@@ -873,7 +834,7 @@ fn aof_start_makes_the_current_incr_file_durable() {
 }
 
 /// Starts a node over `files` at `now` and completes its start-up.
-fn restart_at(config: Config, seed: u64, files: BTreeMap<String, Vec<u8>>, now: u64) -> Harness {
+fn restart_at(config: Config, seed: u64, files: impl Into<MemFiles>, now: u64) -> Harness {
     let mut h = Harness::starting(config, seed, files, now);
     h.drain();
     h.connect(1);

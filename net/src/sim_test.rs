@@ -9,8 +9,9 @@
 //! the transcript (virtual arrival time and reply, per client) must be
 //! identical when the same seed runs twice.
 
-use crate::memdisk::{Files, MemDisk};
+use crate::memdisk::MemDisk;
 use crate::server::{self, Platform, Server};
+use cinnabar_engine::disk::MemFiles;
 use cinnabar_engine::{Config, Node};
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ fn platform(disk: MemDisk) -> Platform {
 
 /// The server node's program: start the node, load from the in-memory disk,
 /// serve until the end of the run.
-async fn serve(files: Rc<RefCell<Files>>) {
+async fn serve(files: Rc<RefCell<MemFiles>>) {
     let config = Config {
         port: 6379,
         save: String::new(),
@@ -183,7 +184,7 @@ fn scenario(seed: u64) -> Vec<String> {
     runtime.block_on(async move {
         // The server's state is not Send: it lives in tasks of its node.
         server_node.spawn(async {
-            let files = Rc::new(RefCell::new(Files::default()));
+            let files = Rc::new(RefCell::new(MemFiles::default()));
             tokio::task::spawn_local(serve(files));
         });
         let w = writer.spawn(async {
