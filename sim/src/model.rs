@@ -277,9 +277,16 @@ impl Script {
         }
     }
 
-    /// The SHA1 EVALSHA names it by.
-    pub fn sha(self) -> String {
-        sha1_smol::Sha1::from(self.text()).digest().to_string()
+    /// The SHA1 EVALSHA names it by (computed once per script).
+    pub fn sha(self) -> &'static str {
+        use std::sync::OnceLock;
+        static SHAS: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let i = match self {
+            Script::PCalls => 0,
+            Script::Calls => 1,
+            Script::Copy => 2,
+        };
+        SHAS[i].get_or_init(|| sha1_smol::Sha1::from(self.text()).digest().to_string())
     }
 }
 
@@ -350,24 +357,68 @@ pub fn fmt_score(s: f64) -> Vec<u8> {
     }
 }
 
+/// Receives a request's arguments in order ([`Cmd::write_args`]).
+pub trait ArgSink {
+    fn arg(&mut self, a: &[u8]);
+
+    fn num(&mut self, n: i64) {
+        let mut b = itoa::Buffer::new();
+        self.arg(b.format(n).as_bytes());
+    }
+}
+
+impl ArgSink for Vec<Vec<u8>> {
+    fn arg(&mut self, a: &[u8]) {
+        self.push(a.to_vec());
+    }
+}
+
+/// Counts arguments (the RESP header and a script's per-call counts come
+/// before the arguments).
+struct ArgCount(usize);
+
+impl ArgSink for ArgCount {
+    fn arg(&mut self, _: &[u8]) {
+        self.0 += 1;
+    }
+
+    fn num(&mut self, _: i64) {
+        self.0 += 1;
+    }
+}
+
 impl Cmd {
     /// The request's arguments.
     pub fn argv(&self) -> Vec<Vec<u8>> {
         let mut a: Vec<Vec<u8>> = Vec::new();
-        let w = |a: &mut Vec<Vec<u8>>, s: &str| a.push(s.as_bytes().to_vec());
-        let num = |a: &mut Vec<Vec<u8>>, n: i64| a.push(n.to_string().into_bytes());
+        self.write_args(&mut a);
+        a
+    }
+
+    /// How many arguments the request has.
+    pub fn argc(&self) -> usize {
+        let mut n = ArgCount(0);
+        self.write_args(&mut n);
+        n.0
+    }
+
+    /// Hands the request's arguments to `a` in order (the request is
+    /// encoded straight from them, without building an argv).
+    pub fn write_args<S: ArgSink>(&self, a: &mut S) {
+        let w = |a: &mut S, s: &str| a.arg(s.as_bytes());
+        let num = |a: &mut S, n: i64| a.num(n);
         match self {
             Cmd::Hello3 => {
-                w(&mut a, "HELLO");
-                w(&mut a, "3");
+                w(a, "HELLO");
+                w(a, "3");
             }
-            Cmd::Ping => w(&mut a, "PING"),
-            Cmd::Save => w(&mut a, "SAVE"),
-            Cmd::BgSave => w(&mut a, "BGSAVE"),
-            Cmd::BgRewriteAof => w(&mut a, "BGREWRITEAOF"),
+            Cmd::Ping => w(a, "PING"),
+            Cmd::Save => w(a, "SAVE"),
+            Cmd::BgSave => w(a, "BGSAVE"),
+            Cmd::BgRewriteAof => w(a, "BGREWRITEAOF"),
             Cmd::Get(k) => {
-                w(&mut a, "GET");
-                a.push(k.clone());
+                w(a, "GET");
+                a.arg(k);
             }
             Cmd::Set {
                 key,
@@ -377,92 +428,98 @@ impl Cmd {
                 keepttl,
                 get,
             } => {
-                w(&mut a, "SET");
-                a.push(key.clone());
-                a.push(value.clone());
+                w(a, "SET");
+                a.arg(key);
+                a.arg(value);
                 match cond {
-                    Some(Cond::Nx) => w(&mut a, "NX"),
-                    Some(Cond::Xx) => w(&mut a, "XX"),
+                    Some(Cond::Nx) => w(a, "NX"),
+                    Some(Cond::Xx) => w(a, "XX"),
                     None => {}
                 }
                 if *get {
-                    w(&mut a, "GET");
+                    w(a, "GET");
                 }
                 match ttl {
                     Some(Ttl::Ex(s)) => {
-                        w(&mut a, "EX");
-                        num(&mut a, *s);
+                        w(a, "EX");
+                        num(a, *s);
                     }
                     Some(Ttl::Px(ms)) => {
-                        w(&mut a, "PX");
-                        num(&mut a, *ms);
+                        w(a, "PX");
+                        num(a, *ms);
                     }
                     None => {}
                 }
                 if *keepttl {
-                    w(&mut a, "KEEPTTL");
+                    w(a, "KEEPTTL");
                 }
             }
             Cmd::SetNx(k, v) => {
-                w(&mut a, "SETNX");
-                a.push(k.clone());
-                a.push(v.clone());
+                w(a, "SETNX");
+                a.arg(k);
+                a.arg(v);
             }
             Cmd::Append(k, v) => {
-                w(&mut a, "APPEND");
-                a.push(k.clone());
-                a.push(v.clone());
+                w(a, "APPEND");
+                a.arg(k);
+                a.arg(v);
             }
             Cmd::Strlen(k) => {
-                w(&mut a, "STRLEN");
-                a.push(k.clone());
+                w(a, "STRLEN");
+                a.arg(k);
             }
             Cmd::IncrBy(k, n, form) => match form {
                 IncrForm::Incr => {
-                    w(&mut a, "INCR");
-                    a.push(k.clone());
+                    w(a, "INCR");
+                    a.arg(k);
                 }
                 IncrForm::Decr => {
-                    w(&mut a, "DECR");
-                    a.push(k.clone());
+                    w(a, "DECR");
+                    a.arg(k);
                 }
                 IncrForm::IncrBy => {
-                    w(&mut a, "INCRBY");
-                    a.push(k.clone());
-                    num(&mut a, *n);
+                    w(a, "INCRBY");
+                    a.arg(k);
+                    num(a, *n);
                 }
                 IncrForm::DecrBy => {
-                    w(&mut a, "DECRBY");
-                    a.push(k.clone());
-                    num(&mut a, -*n);
+                    w(a, "DECRBY");
+                    a.arg(k);
+                    num(a, -*n);
                 }
             },
             Cmd::MGet(ks) => {
-                w(&mut a, "MGET");
-                a.extend(ks.iter().cloned());
+                w(a, "MGET");
+                for x in ks {
+                    a.arg(x);
+                }
             }
             Cmd::MSet(kv) => {
-                w(&mut a, "MSET");
+                w(a, "MSET");
                 for (k, v) in kv {
-                    a.push(k.clone());
-                    a.push(v.clone());
+                    a.arg(k);
+                    a.arg(v);
                 }
             }
             Cmd::GetDel(k) => {
-                w(&mut a, "GETDEL");
-                a.push(k.clone());
+                w(a, "GETDEL");
+                a.arg(k);
             }
             Cmd::Del(ks) => {
-                w(&mut a, "DEL");
-                a.extend(ks.iter().cloned());
+                w(a, "DEL");
+                for x in ks {
+                    a.arg(x);
+                }
             }
             Cmd::Exists(ks) => {
-                w(&mut a, "EXISTS");
-                a.extend(ks.iter().cloned());
+                w(a, "EXISTS");
+                for x in ks {
+                    a.arg(x);
+                }
             }
             Cmd::Type(k) => {
-                w(&mut a, "TYPE");
-                a.push(k.clone());
+                w(a, "TYPE");
+                a.arg(k);
             }
             Cmd::Expire {
                 key,
@@ -471,7 +528,7 @@ impl Cmd {
                 flag,
             } => {
                 w(
-                    &mut a,
+                    a,
                     match unit {
                         ExpireUnit::Seconds => "EXPIRE",
                         ExpireUnit::Millis => "PEXPIRE",
@@ -479,167 +536,177 @@ impl Cmd {
                         ExpireUnit::AtMillis => "PEXPIREAT",
                     },
                 );
-                a.push(key.clone());
-                num(&mut a, *amount);
+                a.arg(key);
+                num(a, *amount);
                 match flag {
-                    Some(ExpireFlag::Nx) => w(&mut a, "NX"),
-                    Some(ExpireFlag::Xx) => w(&mut a, "XX"),
-                    Some(ExpireFlag::Gt) => w(&mut a, "GT"),
-                    Some(ExpireFlag::Lt) => w(&mut a, "LT"),
+                    Some(ExpireFlag::Nx) => w(a, "NX"),
+                    Some(ExpireFlag::Xx) => w(a, "XX"),
+                    Some(ExpireFlag::Gt) => w(a, "GT"),
+                    Some(ExpireFlag::Lt) => w(a, "LT"),
                     None => {}
                 }
             }
             Cmd::Ttl(k) => {
-                w(&mut a, "TTL");
-                a.push(k.clone());
+                w(a, "TTL");
+                a.arg(k);
             }
             Cmd::PTtl(k) => {
-                w(&mut a, "PTTL");
-                a.push(k.clone());
+                w(a, "PTTL");
+                a.arg(k);
             }
             Cmd::Persist(k) => {
-                w(&mut a, "PERSIST");
-                a.push(k.clone());
+                w(a, "PERSIST");
+                a.arg(k);
             }
             Cmd::Rename(s, d) => {
-                w(&mut a, "RENAME");
-                a.push(s.clone());
-                a.push(d.clone());
+                w(a, "RENAME");
+                a.arg(s);
+                a.arg(d);
             }
             Cmd::Push { key, left, items } => {
-                w(&mut a, if *left { "LPUSH" } else { "RPUSH" });
-                a.push(key.clone());
-                a.extend(items.iter().cloned());
+                w(a, if *left { "LPUSH" } else { "RPUSH" });
+                a.arg(key);
+                for x in items {
+                    a.arg(x);
+                }
             }
             Cmd::Pop { key, left, count } => {
-                w(&mut a, if *left { "LPOP" } else { "RPOP" });
-                a.push(key.clone());
+                w(a, if *left { "LPOP" } else { "RPOP" });
+                a.arg(key);
                 if let Some(c) = count {
-                    num(&mut a, *c);
+                    num(a, *c);
                 }
             }
             Cmd::LLen(k) => {
-                w(&mut a, "LLEN");
-                a.push(k.clone());
+                w(a, "LLEN");
+                a.arg(k);
             }
             Cmd::LRange(k, s, e) => {
-                w(&mut a, "LRANGE");
-                a.push(k.clone());
-                num(&mut a, *s);
-                num(&mut a, *e);
+                w(a, "LRANGE");
+                a.arg(k);
+                num(a, *s);
+                num(a, *e);
             }
             Cmd::LIndex(k, i) => {
-                w(&mut a, "LINDEX");
-                a.push(k.clone());
-                num(&mut a, *i);
+                w(a, "LINDEX");
+                a.arg(k);
+                num(a, *i);
             }
             Cmd::LSet(k, i, v) => {
-                w(&mut a, "LSET");
-                a.push(k.clone());
-                num(&mut a, *i);
-                a.push(v.clone());
+                w(a, "LSET");
+                a.arg(k);
+                num(a, *i);
+                a.arg(v);
             }
             Cmd::HSet(k, fv) => {
-                w(&mut a, "HSET");
-                a.push(k.clone());
+                w(a, "HSET");
+                a.arg(k);
                 for (f, v) in fv {
-                    a.push(f.clone());
-                    a.push(v.clone());
+                    a.arg(f);
+                    a.arg(v);
                 }
             }
             Cmd::HGet(k, f) => {
-                w(&mut a, "HGET");
-                a.push(k.clone());
-                a.push(f.clone());
+                w(a, "HGET");
+                a.arg(k);
+                a.arg(f);
             }
             Cmd::HDel(k, fs) => {
-                w(&mut a, "HDEL");
-                a.push(k.clone());
-                a.extend(fs.iter().cloned());
+                w(a, "HDEL");
+                a.arg(k);
+                for x in fs {
+                    a.arg(x);
+                }
             }
             Cmd::HLen(k) => {
-                w(&mut a, "HLEN");
-                a.push(k.clone());
+                w(a, "HLEN");
+                a.arg(k);
             }
             Cmd::HGetAll(k) => {
-                w(&mut a, "HGETALL");
-                a.push(k.clone());
+                w(a, "HGETALL");
+                a.arg(k);
             }
             Cmd::HExists(k, f) => {
-                w(&mut a, "HEXISTS");
-                a.push(k.clone());
-                a.push(f.clone());
+                w(a, "HEXISTS");
+                a.arg(k);
+                a.arg(f);
             }
             Cmd::HIncrBy(k, f, n) => {
-                w(&mut a, "HINCRBY");
-                a.push(k.clone());
-                a.push(f.clone());
-                num(&mut a, *n);
+                w(a, "HINCRBY");
+                a.arg(k);
+                a.arg(f);
+                num(a, *n);
             }
             Cmd::SAdd(k, ms) => {
-                w(&mut a, "SADD");
-                a.push(k.clone());
-                a.extend(ms.iter().cloned());
+                w(a, "SADD");
+                a.arg(k);
+                for x in ms {
+                    a.arg(x);
+                }
             }
             Cmd::SRem(k, ms) => {
-                w(&mut a, "SREM");
-                a.push(k.clone());
-                a.extend(ms.iter().cloned());
+                w(a, "SREM");
+                a.arg(k);
+                for x in ms {
+                    a.arg(x);
+                }
             }
             Cmd::SIsMember(k, m) => {
-                w(&mut a, "SISMEMBER");
-                a.push(k.clone());
-                a.push(m.clone());
+                w(a, "SISMEMBER");
+                a.arg(k);
+                a.arg(m);
             }
             Cmd::SCard(k) => {
-                w(&mut a, "SCARD");
-                a.push(k.clone());
+                w(a, "SCARD");
+                a.arg(k);
             }
             Cmd::SMembers(k) => {
-                w(&mut a, "SMEMBERS");
-                a.push(k.clone());
+                w(a, "SMEMBERS");
+                a.arg(k);
             }
             Cmd::ZAdd(k, sm) => {
-                w(&mut a, "ZADD");
-                a.push(k.clone());
+                w(a, "ZADD");
+                a.arg(k);
                 for (s, m) in sm {
-                    a.push(fmt_score(*s));
-                    a.push(m.clone());
+                    a.arg(&fmt_score(*s));
+                    a.arg(m);
                 }
             }
             Cmd::ZRem(k, ms) => {
-                w(&mut a, "ZREM");
-                a.push(k.clone());
-                a.extend(ms.iter().cloned());
+                w(a, "ZREM");
+                a.arg(k);
+                for x in ms {
+                    a.arg(x);
+                }
             }
             Cmd::ZScore(k, m) => {
-                w(&mut a, "ZSCORE");
-                a.push(k.clone());
-                a.push(m.clone());
+                w(a, "ZSCORE");
+                a.arg(k);
+                a.arg(m);
             }
             Cmd::ZCard(k) => {
-                w(&mut a, "ZCARD");
-                a.push(k.clone());
+                w(a, "ZCARD");
+                a.arg(k);
             }
             Cmd::ZIncrBy(k, by, m) => {
-                w(&mut a, "ZINCRBY");
-                a.push(k.clone());
-                a.push(fmt_score(*by));
-                a.push(m.clone());
+                w(a, "ZINCRBY");
+                a.arg(k);
+                a.arg(&fmt_score(*by));
+                a.arg(m);
             }
             Cmd::ZRange(k, s, e, withscores) => {
-                w(&mut a, "ZRANGE");
-                a.push(k.clone());
-                num(&mut a, *s);
-                num(&mut a, *e);
+                w(a, "ZRANGE");
+                a.arg(k);
+                num(a, *s);
+                num(a, *e);
                 if *withscores {
-                    w(&mut a, "WITHSCORES");
+                    w(a, "WITHSCORES");
                 }
             }
             Cmd::ZRank(k, m) => {
-                w(&mut a, "ZRANK");
-                a.push(k.clone());
-                a.push(m.clone());
+                w(a, "ZRANK");
+                a.arg(k);
+                a.arg(m);
             }
             Cmd::LMove {
                 src,
@@ -647,20 +714,22 @@ impl Cmd {
                 from_left,
                 to_left,
             } => {
-                w(&mut a, "LMOVE");
-                a.push(src.clone());
-                a.push(dst.clone());
-                w(&mut a, side(*from_left));
-                w(&mut a, side(*to_left));
+                w(a, "LMOVE");
+                a.arg(src);
+                a.arg(dst);
+                w(a, side(*from_left));
+                w(a, side(*to_left));
             }
             Cmd::BPop {
                 keys,
                 left,
                 timeout_ms,
             } => {
-                w(&mut a, if *left { "BLPOP" } else { "BRPOP" });
-                a.extend(keys.iter().cloned());
-                a.push(fmt_timeout(*timeout_ms));
+                w(a, if *left { "BLPOP" } else { "BRPOP" });
+                for x in keys {
+                    a.arg(x);
+                }
+                a.arg(&fmt_timeout(*timeout_ms));
             }
             Cmd::BlMove {
                 src,
@@ -669,21 +738,23 @@ impl Cmd {
                 to_left,
                 timeout_ms,
             } => {
-                w(&mut a, "BLMOVE");
-                a.push(src.clone());
-                a.push(dst.clone());
-                w(&mut a, side(*from_left));
-                w(&mut a, side(*to_left));
-                a.push(fmt_timeout(*timeout_ms));
+                w(a, "BLMOVE");
+                a.arg(src);
+                a.arg(dst);
+                w(a, side(*from_left));
+                w(a, side(*to_left));
+                a.arg(&fmt_timeout(*timeout_ms));
             }
-            Cmd::Multi => w(&mut a, "MULTI"),
-            Cmd::Exec => w(&mut a, "EXEC"),
-            Cmd::Discard => w(&mut a, "DISCARD"),
+            Cmd::Multi => w(a, "MULTI"),
+            Cmd::Exec => w(a, "EXEC"),
+            Cmd::Discard => w(a, "DISCARD"),
             Cmd::Watch(ks) => {
-                w(&mut a, "WATCH");
-                a.extend(ks.iter().cloned());
+                w(a, "WATCH");
+                for x in ks {
+                    a.arg(x);
+                }
             }
-            Cmd::Unwatch => w(&mut a, "UNWATCH"),
+            Cmd::Unwatch => w(a, "UNWATCH"),
             Cmd::Eval {
                 script,
                 by_sha,
@@ -691,27 +762,27 @@ impl Cmd {
                 keys,
             } => {
                 if *by_sha {
-                    w(&mut a, "EVALSHA");
-                    a.push(script.sha().into_bytes());
+                    w(a, "EVALSHA");
+                    a.arg(script.sha().as_bytes());
                 } else {
-                    w(&mut a, "EVAL");
-                    w(&mut a, script.text());
+                    w(a, "EVAL");
+                    w(a, script.text());
                 }
-                num(&mut a, keys.len() as i64);
-                a.extend(keys.iter().cloned());
+                num(a, keys.len() as i64);
+                for x in keys {
+                    a.arg(x);
+                }
                 for c in calls {
-                    let argv = c.argv();
-                    num(&mut a, argv.len() as i64);
-                    a.extend(argv);
+                    num(a, c.argc() as i64);
+                    c.write_args(a);
                 }
             }
             Cmd::ScriptLoad(script) => {
-                w(&mut a, "SCRIPT");
-                w(&mut a, "LOAD");
-                w(&mut a, script.text());
+                w(a, "SCRIPT");
+                w(a, "LOAD");
+                w(a, script.text());
             }
         }
-        a
     }
 
     /// How long the command may block (its timeout), in µs.

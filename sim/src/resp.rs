@@ -8,6 +8,7 @@
 //! and never allocates what a length prefix merely claims (it will be
 //! fuzzed): every limit below is named.
 
+use crate::model::ArgSink;
 use std::fmt;
 
 /// Longest header line (`+...`, `-...`, `:...`, lengths) we accept.
@@ -395,13 +396,43 @@ fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
 /// Encodes a command as a RESP multibulk request.
 pub fn encode_request(argv: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + argv.iter().map(|a| a.len() + 16).sum::<usize>());
-    out.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+    let mut w = RespWriter(&mut out);
+    w.header(argv.len());
     for a in argv {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        w.arg(a);
     }
     out
+}
+
+/// Appends `cmd` as a RESP request to `out`, straight from its arguments
+/// (no argv vectors, no formatting: this runs for every request).
+pub fn encode_cmd(cmd: &crate::model::Cmd, out: &mut Vec<u8>) {
+    let mut w = RespWriter(out);
+    w.header(cmd.argc());
+    cmd.write_args(&mut w);
+}
+
+/// Writes arguments as RESP bulk strings.
+struct RespWriter<'a>(&'a mut Vec<u8>);
+
+impl RespWriter<'_> {
+    fn header(&mut self, argc: usize) {
+        let mut b = itoa::Buffer::new();
+        self.0.push(b'*');
+        self.0.extend_from_slice(b.format(argc).as_bytes());
+        self.0.extend_from_slice(b"\r\n");
+    }
+}
+
+impl ArgSink for RespWriter<'_> {
+    fn arg(&mut self, a: &[u8]) {
+        let mut b = itoa::Buffer::new();
+        self.0.push(b'$');
+        self.0.extend_from_slice(b.format(a.len()).as_bytes());
+        self.0.extend_from_slice(b"\r\n");
+        self.0.extend_from_slice(a);
+        self.0.extend_from_slice(b"\r\n");
+    }
 }
 
 #[cfg(test)]

@@ -362,7 +362,7 @@ impl Sessions {
             }
             Cmd::ScriptLoad(script) => {
                 self.scripts.insert(*script);
-                Expect::Bulk(Some(script.sha().into_bytes()))
+                Expect::Bulk(Some(script.sha().as_bytes().to_vec()))
             }
             Cmd::Eval {
                 script,

@@ -30,7 +30,7 @@
 use crate::disk::{DiskFaults, SimDisk};
 use crate::durability::{Durability, Persistence};
 use crate::model::{check, expect_short, Cmd, Expect, KnownBug, Model};
-use crate::resp::{encode_request, Decoder, Value};
+use crate::resp::{encode_cmd, Decoder, Value};
 use crate::rng::SimRng;
 use crate::session::{Refusing, Sessions};
 use crate::trace::Trace;
@@ -1780,16 +1780,18 @@ impl World {
         let block_us = cmds.iter().map(|c| c.block_us()).max().unwrap_or(0);
         for cmd in cmds {
             let idx = self.history.len();
-            let request = encode_request(&cmd.argv());
-            self.trace.bytes(&request);
+            let start = bytes.len();
+            encode_cmd(&cmd, &mut bytes);
+            let request = &bytes[start..];
+            self.trace.bytes(request);
             let now = self.now - START_US;
             self.trace
                 .event(now, "send", &[cl as u64, idx as u64], b"", || {
                     format!("c{cl} send #{idx} {}", cmd.line())
                 });
-            bytes.extend_from_slice(&request);
+            let len = request.len() as u64;
             let c = self.conns.get_mut(&conn).expect("open conn exists");
-            c.sent += request.len() as u64;
+            c.sent += len;
             c.unexecuted.push_back((c.sent, idx));
             self.history.push(Op {
                 client: cl,
