@@ -12,8 +12,9 @@
 //! otherwise each seed picks), `--trace` (print every event), `--emulate-known-bugs`
 //! (the model imitates the engine bugs listed in `KNOWN_ENGINE_BUGS`, to
 //! look past them), `--plant BUG` (a planted engine bug; needs
-//! `--features planted-bugs`). A failure prints the seed and the command
-//! that replays it; the exit status is 1 if any seed failed.
+//! `--features planted-bugs`), `--jobs N` (seeds run at once, one thread
+//! each; default the machine's cores). A failure prints the seed and the
+//! command that replays it; the exit status is 1 if any seed failed.
 
 use cinnabar_sim::durability::Persistence;
 use cinnabar_sim::swarm::{self, Scenario};
@@ -40,13 +41,16 @@ struct Args {
     persistence: Option<Persistence>,
     /// Forced BUGGIFY setting (otherwise each seed picks).
     buggify: Option<bool>,
+    /// Seeds run at once, each on a thread of its own (default: the
+    /// machine's cores; 1 with `--trace`).
+    jobs: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cinnabar-sim [--seed N | --seeds A..B] [--scenario quiet|net|crash-disk|swarm] \
          [--persistence none|snapshot|always|everysec] [--duration SECONDS] [--clients N] \
-         [--buggify on|off] [--trace] [--emulate-known-bugs] [--plant BUG]..."
+         [--buggify on|off] [--trace] [--emulate-known-bugs] [--plant BUG]... [--jobs N]"
     );
     std::process::exit(2)
 }
@@ -62,6 +66,7 @@ fn parse_args() -> Args {
         plant: Vec::new(),
         persistence: None,
         buggify: None,
+        jobs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -93,6 +98,10 @@ fn parse_args() -> Args {
                     _ => usage(),
                 })
             }
+            "--jobs" => match val().parse() {
+                Ok(n) if n > 0 => a.jobs = Some(n),
+                _ => usage(),
+            },
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -151,6 +160,33 @@ fn plant(_cfg: &mut cinnabar_sim::SimConfig, _names: &[String]) {
     std::process::exit(2)
 }
 
+/// Runs one seed as the options say.
+fn run_seed(seed: u64, args: &Args) -> cinnabar_sim::Report {
+    let mut cfg = swarm::config_with(seed, args.scenario, args.persistence);
+    if let Some(d) = args.duration_s {
+        cfg.safety_us = d * 1_000_000;
+    }
+    if let Some(c) = args.clients {
+        cfg.clients = c;
+    }
+    if let Some(b) = args.buggify {
+        cfg.buggify = b;
+    }
+    if args.emulate_known_bugs {
+        cfg.emulate = cinnabar_sim::model::KnownBug::ALL.to_vec();
+    }
+    if !args.plant.is_empty() {
+        plant(&mut cfg, &args.plant);
+    }
+    if args.trace {
+        let mut w = World::new(cfg);
+        w.set_verbose(true);
+        w.run()
+    } else {
+        run(cfg)
+    }
+}
+
 fn main() -> ExitCode {
     let args = parse_args();
     if args.trace {
@@ -162,30 +198,13 @@ fn main() -> ExitCode {
     }
     let started = Instant::now();
     let (mut failed, mut ran, mut sim_us, mut ops) = (0u64, 0u64, 0u64, 0u64);
-    for seed in args.seeds.clone() {
-        let mut cfg = swarm::config_with(seed, args.scenario, args.persistence);
-        if let Some(d) = args.duration_s {
-            cfg.safety_us = d * 1_000_000;
-        }
-        if let Some(c) = args.clients {
-            cfg.clients = c;
-        }
-        if let Some(b) = args.buggify {
-            cfg.buggify = b;
-        }
-        if args.emulate_known_bugs {
-            cfg.emulate = cinnabar_sim::model::KnownBug::ALL.to_vec();
-        }
-        if !args.plant.is_empty() {
-            plant(&mut cfg, &args.plant);
-        }
-        let report = if args.trace {
-            let mut w = World::new(cfg);
-            w.set_verbose(true);
-            w.run()
-        } else {
-            run(cfg)
-        };
+    let jobs = if args.trace {
+        1
+    } else {
+        args.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    };
+    let mut on_report = |seed: u64, report: &cinnabar_sim::Report| {
         ran += 1;
         sim_us += report.sim_us;
         ops += report.ops_completed;
@@ -214,11 +233,50 @@ fn main() -> ExitCode {
                 report.reload_checks,
             );
         }
+    };
+    if jobs <= 1 {
+        for seed in args.seeds.clone() {
+            let report = run_seed(seed, &args);
+            on_report(seed, &report);
+        }
+    } else {
+        // Seeds are independent worlds (the engine's BUGGIFY and planted
+        // switches are per thread), so they run in parallel; reports are
+        // printed in seed order, as a single thread prints them.
+        let next = std::sync::atomic::AtomicU64::new(args.seeds.start);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                let (tx, next, args) = (tx.clone(), &next, &args);
+                std::thread::Builder::new()
+                    .stack_size(64 << 20)
+                    .spawn_scoped(scope, move || loop {
+                        let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if seed >= args.seeds.end {
+                            break;
+                        }
+                        if tx.send((seed, run_seed(seed, args))).is_err() {
+                            break;
+                        }
+                    })
+                    .expect("spawn a seed thread");
+            }
+            drop(tx);
+            let mut done = std::collections::BTreeMap::new();
+            let mut want = args.seeds.start;
+            for (seed, report) in rx {
+                done.insert(seed, report);
+                while let Some(report) = done.remove(&want) {
+                    on_report(want, &report);
+                    want += 1;
+                }
+            }
+        });
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
     let sim = sim_us as f64 / 1e6;
     println!(
-        "{ran} seeds, {failed} failed; {sim:.0} simulated s in {wall:.2} wall s: {:.0}x real time, {:.0} seeds/hour, {:.0} ops/wall s",
+        "{ran} seeds, {failed} failed; {sim:.0} simulated s in {wall:.2} wall s ({jobs} jobs): {:.0}x real time, {:.0} seeds/hour, {:.0} ops/wall s",
         sim / wall,
         ran as f64 * 3600.0 / wall,
         ops as f64 / wall

@@ -39,6 +39,26 @@ pub struct Compressor {
 /// An output buffer past this size is not kept for the next call.
 const KEEP_OUT: usize = 1 << 20;
 
+thread_local! {
+    /// The table of the last compressor dropped on this thread, with its
+    /// epoch (so its old entries stay stale): every RDB writer has its own
+    /// compressor, and a fresh 512 KiB table per save (zeroed pages from
+    /// the OS) cost more than a small save itself.
+    static SPARE_TABLE: std::cell::Cell<Option<(Vec<u64>, u32)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+impl Drop for Compressor {
+    fn drop(&mut self) {
+        if !self.table.is_empty() {
+            let table = std::mem::take(&mut self.table);
+            let epoch = self.epoch;
+            // Thread exit: the table is simply freed.
+            let _ = SPARE_TABLE.try_with(|s| s.set(Some((table, epoch))));
+        }
+    }
+}
+
 impl std::fmt::Debug for Compressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compressor").finish_non_exhaustive()
@@ -61,7 +81,13 @@ impl Compressor {
             return None;
         }
         if self.table.is_empty() {
-            self.table = vec![0; HSIZE];
+            match SPARE_TABLE.with(|s| s.take()) {
+                Some((table, epoch)) => {
+                    self.table = table;
+                    self.epoch = epoch;
+                }
+                None => self.table = vec![0; HSIZE],
+            }
         }
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
