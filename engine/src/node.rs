@@ -459,6 +459,12 @@ pub struct Node {
     /// Set when a script suspended inside the command being executed: the
     /// callers up the stack leave their bookkeeping in the script's frames.
     pub(crate) suspending: bool,
+    /// Set by a handler that has re-estimated the memory of every key it
+    /// wrote itself (`Node::write_typed_with`, `Db::set`): its bookkeeping
+    /// then skips `account_written_keys`, a second lookup and estimate of
+    /// the same keys (a tenth of a pipelined LPUSH). Taken after each
+    /// handler, so it never outlives the command that set it.
+    pub(crate) accounted: bool,
     /// During EXEC: string values stored from a queued command's own
     /// argument, (db, key). Redis shares that object with the argv, kept
     /// until EXEC ends, so OBJECT REFCOUNT says 2 (keys.rs).
@@ -508,6 +514,8 @@ pub struct AfterCall {
     /// Keys the command may write that hold a stream a client blocks on:
     /// if the command deletes or replaces one, its waiters are signalled.
     streams_before: Vec<Bytes>,
+    /// The handler accounted for its writes' memory itself.
+    accounted: bool,
 }
 
 /// The rest of a command that a suspended script interrupted, kept in the
@@ -745,6 +753,7 @@ impl Node {
             acl,
             running_script: None,
             suspending: false,
+            accounted: false,
             exec_argv_values: Vec::new(),
             busy_backlog: Vec::new(),
             replay_error: None,
@@ -1319,9 +1328,11 @@ impl Node {
             };
             let top_level = ctx.node.call_depth == 1;
             let started_ns = ctx.node.observe.command_start_ns(top_level);
+            ctx.node.accounted = false;
             handler(&mut ctx);
             ctx.node.record_duration(ctx.client, cmd, argv, started_ns);
         }
+        let accounted = std::mem::take(&mut self.accounted);
         self.call_depth -= 1;
         let after = AfterCall {
             dirty_before,
@@ -1330,6 +1341,7 @@ impl Node {
             existed,
             tracked,
             streams_before,
+            accounted,
         };
         if self.suspending {
             // A script suspended inside this command: the bookkeeping below
@@ -1357,11 +1369,12 @@ impl Node {
             existed,
             tracked,
             streams_before,
+            accounted,
         } = after;
         if self.aof.enabled {
             self.log_effects(c.db, cmd, argv, dirty_before, explicit_before);
         }
-        if self.dirty != dirty_before {
+        if self.dirty != dirty_before && !accounted {
             self.account_written_keys(c.db, cmd, argv);
         }
         if self.dirty != dirty_before && !streams_before.is_empty() {

@@ -11,7 +11,9 @@
 //! [`ReplyBuf`], which knows whether the client speaks RESP2 or RESP3 and
 //! downgrades RESP3-only types (maps, sets, doubles, nulls) the way Redis does.
 
-use bytes::{Bytes, BytesMut};
+// `advance`, not `split_to`: dropping the front of the buffer must not turn
+// it into a shared (reference-counted) one, a cost paid on every argument.
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Longest inline command, or `*<count>` / `$<len>` line, Redis accepts
 /// before it sees a newline (`PROTO_INLINE_MAX_SIZE`).
@@ -79,7 +81,7 @@ impl RequestParser {
             if count > 10 && !authenticated {
                 return Parsed::Error("Protocol error: unauthenticated multibulk length");
             }
-            let _ = buf.split_to(eol + 2);
+            buf.advance(eol + 2);
             if count <= 0 {
                 return Parsed::Empty;
             }
@@ -111,7 +113,7 @@ impl RequestParser {
                     if len > 16384 && !authenticated {
                         return Parsed::Error("Protocol error: unauthenticated bulk length");
                     }
-                    let _ = buf.split_to(eol + 2);
+                    buf.advance(eol + 2);
                     self.bulk_len = Some(len);
                     len
                 }
@@ -124,7 +126,7 @@ impl RequestParser {
                 return Parsed::Incomplete;
             }
             argv.push(Bytes::copy_from_slice(&buf[..len]));
-            let _ = buf.split_to(len + 2);
+            buf.advance(len + 2);
             self.bulk_len = None;
             self.multibulk_left -= 1;
         }
@@ -176,7 +178,7 @@ fn parse_inline(buf: &mut BytesMut, argv: &mut Vec<Bytes>) -> Parsed {
     };
     argv.clear();
     let ok = split_args(&buf[..end], argv);
-    let _ = buf.split_to(nl + 1);
+    buf.advance(nl + 1);
     if !ok {
         return Parsed::Error("Protocol error: unbalanced quotes in request");
     }

@@ -510,29 +510,41 @@ pub fn hset(cx: &mut Ctx) {
     if cx.argv.len() % 2 == 1 {
         return arity_error(cx);
     }
-    let key = cx.argv[1].clone();
-    if !lookup_write_or_create(cx, &key) {
-        return;
-    }
     let limits = Limits::from_config(&cx.node.config);
     let db = cx.client.db;
     let argv = cx.argv;
-    let Some((h, rng)) = cx.node.typed_and_rng::<Hash>(db, &key) else {
-        return;
-    };
-    h.try_conversion(&argv[2..], limits, rng);
-    let mut created = 0;
-    for pair in argv[2..].chunks_exact(2) {
-        if h.set(&pair[0], &pair[1], limits, rng) {
-            created += 1;
+    let key = &argv[1];
+    let set_all = |h: &mut Hash, rng: &mut rand_chacha::ChaCha8Rng| {
+        h.try_conversion(&argv[2..], limits, rng);
+        let mut created = 0;
+        for pair in argv[2..].chunks_exact(2) {
+            if h.set(&pair[0], &pair[1], limits, rng) {
+                created += 1;
+            }
         }
-    }
+        created
+    };
+    // One lookup: the writes and the memory estimate happen on the entry
+    // found (or the new hash is estimated as it enters the db).
+    let created = match cx.node.write_typed_with::<Hash, _>(db, key, set_all) {
+        Lookup::WrongType => return cx.wrongtype(),
+        Lookup::Found(n) => n,
+        Lookup::Missing => {
+            let mut h = Hash::default();
+            let n = set_all(&mut h, &mut cx.node.rng);
+            let lru = cx.lru_now();
+            cx.db()
+                .set(Bytes::copy_from_slice(key), Value::Hash(h), lru);
+            n
+        }
+    };
+    cx.node.accounted = true;
     if cx.cmd.name == "hset" {
         cx.out().int(created);
     } else {
         cx.out().ok();
     }
-    cx.notify(HASH, "hset", &key);
+    cx.notify(HASH, "hset", key);
     cx.dirty(((argv.len() - 2) / 2) as u64);
 }
 

@@ -205,10 +205,34 @@ impl Chunk {
 
     fn encode(v: &[u8]) -> Vec<u8> {
         let mut e = Vec::with_capacity(v.len() + 4);
-        put_leb(&mut e, v.len());
-        e.extend_from_slice(v);
-        put_backlen(&mut e, leb_len(v.len()) + v.len());
+        Chunk::encode_into(&mut e, v);
         e
+    }
+
+    /// Appends `v`'s entry to `out`.
+    fn encode_into(out: &mut Vec<u8>, v: &[u8]) {
+        put_leb(out, v.len());
+        out.extend_from_slice(v);
+        put_backlen(out, leb_len(v.len()) + v.len());
+    }
+
+    /// The bytes of `v`'s entry.
+    fn entry_len(v: &[u8]) -> usize {
+        let n = leb_len(v.len()) + v.len();
+        n + leb_len(n)
+    }
+
+    /// Puts `v`'s entry in front of the others: the entries move up in
+    /// place (one memmove, as listpack's lpInsert) and the new one is
+    /// written into the gap, with no intermediate buffer.
+    fn push_front(&mut self, v: &[u8]) {
+        let n = Chunk::entry_len(v);
+        grow(&mut self.data, n);
+        let old = self.data.len();
+        // Encode at the end, then rotate it to the front.
+        Chunk::encode_into(&mut self.data, v);
+        debug_assert_eq!(self.data.len(), old + n);
+        self.data.rotate_right(n);
     }
 
     /// Entry at byte offset `pos`: (payload range, offset of the next entry).
@@ -285,13 +309,11 @@ impl List {
     /// `quicklistPush`: into the end chunk if Redis's node would take the
     /// element, else into a new chunk.
     fn push(&mut self, end: End, v: &[u8], fill: i64) {
-        let entry = Chunk::encode(v);
         let lp = lp_entry_size(v);
         match end {
             End::Left => match self.chunks.first_mut() {
                 Some(c) if allows_insert(Some(c), fill, v.len()) => {
-                    grow(&mut c.data, entry.len());
-                    c.data.splice(0..0, entry);
+                    c.push_front(v);
                     c.count += 1;
                     c.lp += lp;
                 }
@@ -300,7 +322,7 @@ impl List {
                     self.chunks.insert(
                         0,
                         Chunk {
-                            data: entry,
+                            data: Chunk::encode(v),
                             count: 1,
                             lp: LP_EMPTY + lp,
                         },
@@ -309,15 +331,15 @@ impl List {
             },
             End::Right => match self.chunks.last_mut() {
                 Some(c) if allows_insert(Some(c), fill, v.len()) => {
-                    grow(&mut c.data, entry.len());
-                    c.data.extend_from_slice(&entry);
+                    grow(&mut c.data, Chunk::entry_len(v));
+                    Chunk::encode_into(&mut c.data, v);
                     c.count += 1;
                     c.lp += lp;
                 }
                 _ => {
                     self.chunks.reserve_exact(1);
                     self.chunks.push(Chunk {
-                        data: entry,
+                        data: Chunk::encode(v),
                         count: 1,
                         lp: LP_EMPTY + lp,
                     })
@@ -447,37 +469,49 @@ impl List {
     }
 
     fn pop(&mut self, end: End) -> Option<Bytes> {
-        let v = match end {
+        let mut v = None;
+        self.pop_with(end, |e| v = Some(Bytes::copy_from_slice(e)));
+        v
+    }
+
+    /// Removes the element at `end`, showing it to `f` first (a reply can
+    /// take it without a copy of its own). False if the list is empty.
+    fn pop_with(&mut self, end: End, f: impl FnOnce(&[u8])) -> bool {
+        match end {
             End::Left => {
-                let c = self.chunks.first_mut()?;
+                let Some(c) = self.chunks.first_mut() else {
+                    return false;
+                };
                 let (r, next) = c.entry_at(0);
-                let v = Bytes::copy_from_slice(&c.data[r]);
+                let v = &c.data[r];
+                c.lp -= lp_entry_size(v);
+                f(v);
                 c.data.drain(..next);
                 c.count -= 1;
-                c.lp -= lp_entry_size(&v);
                 if c.count == 0 {
                     self.chunks.remove(0);
                 }
-                v
             }
             End::Right => {
-                let c = self.chunks.last_mut()?;
+                let Some(c) = self.chunks.last_mut() else {
+                    return false;
+                };
                 let end_pos = c.data.len();
                 let (size, b) = get_backlen(&c.data, end_pos);
                 let start = end_pos - b - size;
                 let (r, _) = c.entry_at(start);
-                let v = Bytes::copy_from_slice(&c.data[r]);
+                let v = &c.data[r];
+                c.lp -= lp_entry_size(v);
+                f(v);
                 c.data.truncate(start);
                 c.count -= 1;
-                c.lp -= lp_entry_size(&v);
                 if c.count == 0 {
                     self.chunks.pop();
                 }
-                v
             }
-        };
+        }
         self.len -= 1;
-        Some(v)
+        true
     }
 }
 
@@ -616,35 +650,36 @@ pub fn rpushx(cx: &mut Ctx) {
 /// LPUSH/RPUSH key element [element ...]; the X forms only push to an
 /// existing list.
 fn push_generic(cx: &mut Ctx, end: End, only_existing: bool) {
-    let key = cx.argv[1].clone();
-    let exists = match list_for_write(cx, &key) {
-        Err(()) => return,
-        Ok(l) => l.is_some(),
-    };
-    if !exists {
-        if only_existing {
-            return cx.out().int(0);
-        }
-        let lru = cx.lru_now();
-        cx.db().set(key.clone(), Value::List(List::default()), lru);
-    }
-    let n = cx.argv.len() - 2;
-    let fill = cx.node.config.list_max_listpack_size;
     let argv = cx.argv;
-    let len = match list_for_write(cx, &key) {
-        Ok(Some(l)) => {
-            for e in &argv[2..] {
-                l.push(end, e, fill);
-            }
-            l.len()
+    let key = &argv[1];
+    let db = cx.client.db;
+    let fill = cx.node.config.list_max_listpack_size;
+    let push_all = |l: &mut List, _: &mut _| {
+        for e in &argv[2..] {
+            l.push(end, e, fill);
         }
-        _ => return,
+        l.len()
     };
-    cx.dirty(n as u64);
-    cx.signal_ready(&key);
+    // One lookup: the push and the memory estimate happen on the entry
+    // found (or the new list is estimated as it enters the db).
+    let len = match cx.node.write_typed_with::<List, _>(db, key, push_all) {
+        Lookup::WrongType => return cx.wrongtype(),
+        Lookup::Found(len) => len,
+        Lookup::Missing if only_existing => return cx.out().int(0),
+        Lookup::Missing => {
+            let mut l = List::default();
+            let len = push_all(&mut l, &mut cx.node.rng);
+            let lru = cx.lru_now();
+            cx.db().set(key.clone(), Value::List(l), lru);
+            len
+        }
+    };
+    cx.node.accounted = true;
+    cx.dirty((argv.len() - 2) as u64);
+    cx.signal_ready(key);
     // Redis replies first, then notifies.
     cx.out().int(len as i64);
-    cx.notify(LIST, push_event(end), &key);
+    cx.notify(LIST, push_event(end), key);
 }
 
 pub fn lpop(cx: &mut Ctx) {
@@ -672,37 +707,45 @@ fn pop_generic(cx: &mut Ctx, end: End) {
     } else {
         None
     };
-    let key = cx.argv[1].clone();
-    let popped: Vec<Bytes> = match list_for_write(cx, &key) {
-        Err(()) => return,
-        Ok(None) => {
+    let argv = cx.argv;
+    let key = &argv[1];
+    let db = cx.client.db;
+    // The reply is written from the list as elements come off it, and the
+    // memory estimate is redone on the same lookup (write_typed_with).
+    let out = &mut cx.client.reply;
+    let pop_all = |l: &mut List, _: &mut _| {
+        let n = count.unwrap_or(1).min(l.len());
+        if count.is_some() {
+            out.array(n);
+        }
+        for _ in 0..n {
+            l.pop_with(end, |v| out.bulk(v));
+        }
+        (n, l.is_empty())
+    };
+    let (n, emptied) = match cx.node.write_typed_with::<List, _>(db, key, pop_all) {
+        Lookup::WrongType => return cx.wrongtype(),
+        Lookup::Missing => {
             return match count {
                 Some(_) => cx.out().null_array(),
                 None => cx.out().null(),
             }
         }
-        Ok(Some(l)) => {
-            let n = count.unwrap_or(1).min(l.len());
-            (0..n).filter_map(|_| l.pop(end)).collect()
-        }
+        Lookup::Found(r) => r,
     };
-    let out = &mut cx.client.reply;
-    match count {
-        None => match popped.first() {
-            Some(v) => out.bulk(v),
-            None => out.null(),
-        },
-        Some(_) => {
-            out.array(popped.len());
-            for v in &popped {
-                out.bulk(v);
-            }
+    if n == 0 {
+        if count.is_none() {
+            // Not reached: a list in the keyspace is never empty.
+            cx.out().null();
         }
+        return;
     }
-    if !popped.is_empty() {
-        cx.dirty(popped.len() as u64);
-        cx.notify(LIST, pop_event(end), &key);
-        delete_if_empty(cx, &key);
+    cx.node.accounted = true;
+    cx.dirty(n as u64);
+    cx.notify(LIST, pop_event(end), key);
+    if emptied {
+        cx.delete_key(key);
+        cx.notify(GENERIC, "del", key);
     }
 }
 
@@ -1382,6 +1425,70 @@ mod tests {
                 assert_eq!(c.lp, lp.len() + super::LP_EMPTY);
             }
         }
+    }
+
+    /// Pushes, pops and HSETs account for their memory in their own lookup
+    /// (`write_typed_with`, bypassing `account_written_keys`): every
+    /// entry's estimate must still be what a fresh estimate says, and the
+    /// db total their sum, as after `Db::reaccount`.
+    #[test]
+    fn self_accounted_writes_keep_the_estimate_exact() {
+        use crate::node::{ConnId, Input, Node, Time};
+        let mut node = Node::new(crate::Config::default(), 7);
+        let now = Time(1_700_000_000_000_000);
+        node.start(now);
+        // Start-up loading: an empty in-memory disk.
+        let mut files = crate::disk::MemFiles::default();
+        while let Some(o) = node.poll_output() {
+            if let crate::node::Output::Disk { id, op } = o {
+                let result = files.perform(op);
+                node.handle(now, Input::DiskDone { id, result });
+            }
+        }
+        let conn = ConnId(1);
+        node.handle(
+            now,
+            Input::Accepted {
+                conn,
+                peer: "127.0.0.1:40001".into(),
+                local: "127.0.0.1:6379".into(),
+            },
+        );
+        let mut script = String::new();
+        for i in 0..3000 {
+            let k = i % 7;
+            let v = "v".repeat(i % 40);
+            script.push_str(&match i % 9 {
+                0 | 1 => format!("LPUSH l{k} {v}{i} {i}\r\n"),
+                2 | 3 => format!("RPUSH l{k} {i} {v}\r\n"),
+                4 => format!("LPOP l{k}\r\n"),
+                5 => format!("RPOP l{k} {}\r\n", i % 4),
+                6 => format!("HSET h{k} f{} {v}{i}\r\n", i % 150),
+                7 => format!("HMSET h{k} a {i} b{} {v}\r\n", i % 60),
+                _ => format!("LPUSHX l{} {v}\r\n", (k + 1) % 7),
+            });
+        }
+        node.handle(
+            now,
+            Input::Received {
+                conn,
+                data: script.as_bytes(),
+            },
+        );
+        let db = &node.dbs[0];
+        assert!(db.len() > 5, "keys left: {}", db.len());
+        let mut total = 0u64;
+        for (key, e) in db.keys.iter() {
+            let fresh = crate::memory::clamp(crate::memory::value_bytes(&e.value));
+            assert_eq!(
+                e.mem,
+                fresh,
+                "estimate of {:?}",
+                String::from_utf8_lossy(key)
+            );
+            total += e.mem as u64 + crate::memory::key_bytes(key.len());
+        }
+        assert_eq!(db.used_bytes, total);
     }
 
     #[test]

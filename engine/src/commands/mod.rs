@@ -236,6 +236,37 @@ impl crate::node::Node {
         }
     }
 
+    /// [`Node::write_typed`] that runs `f` on the value and then
+    /// re-estimates the value's memory in the same lookup, as
+    /// `Db::reaccount` would after the command. A handler whose every write
+    /// goes through this (or creates the key with `Db::set`) marks
+    /// [`Node::accounted`] so the bookkeeping does not look the key up and
+    /// estimate it again.
+    /// `f` also gets the node's RNG (see [`Node::typed_and_rng`]).
+    pub fn write_typed_with<T: Typed, R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        f: impl FnOnce(&mut T, &mut rand_chacha::ChaCha8Rng) -> R,
+    ) -> Lookup<R> {
+        let clock = self.access_clock();
+        self.expire_quietly(db, key);
+        let crate::node::Node { dbs, rng, .. } = self;
+        let d = &mut dbs[db];
+        let Some(e) = d.keys.get_mut(key) else {
+            return Lookup::Missing;
+        };
+        clock.touch(&mut e.lru);
+        let Some(v) = T::from_value(&mut e.value) else {
+            return Lookup::WrongType;
+        };
+        let r = f(v, rng);
+        let now = crate::memory::clamp(crate::memory::value_bytes(&e.value));
+        let before = std::mem::replace(&mut e.mem, now);
+        d.used_bytes = (d.used_bytes + now as u64).saturating_sub(before as u64);
+        Lookup::Found(r)
+    }
+
     /// The value at `key` with the node's RNG, for operations that need
     /// randomness. The command must already have looked the key up (expiry
     /// applied).
@@ -288,12 +319,17 @@ impl crate::node::Node {
     /// Looks a key up without touching its LRU or the statistics (Redis's
     /// LOOKUP_NOTOUCH|LOOKUP_NOSTATS), still applying lazy expiry.
     pub fn lookup_quiet(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        self.expire_quietly(db, key);
+        self.dbs[db].keys.get_mut(key)
+    }
+
+    /// Lazy expiry of `key` before a write lookup.
+    fn expire_quietly(&mut self, db: usize, key: &[u8]) {
         let now_ms = self.now.as_millis();
         if self.dbs[db].expire_if_needed(key, now_ms) {
             self.stats.expired_keys += 1;
             crate::notify::key_expired(self, db, key);
         }
-        self.dbs[db].keys.get_mut(key)
     }
 
     /// A string value for reading, or why not.
