@@ -217,9 +217,10 @@ fn main() -> ExitCode {
             println!("  replay: {}", replay_command(seed, &args));
         } else if args.seeds.end - args.seeds.start == 1 {
             println!(
-                "seed {seed} ok: trace {:016x} ({} lines), {} ops ({} checked), {} crashes, {} restarts, {} resets, {} partitions, {} pauses, {} clock jumps, {} disk faults, {} durability checks, {} reload checks",
+                "seed {seed} ok: trace {:016x} ({} lines, {} events), {} ops ({} checked), {} crashes, {} restarts, {} resets, {} partitions, {} pauses, {} clock jumps, {} disk faults, {} durability checks, {} reload checks",
                 report.trace_hash,
                 report.trace_lines,
+                report.events,
                 report.ops_completed,
                 report.ops_checked,
                 report.crashes,
