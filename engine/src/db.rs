@@ -6,7 +6,7 @@
 //! Expiry is lazy on access ([`Db::expire_if_needed`]) and active on ticks
 //! (`expire.rs`).
 
-use crate::dict::{Dict, Key};
+use crate::dict::{Dict, ShortKey};
 use bytes::Bytes;
 
 /// A string value in one of Redis's three encodings, which `OBJECT
@@ -163,9 +163,18 @@ impl Entry {
 
 /// One numbered database.
 pub struct Db {
-    pub keys: Dict<Entry>,
+    pub keys: Dict<Entry, ShortKey>,
     /// Absolute expiry time in unix milliseconds, for keys that have one.
-    pub expires: Dict<i64>,
+    /// Change it through the methods below, which keep `expires_heap`.
+    pub expires: Dict<i64, ShortKey>,
+    /// Heap bytes of the expires table's own copies of keys too long to
+    /// store inline (Redis shares the key's sds; we copy long keys).
+    pub expires_heap: u64,
+    /// What [`Db::memory_bytes`] may reach before the whole estimate is
+    /// over `maxmemory` (u64::MAX: no limit), set by eviction before each
+    /// command (`evict::set_growth_limits`). Inserting a key does not grow
+    /// a bucket array past it (Redis's `dictExpandAllowed`).
+    pub mem_limit: u64,
     /// Running estimate of the TTL of volatile keys, in ms (INFO keyspace
     /// `avg_ttl`), updated from the active expiry cycle's samples as Redis
     /// does.
@@ -194,6 +203,8 @@ impl Db {
         Db {
             keys: Dict::new(seed),
             expires: Dict::new([seed[0] ^ 0x5851_f42d_4c95_7f2d, seed[1]]),
+            expires_heap: 0,
+            mem_limit: u64::MAX,
             avg_ttl_ms: 0,
             log_expired: false,
             expired: Vec::new(),
@@ -207,16 +218,18 @@ impl Db {
     pub fn memory_bytes(&self) -> u64 {
         self.used_bytes
             + self.expires.len() as u64 * crate::memory::EXPIRE_ENTRY_BYTES
+            + self.expires_heap
             + (self.keys.bucket_count() + self.expires.bucket_count()) as u64 * 8
     }
 
     /// Inserts (or replaces) an entry, accounting its size.
     /// Inserts or replaces; true if the key is new.
-    fn insert_entry(&mut self, key: crate::dict::Key, mut entry: Entry) -> bool {
+    fn insert_entry(&mut self, key: ShortKey, mut entry: Entry) -> bool {
         let key_len = key.len();
         entry.mem = crate::memory::clamp(crate::memory::value_bytes(&entry.value));
         self.used_bytes += entry.mem as u64;
-        match self.keys.insert(key, entry) {
+        let budget = self.growth_budget(crate::memory::key_bytes(key_len));
+        match self.keys.insert_within(key, entry, budget) {
             Some(old) => {
                 self.used_bytes = self.used_bytes.saturating_sub(old.mem as u64);
                 self.defer_free(old.value, crate::lazyfree::Cause::Overwrite);
@@ -244,7 +257,7 @@ impl Db {
     pub fn put(&mut self, key: &[u8], entry: Entry) -> bool {
         // One lookup (the insertion's), not a second one before it: loading
         // puts every key of a file.
-        self.insert_entry(Key::from(key), entry)
+        self.insert_entry(ShortKey::from(key), entry)
     }
 
     /// Re-estimates a value changed in place (after a write command), so
@@ -303,7 +316,7 @@ impl Db {
     /// value waits in `deferred_free` (lazyfree-lazy-expire).
     pub fn delete_expired(&mut self, key: &[u8]) {
         if let Some(e) = self.take(key) {
-            self.expires.remove(key);
+            self.remove_expire(key);
             self.defer_free(e.value, crate::lazyfree::Cause::Expire);
         }
     }
@@ -317,9 +330,7 @@ impl Db {
     /// Removes a key and its TTL. Returns true if the key existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
         if self.take(key).is_some() {
-            if !self.expires.is_empty() {
-                self.expires.remove(key);
-            }
+            self.remove_expire(key);
             true
         } else {
             false
@@ -330,9 +341,7 @@ impl Db {
     /// KEEPTTL).
     /// `lru` is the new object's LRU/LFU field (`Ctx::lru_now`).
     pub fn set(&mut self, key: Bytes, value: Value, lru: u32) {
-        if !self.expires.is_empty() {
-            self.expires.remove(&key);
-        }
+        self.remove_expire(&key);
         self.insert_entry(crate::dict::boxed(key), Entry::new(value, lru));
     }
 
@@ -357,21 +366,56 @@ impl Db {
         if self.keys.contains_key(key) {
             match self.expires.get_mut(key) {
                 Some(at) => *at = at_ms,
-                None => {
-                    self.expires.insert(Key::from(key), at_ms);
-                }
+                None => self.add_expire(key, at_ms),
             }
         }
     }
 
+    /// Adds a TTL for a key not yet in the expires table (loading inserts
+    /// it before the key itself).
+    pub fn add_expire(&mut self, key: &[u8], at_ms: i64) {
+        let heap = crate::memory::short_key_heap(key.len()) as u64;
+        let budget = self.growth_budget(crate::memory::EXPIRE_ENTRY_BYTES + heap);
+        if self
+            .expires
+            .insert_within(ShortKey::from(key), at_ms, budget)
+            .is_none()
+        {
+            self.expires_heap += heap;
+        }
+    }
+
+    /// Bytes a table of this db may take for a larger bucket array once an
+    /// entry costing `adding` is in, staying within `mem_limit`.
+    fn growth_budget(&self, adding: u64) -> u64 {
+        if self.mem_limit == u64::MAX {
+            return u64::MAX;
+        }
+        self.mem_limit
+            .saturating_sub(self.memory_bytes().saturating_add(adding))
+    }
+
+    /// Removes a TTL; its time if there was one.
+    fn remove_expire(&mut self, key: &[u8]) -> Option<i64> {
+        if self.expires.is_empty() {
+            return None;
+        }
+        let at = self.expires.remove(key)?;
+        self.expires_heap = self
+            .expires_heap
+            .saturating_sub(crate::memory::short_key_heap(key.len()) as u64);
+        Some(at)
+    }
+
     /// Removes a TTL; true if there was one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
-        !self.expires.is_empty() && self.expires.remove(key).is_some()
+        self.remove_expire(key).is_some()
     }
 
     pub fn clear(&mut self) {
         self.keys.clear();
         self.expires.clear();
+        self.expires_heap = 0;
         self.avg_ttl_ms = 0;
         self.used_bytes = 0;
     }

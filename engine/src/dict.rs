@@ -18,11 +18,14 @@ use std::hash::Hasher;
 /// Smallest bucket array.
 const MIN_BUCKETS: usize = 4;
 
-struct Node<V> {
-    key: Key,
+struct Node<V, K> {
+    key: K,
     value: V,
-    next: Option<Box<Node<V>>>,
+    next: Link<V, K>,
 }
+
+/// A chain: a bucket's first node, or a node's successor.
+type Link<V, K> = Option<Box<Node<V, K>>>;
 
 /// Keys this long or shorter live inside the node.
 const INLINE_KEY: usize = 22;
@@ -117,6 +120,192 @@ impl<const N: usize> From<&[u8; N]> for Key {
     }
 }
 
+/// What a [`Dict`] can key on: a byte string built from a slice (copied)
+/// or a boxed slice (kept as it is when too long to store inline).
+pub trait DictKey:
+    std::ops::Deref<Target = [u8]> + for<'a> From<&'a [u8]> + From<Box<[u8]>> + From<Vec<u8>>
+{
+    /// Keys this long or shorter live inside the key value itself, with
+    /// no allocation of their own.
+    const INLINE: usize;
+}
+
+impl DictKey for Key {
+    const INLINE: usize = INLINE_KEY;
+}
+
+/// A 16-byte key for the keyspace and its expires table: inline up to 15
+/// bytes, else a pointer and a length (an owned `Box<[u8]>` taken apart).
+///
+/// Why not [`Key`] (24 bytes): a keyspace node is key + entry (40) + next
+/// (8), and an expires node key + i64 + next. With 24-byte keys they fill
+/// 72 and 40 bytes, so jemalloc serves them from its 80 and 48 classes;
+/// with 16-byte keys they fill 64 and 32 bytes exactly. That is 32 bytes
+/// less per key with a TTL, which brings our cost per key down to Redis's
+/// (dictEntry, robj and key sds, plus an expires dictEntry sharing the
+/// sds). Collections keep [`Key`]: their nodes stay in the same classes
+/// either way and 16..22-byte fields would need an allocation.
+///
+/// Hand-rolled (a union, `unsafe`): a Rust enum of an inline array and a
+/// `Box<[u8]>` needs a separate tag and is 24 bytes, and the small-string
+/// crates are 24 bytes too or keep a header in the allocation. The tag here
+/// is the high bit of the length word's most significant byte, which a
+/// real length (at most `isize::MAX`) never sets.
+pub struct ShortKey(ShortRepr);
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+union ShortRepr {
+    /// Inline: the bytes at `SHORT_DATA`, and `0x80 | len` at `SHORT_TAG`.
+    inline: [u8; 16],
+    heap: HeapParts,
+}
+
+/// An owned `Box<[u8]>` of more than [`SHORT_INLINE`] bytes, taken apart.
+/// The length word's most significant byte is at `SHORT_TAG`.
+#[cfg(target_endian = "little")]
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct HeapParts {
+    ptr: *mut u8,
+    len: usize,
+}
+
+#[cfg(target_endian = "big")]
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct HeapParts {
+    len: usize,
+    ptr: *mut u8,
+}
+
+const SHORT_INLINE: usize = 15;
+#[cfg(target_endian = "little")]
+const SHORT_TAG: usize = 15;
+#[cfg(target_endian = "little")]
+const SHORT_DATA: usize = 0;
+#[cfg(target_endian = "big")]
+const SHORT_TAG: usize = 0;
+#[cfg(target_endian = "big")]
+const SHORT_DATA: usize = 1;
+
+// SAFETY: a ShortKey owns its heap bytes exclusively, as a Box<[u8]> does
+// (no sharing, no interior mutability), so it may move between threads and
+// be shared by reference like one.
+unsafe impl Send for ShortKey {}
+unsafe impl Sync for ShortKey {}
+
+impl ShortKey {
+    #[inline]
+    fn tag(&self) -> u8 {
+        // SAFETY: all 16 bytes are initialized in either form (a heap key
+        // starts from zeroed bytes), and byte SHORT_TAG is either the tag
+        // or a byte of the length, an integer: reading it as u8 is sound.
+        unsafe { self.0.inline[SHORT_TAG] }
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        let tag = self.tag();
+        if tag & 0x80 != 0 {
+            let len = (tag & 0x7f) as usize;
+            // SAFETY: inline form (tag bit set): the array is the active
+            // field and len <= SHORT_INLINE keeps the range inside it.
+            unsafe { &self.0.inline[SHORT_DATA..SHORT_DATA + len] }
+        } else {
+            // SAFETY: heap form: ptr/len came from Box::into_raw of a live
+            // boxed slice this key owns, freed only in Drop.
+            unsafe { std::slice::from_raw_parts(self.0.heap.ptr, self.0.heap.len) }
+        }
+    }
+
+    fn inline(s: &[u8]) -> ShortKey {
+        debug_assert!(s.len() <= SHORT_INLINE);
+        let mut bytes = [0u8; 16];
+        bytes[SHORT_DATA..SHORT_DATA + s.len()].copy_from_slice(s);
+        bytes[SHORT_TAG] = 0x80 | s.len() as u8;
+        ShortKey(ShortRepr { inline: bytes })
+    }
+
+    fn heap(b: Box<[u8]>) -> ShortKey {
+        debug_assert!(b.len() > SHORT_INLINE);
+        let len = b.len();
+        let ptr = Box::into_raw(b) as *mut u8;
+        // Zeroed first: on targets where the parts are narrower than 16
+        // bytes, the tag byte must still read as "heap".
+        let mut repr = ShortRepr { inline: [0; 16] };
+        repr.heap = HeapParts { ptr, len };
+        ShortKey(repr)
+    }
+}
+
+impl Drop for ShortKey {
+    fn drop(&mut self) {
+        if self.tag() & 0x80 == 0 {
+            // SAFETY: heap form: rebuilds the Box<[u8]> taken apart in
+            // `heap`, exactly once (the key is being dropped).
+            unsafe {
+                let HeapParts { ptr, len } = self.0.heap;
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)));
+            }
+        }
+    }
+}
+
+impl Clone for ShortKey {
+    fn clone(&self) -> ShortKey {
+        ShortKey::from(self.as_bytes())
+    }
+}
+
+impl std::ops::Deref for ShortKey {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for ShortKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl From<&[u8]> for ShortKey {
+    fn from(s: &[u8]) -> ShortKey {
+        if s.len() <= SHORT_INLINE {
+            ShortKey::inline(s)
+        } else {
+            ShortKey::heap(Box::from(s))
+        }
+    }
+}
+
+impl From<Box<[u8]>> for ShortKey {
+    fn from(b: Box<[u8]>) -> ShortKey {
+        if b.len() <= SHORT_INLINE {
+            ShortKey::inline(&b)
+        } else {
+            ShortKey::heap(b)
+        }
+    }
+}
+
+impl From<Vec<u8>> for ShortKey {
+    fn from(v: Vec<u8>) -> ShortKey {
+        if v.len() <= SHORT_INLINE {
+            ShortKey::inline(&v)
+        } else {
+            ShortKey::heap(v.into_boxed_slice())
+        }
+    }
+}
+
+impl DictKey for ShortKey {
+    const INLINE: usize = SHORT_INLINE;
+}
+
 /// Hash table from byte-string keys to `V`.
 ///
 /// Resizing is incremental, as in Redis: a resize allocates the new bucket
@@ -124,11 +313,11 @@ impl<const N: usize> From<&[u8; N]> for Key {
 /// [`Dict::rehash_steps`]), so growing a table of millions of keys never
 /// stalls the event loop. While a rehash is under way, lookups search both
 /// arrays and insertions go to the new one.
-pub struct Dict<V> {
+pub struct Dict<V, K: DictKey = Key> {
     /// The table; during a rehash, the old one being emptied.
-    buckets: Vec<Option<Box<Node<V>>>>,
+    buckets: Vec<Link<V, K>>,
     /// During a rehash, the new table (empty otherwise).
-    next: Vec<Option<Box<Node<V>>>>,
+    next: Vec<Link<V, K>>,
     /// During a rehash, the first bucket of `buckets` not yet moved.
     rehash_idx: usize,
     len: usize,
@@ -139,16 +328,20 @@ pub struct Dict<V> {
     shrink_paused: bool,
 }
 
+/// Entries per bucket past which a table grows even when its memory
+/// budget says no (HASHTABLE_MAX_LOAD_FACTOR, 1.618), as a fraction.
+pub const MAX_LOAD_FACTOR: (usize, usize) = (1618, 1000);
+
 /// Tables this small are resized in one step: cheaper than bookkeeping.
 const REHASH_AT_ONCE: usize = 64;
 /// Buckets moved per insertion or removal during a rehash. More than one,
 /// so a rehash always ends before the table fills up again.
 const REHASH_PER_WRITE: usize = 2;
 
-impl<V> Dict<V> {
+impl<V, K: DictKey> Dict<V, K> {
     /// A table hashing with SipHash-1-3 under the given key (as Redis does,
     /// seeded from the engine's seed instead of /dev/urandom).
-    pub fn new(seed: [u64; 2]) -> Dict<V> {
+    pub fn new(seed: [u64; 2]) -> Dict<V, K> {
         let mut buckets = Vec::new();
         buckets.resize_with(MIN_BUCKETS, || None);
         Dict {
@@ -187,7 +380,7 @@ impl<V> Dict<V> {
     /// table and, during a rehash, in the new table (a moved bucket of the
     /// old table is empty, so searching it costs one branch).
     #[inline]
-    fn heads(&self, h: u64) -> [Option<&Node<V>>; 2] {
+    fn heads(&self, h: u64) -> [Option<&Node<V, K>>; 2] {
         let h = h as usize;
         let first = self.buckets[h & (self.buckets.len() - 1)].as_deref();
         let second = if self.next.is_empty() {
@@ -198,14 +391,14 @@ impl<V> Dict<V> {
         [first, second]
     }
 
-    fn find(&self, key: &[u8]) -> Option<&Node<V>> {
+    fn find(&self, key: &[u8]) -> Option<&Node<V, K>> {
         if self.len == 0 {
             return None;
         }
         for head in self.heads(self.hash(key)) {
             let mut cur = head;
             while let Some(n) = cur {
-                if n.key.as_bytes() == key {
+                if &n.key[..] == key {
                     return Some(n);
                 }
                 cur = n.next.as_deref();
@@ -214,14 +407,14 @@ impl<V> Dict<V> {
         None
     }
 
-    fn find_mut(&mut self, key: &[u8], h: u64) -> Option<&mut Node<V>> {
+    fn find_mut(&mut self, key: &[u8], h: u64) -> Option<&mut Node<V, K>> {
         let h = h as usize;
         let mask = self.buckets.len() - 1;
         let in_first = {
             let mut cur = self.buckets[h & mask].as_deref();
             let mut found = false;
             while let Some(n) = cur {
-                if n.key.as_bytes() == key {
+                if &n.key[..] == key {
                     found = true;
                     break;
                 }
@@ -239,7 +432,7 @@ impl<V> Dict<V> {
         };
         let mut cur = table.as_deref_mut();
         while let Some(n) = cur {
-            if n.key.as_bytes() == key {
+            if &n.key[..] == key {
                 return Some(n);
             }
             cur = n.next.as_deref_mut();
@@ -271,17 +464,27 @@ impl<V> Dict<V> {
     /// Inserts or replaces; returns the previous value. Takes the key as
     /// anything that converts into a boxed slice without copying when it
     /// can (`Vec<u8>`, a uniquely owned `Bytes` via [`boxed`]).
-    pub fn insert(&mut self, key: impl Into<Key>, value: V) -> Option<V> {
-        let key: Key = key.into();
+    pub fn insert(&mut self, key: impl Into<K>, value: V) -> Option<V> {
+        self.insert_within(key, value, u64::MAX)
+    }
+
+    /// [`Dict::insert`], where growing the bucket array may take at most
+    /// `budget` bytes unless the table is overfull. This is Redis's
+    /// `dictExpandAllowed` for the keyspace: a table whose growth would
+    /// take memory past `maxmemory` stays at its size (chains get longer)
+    /// until it holds [`MAX_LOAD_FACTOR`] entries per bucket, rather than
+    /// evicting keys to pay for buckets.
+    pub fn insert_within(&mut self, key: impl Into<K>, value: V, budget: u64) -> Option<V> {
+        let key: K = key.into();
         self.rehash_steps(REHASH_PER_WRITE);
         // One hash for the search and the insertion.
         let h = self.hash(&key);
         if self.len > 0 {
-            if let Some(n) = self.find_mut(key.as_bytes(), h) {
+            if let Some(n) = self.find_mut(&key, h) {
                 return Some(std::mem::replace(&mut n.value, value));
             }
         }
-        self.grow_if_needed();
+        self.grow_if_needed(budget);
         // New entries go to the head of the chain, as in Redis, and to the
         // new table during a rehash.
         let table = if self.next.is_empty() {
@@ -300,7 +503,7 @@ impl<V> Dict<V> {
         self.remove_entry(key).map(|(_, v)| v)
     }
 
-    pub fn remove_entry(&mut self, key: &[u8]) -> Option<(Key, V)> {
+    pub fn remove_entry(&mut self, key: &[u8]) -> Option<(K, V)> {
         if self.len == 0 {
             return None;
         }
@@ -322,11 +525,11 @@ impl<V> Dict<V> {
     }
 
     /// Takes the node holding `key` out of the chain at `link`.
-    fn unlink(mut link: &mut Option<Box<Node<V>>>, key: &[u8]) -> Option<Box<Node<V>>> {
+    fn unlink(mut link: &mut Link<V, K>, key: &[u8]) -> Link<V, K> {
         loop {
             match link {
                 None => return None,
-                Some(n) if n.key.as_bytes() == key => {
+                Some(n) if &n.key[..] == key => {
                     let mut node = link.take()?;
                     *link = node.next.take();
                     return Some(node);
@@ -359,10 +562,16 @@ impl<V> Dict<V> {
         }
     }
 
-    fn grow_if_needed(&mut self) {
+    fn grow_if_needed(&mut self, budget: u64) {
         // Load factor 1 and doubling, like Redis when no fork is in progress.
         if !self.is_rehashing() && self.len + 1 > self.buckets.len() {
-            self.start_resize((self.len + 1).next_power_of_two());
+            let size = (self.len + 1).next_power_of_two();
+            let bytes = (size * std::mem::size_of::<Link<V, K>>()) as u64;
+            let (num, den) = MAX_LOAD_FACTOR;
+            if bytes > budget && self.len * den <= self.buckets.len() * num {
+                return;
+            }
+            self.start_resize(size);
         }
     }
 
@@ -382,7 +591,7 @@ impl<V> Dict<V> {
             self.resize_now(new_size);
             return;
         }
-        let mut fresh: Vec<Option<Box<Node<V>>>> = Vec::new();
+        let mut fresh: Vec<Link<V, K>> = Vec::new();
         fresh.resize_with(new_size, || None);
         self.next = fresh;
         self.rehash_idx = 0;
@@ -391,7 +600,7 @@ impl<V> Dict<V> {
     fn resize_now(&mut self, new_size: usize) {
         debug_assert!(!self.is_rehashing());
         debug_assert!(new_size.is_power_of_two() && new_size >= self.len);
-        let mut fresh: Vec<Option<Box<Node<V>>>> = Vec::new();
+        let mut fresh: Vec<Link<V, K>> = Vec::new();
         fresh.resize_with(new_size, || None);
         self.next = fresh;
         self.rehash_idx = 0;
@@ -463,7 +672,7 @@ impl<V> Dict<V> {
         if self.len == 0 {
             return 0;
         }
-        let mut emit = |head: Option<&Node<V>>| {
+        let mut emit = |head: Option<&Node<V, K>>| {
             let mut cur = head;
             while let Some(n) = cur {
                 f(&n.key[..], &n.value);
@@ -516,7 +725,7 @@ impl<V> Dict<V> {
 
     /// Bucket `i` of the combined table: the old buckets not yet moved,
     /// then the new table.
-    fn combined(&self, i: usize) -> Option<&Node<V>> {
+    fn combined(&self, i: usize) -> Option<&Node<V, K>> {
         let live = self.buckets.len() - self.rehash_idx;
         if i < live {
             self.buckets[self.rehash_idx + i].as_deref()
@@ -618,14 +827,14 @@ impl<V> Dict<V> {
         }
         let slot = &table[self.hash(key) as usize & (table.len() - 1)];
         if !chain {
-            prefetch_line(slot as *const Option<Box<Node<V>>> as *const u8);
+            prefetch_line(slot as *const Link<V, K> as *const u8);
         } else if let Some(n) = slot.as_deref() {
-            prefetch_line(&n.key as *const Key as *const u8);
+            prefetch_line(&n.key as *const K as *const u8);
         }
     }
 
     /// Iterates in bucket order (deterministic for a given seed and history).
-    pub fn iter(&self) -> Iter<'_, V> {
+    pub fn iter(&self) -> Iter<'_, V, K> {
         Iter {
             tables: [&self.buckets, &self.next],
             table: 0,
@@ -652,24 +861,28 @@ fn prefetch_line(p: *const u8) {
 /// Converts a `Bytes` into a dict key: inline when short, else without
 /// copying when it is the only handle to a buffer that came from a `Vec`
 /// (as parsed arguments are).
-pub fn boxed(b: bytes::Bytes) -> Key {
-    Key::inline(&b).unwrap_or_else(|| Key::Heap(Vec::from(b).into_boxed_slice()))
+pub fn boxed<K: DictKey>(b: bytes::Bytes) -> K {
+    if b.len() <= K::INLINE {
+        K::from(&b[..])
+    } else {
+        K::from(Vec::from(b))
+    }
 }
 
-impl<V> Drop for Dict<V> {
+impl<V, K: DictKey> Drop for Dict<V, K> {
     fn drop(&mut self) {
         self.clear();
     }
 }
 
-pub struct Iter<'a, V> {
-    tables: [&'a [Option<Box<Node<V>>>]; 2],
+pub struct Iter<'a, V, K: DictKey = Key> {
+    tables: [&'a [Link<V, K>]; 2],
     table: usize,
     idx: usize,
-    cur: Option<&'a Node<V>>,
+    cur: Option<&'a Node<V, K>>,
 }
 
-impl<'a, V> Iterator for Iter<'a, V> {
+impl<'a, V, K: DictKey> Iterator for Iter<'a, V, K> {
     type Item = (&'a [u8], &'a V);
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -696,9 +909,83 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use std::collections::BTreeSet;
 
+    /// ShortKey keeps every length's bytes, in both forms, through clone
+    /// and drop, and is 16 bytes, so the keyspace and expires nodes fill
+    /// jemalloc's 64 and 32 classes (memory.rs charges those).
+    #[test]
+    fn short_keys() {
+        assert_eq!(std::mem::size_of::<ShortKey>(), 16);
+        assert_eq!(std::mem::size_of::<Node<i64, ShortKey>>(), 32);
+        assert_eq!(std::mem::size_of::<Node<crate::db::Entry, ShortKey>>(), 64);
+        for len in 0..100usize {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8 | 0x80).collect();
+            let forms = [
+                ShortKey::from(&bytes[..]),
+                ShortKey::from(bytes.clone()),
+                ShortKey::from(bytes.clone().into_boxed_slice()),
+                boxed::<ShortKey>(Bytes::from(bytes.clone())),
+            ];
+            for k in forms {
+                assert_eq!(&k[..], &bytes[..], "len {len}");
+                let c = k.clone();
+                drop(k);
+                assert_eq!(&c[..], &bytes[..], "clone, len {len}");
+            }
+        }
+        let mut d: Dict<u32, ShortKey> = Dict::new([5, 6]);
+        for i in 0..2000u32 {
+            let k = format!("{i:0>width$}", width = (i % 40) as usize);
+            assert!(d.insert(k.as_bytes(), i).is_none());
+        }
+        for i in 0..2000u32 {
+            let k = format!("{i:0>width$}", width = (i % 40) as usize);
+            assert_eq!(d.get(k.as_bytes()), Some(&i));
+            if i % 2 == 0 {
+                assert_eq!(d.remove(k.as_bytes()), Some(i));
+            }
+        }
+        assert_eq!(d.len(), 1000);
+    }
+
+    /// Redis's dictExpandAllowed: without the budget for a larger bucket
+    /// array, a table stays at its size up to 1.618 entries per bucket,
+    /// then grows anyway; with it, it grows at one entry per bucket.
+    #[test]
+    fn growth_waits_for_budget_up_to_max_load_factor() {
+        let mut d: Dict<u32, ShortKey> = Dict::new([7, 8]);
+        for i in 0..1024u32 {
+            d.insert_within(format!("k{i}").as_bytes(), i, u64::MAX);
+        }
+        d.finish_rehash();
+        assert_eq!(d.bucket_count(), 1024);
+        // 2048 buckets of 8 bytes = 16 KiB: one byte short of it.
+        let short = 2048 * 8 - 1;
+        let mut i = 1024u32;
+        while i < 1657 {
+            d.insert_within(format!("k{i}").as_bytes(), i, short);
+            assert_eq!(d.bucket_count(), 1024, "{i} entries");
+            i += 1;
+        }
+        // 1657 entries in 1024 buckets is past 1.618: it grows.
+        d.insert_within(format!("k{i}").as_bytes(), i, short);
+        assert!(d.bucket_count() > 1024);
+        d.finish_rehash();
+        assert_eq!(d.bucket_count(), 2048);
+        for j in 0..=i {
+            assert_eq!(d.get(format!("k{j}").as_bytes()), Some(&j));
+        }
+        // With the budget, a full table grows at the next insertion.
+        let mut e: Dict<u32, ShortKey> = Dict::new([7, 8]);
+        for i in 0..1025u32 {
+            e.insert_within(format!("k{i}").as_bytes(), i, 2048 * 8);
+        }
+        e.finish_rehash();
+        assert_eq!(e.bucket_count(), 2048);
+    }
+
     #[test]
     fn insert_get_remove() {
-        let mut d = Dict::new([1, 2]);
+        let mut d: Dict<i32> = Dict::new([1, 2]);
         for i in 0..1000 {
             assert!(d.insert(format!("k{i}").into_bytes(), i).is_none());
         }
@@ -793,7 +1080,7 @@ mod tests {
     fn scan_survives_resizes() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for round in 0..20 {
-            let mut d = Dict::new([round, 99]);
+            let mut d: Dict<()> = Dict::new([round, 99]);
             let stable: Vec<Bytes> = (0..200).map(|i| Bytes::from(format!("s{i}"))).collect();
             for k in &stable {
                 d.insert(k.to_vec(), ());

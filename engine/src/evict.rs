@@ -286,6 +286,36 @@ impl Node {
 /// `performEvictions`). `current` is the client whose command is about to
 /// run (out of the client table), for WATCH.
 pub fn perform_evictions(node: &mut Node, current: Option<&mut Client>) -> Outcome {
+    let outcome = evict_to_limit(node, current);
+    set_growth_limits(node);
+    outcome
+}
+
+/// Gives each db the memory it may reach before the whole estimate is over
+/// `maxmemory` (`Db::mem_limit`), so that the command about to run does not
+/// grow a keyspace bucket array past the limit (Redis's
+/// `dictExpandAllowed` with `overMaxmemoryAfterAlloc`). Without it, a
+/// dataset whose key count crosses a power of two near the limit doubles
+/// its tables and evicts keys to pay for buckets, which Redis does not.
+fn set_growth_limits(node: &mut Node) {
+    if node.config.maxmemory <= 0 || node.persist.loading || node.aof.replaying {
+        if node.dbs.iter().any(|d| d.mem_limit != u64::MAX) {
+            for d in &mut node.dbs {
+                d.mem_limit = u64::MAX;
+            }
+        }
+        return;
+    }
+    let max = node.config.maxmemory as u64;
+    let total = node.used_memory_estimate();
+    for d in &mut node.dbs {
+        let others = total.saturating_sub(d.memory_bytes());
+        d.mem_limit = max.saturating_sub(others);
+    }
+}
+
+/// [`perform_evictions`]'s eviction loop.
+fn evict_to_limit(node: &mut Node, current: Option<&mut Client>) -> Outcome {
     if node.config.maxmemory <= 0 || node.persist.loading || node.aof.replaying {
         node.evictor.running = false;
         return Outcome::Ok;

@@ -68,10 +68,11 @@ pub fn client_bytes(c: &crate::node::Client) -> u64 {
         + c.output_backlog
 }
 
-/// Keys this long or shorter live inside the dict node (dict.rs INLINE_KEY).
+/// Collection fields and members this long or shorter live inside their
+/// dict node (dict.rs `Key`).
 const INLINE_KEY: usize = 22;
 
-/// Heap bytes of a dict key beyond its node.
+/// Heap bytes of a collection's dict key beyond its node.
 fn key_heap(len: usize) -> usize {
     if len > INLINE_KEY {
         class(len)
@@ -80,9 +81,21 @@ fn key_heap(len: usize) -> usize {
     }
 }
 
-/// A keyspace dict node: key (24) + entry + next pointer, in its class.
+/// Heap bytes of a keyspace or expires key beyond its node (dict.rs
+/// `ShortKey`: 15 bytes inline, longer ones boxed).
+pub fn short_key_heap(len: usize) -> usize {
+    if len > <crate::dict::ShortKey as crate::dict::DictKey>::INLINE {
+        class(len)
+    } else {
+        0
+    }
+}
+
+const SHORT_KEY: usize = std::mem::size_of::<crate::dict::ShortKey>();
+
+/// A keyspace dict node: key (16) + entry (40) + next pointer = 64.
 fn keyspace_node() -> usize {
-    class(24 + std::mem::size_of::<crate::db::Entry>() + 8)
+    class(SHORT_KEY + std::mem::size_of::<crate::db::Entry>() + 8)
 }
 
 /// Bytes a key costs in the keyspace besides its value: the node and a
@@ -90,14 +103,13 @@ fn keyspace_node() -> usize {
 /// both bucket arrays as they are (`Db::memory_bytes`), which also sees the
 /// two tables held during an incremental rehash, as Redis's counter does.
 pub fn key_bytes(key_len: usize) -> u64 {
-    (keyspace_node() + key_heap(key_len)) as u64
+    (keyspace_node() + short_key_heap(key_len)) as u64
 }
 
-/// Bytes one entry of the expires dict costs: its node (key + i64 + next,
-/// 40 bytes, in the 48 class). Long keys are counted at their inline size:
-/// the expires table is charged per entry so that it can be summed in O(1).
-/// Its buckets are counted with the table's.
-pub const EXPIRE_ENTRY_BYTES: u64 = 48;
+/// Bytes one entry of the expires dict costs: its node (key 16 + i64 +
+/// next = 32). A long key's own heap copy is counted apart, per entry, in
+/// `Db::expires_heap`; the buckets with the table's.
+pub const EXPIRE_ENTRY_BYTES: u64 = 32;
 
 /// Estimated heap bytes of a value (not counting the entry that holds it).
 pub fn value_bytes(v: &Value) -> u64 {
@@ -207,7 +219,14 @@ mod tests {
         let big = value_bytes(&Value::Str(Str::from_vec(vec![b'x'; 1000])));
         assert!(small < big, "{small} {big}");
         assert_eq!(value_bytes(&Value::Str(Str::Int(5))), 0);
-        // The keyspace node stays in the 80-byte class.
-        assert_eq!(key_bytes(10), 80);
+        // A keyspace node fills the 64-byte class, an expires node the 32.
+        assert_eq!(key_bytes(10), 64);
+        assert_eq!(key_bytes(15), 64);
+        assert_eq!(key_bytes(16), 64 + 16);
+        assert_eq!(key_bytes(30), 64 + 32);
+        assert_eq!(
+            EXPIRE_ENTRY_BYTES as usize,
+            class(SHORT_KEY + std::mem::size_of::<i64>() + 8)
+        );
     }
 }

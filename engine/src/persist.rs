@@ -26,7 +26,6 @@
 //! `dbfilename`, fsync the directory, and only then count the save as done.
 
 use crate::command::{flags, Command};
-use crate::dict::Key;
 use crate::disk::{self, DiskError, DiskOp, DiskOpId, DiskReply, DiskResult};
 use crate::node::{ConnId, Node, Output, Time};
 use crate::rdb::{self, AuxValue, LoadOptions, Loaded, RdbWriter};
@@ -440,7 +439,7 @@ pub fn load_rdb_bytes(node: &mut Node, data: &[u8]) -> Result<usize, String> {
         }
         let d = &mut node.dbs[*db];
         if let Some(at) = *expire_ms {
-            d.expires.insert(Key::from(&key[..]), at);
+            d.add_expire(key, at);
         }
         if !d.put(key, crate::db::Entry::new(value, *lru)) {
             return Err(format!(

@@ -152,9 +152,13 @@ fn decode_entry(buf: &[u8], pos: usize) -> (f64, &[u8], usize) {
 }
 
 /// Entries packed in order into one buffer (Redis's listpack encoding).
+/// A boxed slice, not a `Vec`: 24 bytes with the count instead of 32
+/// keeps `Value` at 32 bytes and the keyspace node in jemalloc's 64-byte
+/// class (db.rs); writes resize it exactly, which jemalloc does in place
+/// within a size class.
 #[derive(Debug, Clone, Default)]
 struct Pack {
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
     len: u32,
 }
 
@@ -214,23 +218,31 @@ impl Pack {
         }
         let mut e = Vec::with_capacity(m.len() + 10);
         encode_entry(&mut e, score, m);
-        self.buf.reserve_exact(e.len());
-        self.buf.splice(pos..pos, e).for_each(drop);
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.reserve_exact(e.len());
+        buf.splice(pos..pos, e).for_each(drop);
+        self.buf = buf.into_boxed_slice();
         self.len += 1;
     }
 
-    /// Appends a member that sorts after every present one.
-    fn push(&mut self, score: f64, m: &[u8]) {
-        encode_entry(&mut self.buf, score, m);
-        self.len += 1;
+    /// A pack of `items` (sorted, distinct), built in one buffer.
+    fn from_sorted(items: &[(f64, &[u8])]) -> Pack {
+        let total: usize = items.iter().map(|x| x.1.len() + 12).sum();
+        let mut buf = Vec::with_capacity(total);
+        for (s, m) in items {
+            encode_entry(&mut buf, *s, m);
+        }
+        Pack {
+            buf: buf.into_boxed_slice(),
+            len: items.len() as u32,
+        }
     }
 
     fn remove_bytes(&mut self, start: usize, end: usize, n: u32) {
-        self.buf.drain(start..end);
+        let mut buf = std::mem::take(&mut self.buf).into_vec();
+        buf.drain(start..end);
+        self.buf = buf.into_boxed_slice();
         self.len -= n;
-        if self.buf.capacity() > self.buf.len() + self.buf.len() / 4 + 16 {
-            self.buf.shrink_to_fit();
-        }
     }
 }
 
@@ -760,15 +772,8 @@ impl ZSet {
     pub fn from_sorted(items: &[(f64, &[u8])], lim: Limits) -> ZSet {
         let maxlen = items.iter().map(|x| x.1.len()).max().unwrap_or(0);
         if items.len() <= lim.entries && maxlen <= lim.value {
-            let mut p = Pack::default();
-            let total: usize = items.iter().map(|x| x.1.len() + 12).sum();
-            p.buf.reserve_exact(total);
-            for (s, m) in items {
-                p.push(*s, m);
-            }
-            p.buf.shrink_to_fit();
             ZSet {
-                repr: Repr::Pack(p),
+                repr: Repr::Pack(Pack::from_sorted(items)),
             }
         } else {
             let mut t = Tree::new();
