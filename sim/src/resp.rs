@@ -426,12 +426,17 @@ impl RespWriter<'_> {
 
 impl ArgSink for RespWriter<'_> {
     fn arg(&mut self, a: &[u8]) {
-        let mut b = itoa::Buffer::new();
-        self.0.push(b'$');
-        self.0.extend_from_slice(b.format(a.len()).as_bytes());
-        self.0.extend_from_slice(b"\r\n");
-        self.0.extend_from_slice(a);
-        self.0.extend_from_slice(b"\r\n");
+        let out = &mut *self.0;
+        out.reserve(a.len() + 26);
+        out.push(b'$');
+        if a.len() < 10 {
+            out.push(b'0' + a.len() as u8);
+        } else {
+            out.extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
     }
 }
 

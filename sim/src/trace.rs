@@ -91,17 +91,21 @@ impl Trace {
     /// Hashes raw bytes (a request or reply as sent): cheaper than a
     /// readable rendering, and as exact.
     pub fn bytes(&mut self, data: &[u8]) {
-        let mut d = data;
-        while self.pending_len != 0 {
-            let Some((&b, rest)) = d.split_first() else {
-                return;
-            };
-            self.push_byte(b);
-            d = rest;
-        }
-        let mut words = d.chunks_exact(8);
-        for w in &mut words {
-            self.mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        let mut words = data.chunks_exact(8);
+        if self.pending_len == 0 {
+            for w in &mut words {
+                self.mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+            }
+        } else {
+            // Whole words through the carried bytes: the carry keeps its
+            // length, and takes the top of each word.
+            let shift = 8 * self.pending_len;
+            for w in &mut words {
+                let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                let full = self.pending | (x << shift);
+                self.pending = x >> (64 - shift);
+                self.mix(full);
+            }
         }
         for &b in words.remainder() {
             self.push_byte(b);

@@ -28,6 +28,17 @@ pub struct Workload {
     pub block_pm: u64,
 }
 
+/// `tag` followed by `n` in decimal (`k3`, `v917`), without `format!`:
+/// every generated command builds a few of these.
+fn tagged(tag: u8, n: u64) -> Vec<u8> {
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(n).as_bytes();
+    let mut v = Vec::with_capacity(1 + digits.len());
+    v.push(tag);
+    v.extend_from_slice(digits);
+    v
+}
+
 impl Workload {
     pub fn random(rng: &mut SimRng) -> Workload {
         Workload {
@@ -202,7 +213,7 @@ impl Workload {
     }
 
     fn key(&self, rng: &mut SimRng) -> Vec<u8> {
-        format!("k{}", rng.below(self.keys)).into_bytes()
+        tagged(b'k', rng.below(self.keys))
     }
 
     fn keys(&self, rng: &mut SimRng, max: u64) -> Vec<Vec<u8>> {
@@ -210,7 +221,7 @@ impl Workload {
     }
 
     fn member(&self, rng: &mut SimRng) -> Vec<u8> {
-        format!("m{}", rng.below(self.members)).into_bytes()
+        tagged(b'm', rng.below(self.members))
     }
 
     fn members(&self, rng: &mut SimRng) -> Vec<Vec<u8>> {
@@ -224,7 +235,7 @@ impl Workload {
             5 => b"".to_vec(),
             6 => b"007".to_vec(),
             7 => vec![b'x'; rng.range(1, 60) as usize],
-            _ => format!("v{}", rng.below(1000)).into_bytes(),
+            _ => tagged(b'v', rng.below(1000)),
         }
     }
 

@@ -1776,7 +1776,7 @@ impl World {
             return;
         };
         let n = self.clients[cl].node;
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(256);
         let block_us = cmds.iter().map(|c| c.block_us()).max().unwrap_or(0);
         for cmd in cmds {
             let idx = self.history.len();
