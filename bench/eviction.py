@@ -14,10 +14,14 @@ about two thirds whatever the access pattern; LRU and LFU should keep nearly
 all. Every key has a TTL (so volatile-* have candidates); TTLs are random
 and unrelated to hotness, so volatile-ttl behaves like random here.
 
-Usage: bench/eviction.py [maxmemory_mb] [value_bytes]
+Usage: bench/eviction.py [maxmemory_mb] [value_bytes] [runs]
 Prints one line per policy: hit rates, ratio (Cinnabar / Redis), the
 capacity measured at the first eviction, the keys held at the end, and the
-evictions during the overflow. Both servers are started here on the ports in
+evictions during the overflow. With runs > 1 (default 1) each policy runs
+that many times per server, the servers' order alternating and the
+client's seed changing per run (hot set, TTLs); the line shows the means
+and the range of the per-run ratios: one run's random-policy hit rate
+varies by about +-0.005 (a binomial over ~13,000 hot keys). Both servers are started here on the ports in
 EVICTION_PORTS (default 7420,7421) and stopped by their PIDs.
 
 Reading the random policies: uniform random eviction keeps a share
@@ -109,10 +113,10 @@ def start(kind, port, maxmemory_mb, policy):
     raise SystemExit("%s did not start" % kind)
 
 
-def run(kind, port, maxmemory_mb, policy, value):
+def run(kind, port, maxmemory_mb, policy, value, seed=12345):
     proc, c = start(kind, port, maxmemory_mb, policy)
     try:
-        rng = random.Random(12345)
+        rng = random.Random(seed)
         # 1. Fill until the first eviction: the capacity.
         n = 0
         while int(c.info("stats")["evicted_keys"]) == 0:
@@ -152,22 +156,38 @@ def run(kind, port, maxmemory_mb, policy, value):
         proc.wait()
 
 
+def mean(runs, field):
+    return sum(x[field] for x in runs) / len(runs)
+
+
 def main():
     maxmemory_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 16
     value = b"v" * (int(sys.argv[2]) if len(sys.argv) > 2 else 100)
+    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     print("maxmemory %dmb, values of %d bytes; hot set = 1/5 of the keys, accessed 10x, "
-          "then +50%% keys" % (maxmemory_mb, len(value)))
+          "then +50%% keys; %d run(s) per policy" % (maxmemory_mb, len(value), runs))
     ports = [int(p) for p in os.environ.get("EVICTION_PORTS", "7420,7421").split(",")]
-    print("%-16s %9s %9s %6s %9s %9s %9s %9s %9s %9s" % (
-        "policy", "redis_hit", "cin_hit", "ratio", "redis_cap", "cin_cap",
+    print("%-16s %9s %9s %6s %11s %9s %9s %9s %9s %9s %9s" % (
+        "policy", "redis_hit", "cin_hit", "ratio", "range", "redis_cap", "cin_cap",
         "redis_end", "cin_end", "redis_ev", "cin_ev"))
     for policy in POLICIES:
-        r = run("redis", ports[0], maxmemory_mb, policy, value)
-        c = run("cinnabar", ports[1], maxmemory_mb, policy, value)
-        ratio = c["hit_rate"] / r["hit_rate"] if r["hit_rate"] else float("nan")
-        print("%-16s %9.3f %9.3f %6.2f %9d %9d %9d %9d %9d %9d" % (
-            policy, r["hit_rate"], c["hit_rate"], ratio, r["capacity"], c["capacity"],
-            r["final"], c["final"], r["evicted"], c["evicted"]), flush=True)
+        rs, cs = [], []
+        for i in range(runs):
+            seed = 12345 + i
+            if i % 2 == 0:
+                rs.append(run("redis", ports[0], maxmemory_mb, policy, value, seed))
+                cs.append(run("cinnabar", ports[1], maxmemory_mb, policy, value, seed))
+            else:
+                cs.append(run("cinnabar", ports[1], maxmemory_mb, policy, value, seed))
+                rs.append(run("redis", ports[0], maxmemory_mb, policy, value, seed))
+        per_run = [c["hit_rate"] / r["hit_rate"] for r, c in zip(rs, cs) if r["hit_rate"]]
+        rh, ch = mean(rs, "hit_rate"), mean(cs, "hit_rate")
+        ratio = ch / rh if rh else float("nan")
+        spread = "%.2f-%.2f" % (min(per_run), max(per_run)) if per_run else "-"
+        print("%-16s %9.3f %9.3f %6.2f %11s %9d %9d %9d %9d %9d %9d" % (
+            policy, rh, ch, ratio, spread, mean(rs, "capacity"), mean(cs, "capacity"),
+            mean(rs, "final"), mean(cs, "final"), mean(rs, "evicted"), mean(cs, "evicted")),
+            flush=True)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,10 @@ impl Value {
 }
 
 /// A key's value plus the metadata Redis keeps in the object header.
-/// 40 bytes, so the keyspace dict node stays in the 80-byte class.
+/// 40 bytes (a 32-byte `Value`), so the keyspace dict node (16-byte key,
+/// entry, next pointer) fills jemalloc's 64-byte class exactly: a larger
+/// variant would move every key up to the 80 class (dict.rs `short_keys`
+/// test).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub value: Value,

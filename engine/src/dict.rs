@@ -30,11 +30,11 @@ type Link<V, K> = Option<Box<Node<V, K>>>;
 /// Keys this long or shorter live inside the node.
 const INLINE_KEY: usize = 22;
 
-/// A dict key: short keys inline, long ones boxed. 24 bytes either way,
-/// and most keys, fields and members are short: storing them in the node
-/// saves an allocation (16 bytes or more) and a cache miss per lookup,
-/// while the keyspace node stays in jemalloc's 80-byte class and a set
-/// member's node in the 32-byte class.
+/// A collection's dict key (hash fields and values, set members): short
+/// keys inline, long ones boxed. 24 bytes either way, and most fields and
+/// members are short: storing them in the node saves an allocation (16
+/// bytes or more) and a cache miss per lookup, while a set member's node
+/// stays in the 32-byte class. The keyspace uses [`ShortKey`].
 #[derive(Clone)]
 pub enum Key {
     Inline { len: u8, bytes: [u8; INLINE_KEY] },

@@ -622,9 +622,28 @@ pub fn client_gone(node: &mut Node, c: &Client) {
     node.evictor.clients_total = node.evictor.clients_total.saturating_sub(c.mem_counted);
 }
 
-/// Counts every client's memory afresh (each tick, and before evicting):
-/// the running total only approximates between ticks.
+/// The tick's client pass (Redis's `clientsCron`): lets idle oversized
+/// reply buffers go, then counts every client's memory afresh (the running
+/// total only approximates between ticks).
 pub fn recount_clients(node: &mut Node) -> u64 {
+    for c in node.clients.values_mut() {
+        // An idle reply buffer that grew for a large reply (a pipelined
+        // batch) is let go, as Redis frees its reply list once written and
+        // shrinks its 16 KB buffer in clientsCron: kept, it held 60-90 KB
+        // per client (BytesMut reallocates at its largest size after a
+        // split), memory that maxmemory then took from the keys. Only at
+        // the tick: a buffer that grew during the input just handled still
+        // stands for replies the shim is writing, which client eviction
+        // must see (`evict_clients`).
+        if c.reply.buf.is_empty() && c.reply.buf.capacity() > IDLE_REPLY_BUFFER {
+            c.reply.buf = bytes::BytesMut::new();
+        }
+    }
+    count_clients(node)
+}
+
+/// Counts every client's memory afresh.
+fn count_clients(node: &mut Node) -> u64 {
     let mut total = 0;
     for c in node.clients.values_mut() {
         c.mem_counted = crate::memory::client_bytes(c);
@@ -634,6 +653,10 @@ pub fn recount_clients(node: &mut Node) -> u64 {
     total
 }
 
+/// Largest reply buffer a client keeps between replies (Redis's
+/// PROTO_REPLY_CHUNK_BYTES).
+const IDLE_REPLY_BUFFER: usize = 16 * 1024;
+
 /// Closes clients, largest first, while their memory is at or above
 /// `maxmemory-clients` (called where Redis's `beforeSleep` calls
 /// `evictClients`: after each input is handled).
@@ -642,7 +665,7 @@ pub fn evict_clients(node: &mut Node) {
     if limit == 0 || node.evictor.clients_total < limit {
         return;
     }
-    let mut total = recount_clients(node);
+    let mut total = count_clients(node);
     if total < limit {
         return;
     }
