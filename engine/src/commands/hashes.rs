@@ -174,6 +174,11 @@ impl Listpack {
     /// replaced (in place, keeping the field's position).
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         match self.find(field) {
+            Some(p) if p.value.1 - p.value.0 == value.len() => {
+                // Same length, same length prefix: overwrite in place.
+                self.buf[p.value.0..p.value.1].copy_from_slice(value);
+                false
+            }
             Some(p) => {
                 let tail = &self.buf[p.end..];
                 let mut out = Vec::with_capacity(
@@ -1125,6 +1130,12 @@ mod tests {
                 (b"c".to_vec(), b"".to_vec()),
             ]
         );
+        // A value of the same length is overwritten in place.
+        assert!(!lp.insert(b"b", b"9"));
+        assert_eq!(lp.get(b"b"), Some(&b"9"[..]));
+        assert!(!lp.insert(b"a", &[b'y'; 300]));
+        assert_eq!(lp.get(b"a"), Some(&[b'y'; 300][..]));
+        assert_eq!(lp.get(b"c"), Some(&b""[..]));
         assert!(lp.remove(b"a"));
         assert!(!lp.remove(b"a"));
         assert_eq!(lp.get(b"c"), Some(&b""[..]));
