@@ -21,16 +21,20 @@ evictions during the overflow. With runs > 1 (default 1) each policy runs
 that many times per server, the servers' order alternating and the
 client's seed changing per run (hot set, TTLs); the line shows the means
 and the range of the per-run ratios: one run's random-policy hit rate
-varies by about +-0.005 (a binomial over ~13,000 hot keys). Both servers are started here on the ports in
-EVICTION_PORTS (default 7420,7421) and stopped by their PIDs.
+varies by about +-0.005 (a binomial over ~13,000 hot keys). Both servers
+are started here on the ports in EVICTION_PORTS (default 7420,7421) and
+stopped by their PIDs.
 
 Reading the random policies: uniform random eviction keeps a share
 e^(-evicted/keys held) of the old keys, so their hit rate depends only on
-how many keys a server evicts for the C/2 it is given. A server whose first
-eviction coincides with its hash table doubling (both bucket arrays held
-during the incremental rehash) measures a capacity below what it holds once
-the rehash is done, and evicts fewer keys than it writes afterwards: the
-"end" column shows it (Redis at 16 MB with 100-byte values).
+how many keys a server evicts for the C/2 it is given, and so on the
+memory that is not keys: a server whose first eviction coincides with its
+key table doubling (both bucket arrays held during the incremental rehash;
+Redis allows the growth only while it fits under maxmemory, and so does
+Cinnabar) measures a capacity below what it holds once the rehash is done,
+and evicts fewer keys than it writes afterwards (16 and 32 MB with 100-byte
+values, on both servers); reply buffers kept after the hot-set reads take
+room from the keys (see docs/operations.md).
 """
 import os, random, socket, subprocess, sys, time
 

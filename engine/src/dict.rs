@@ -128,6 +128,12 @@ pub trait DictKey:
     /// Keys this long or shorter live inside the key value itself, with
     /// no allocation of their own.
     const INLINE: usize;
+
+    /// True if this key's bytes are `q` (chain walks compare with this).
+    #[inline]
+    fn matches(&self, q: &[u8]) -> bool {
+        &self[..] == q
+    }
 }
 
 impl DictKey for Key {
@@ -148,9 +154,10 @@ impl DictKey for Key {
 ///
 /// Hand-rolled (a union, `unsafe`): a Rust enum of an inline array and a
 /// `Box<[u8]>` needs a separate tag and is 24 bytes, and the small-string
-/// crates are 24 bytes too or keep a header in the allocation. The tag here
-/// is the high bit of the length word's most significant byte, which a
-/// real length (at most `isize::MAX`) never sets.
+/// crates are 24 bytes too or keep a header in the allocation. The tag
+/// byte is the length word's most significant byte, which no real length
+/// (below 2^56) uses: `0x80 | len` inline, else a 7-bit fragment of the
+/// key (see `ShortKey::fragment`).
 pub struct ShortKey(ShortRepr);
 
 #[derive(Clone, Copy)]
@@ -180,6 +187,16 @@ struct HeapParts {
 }
 
 const SHORT_INLINE: usize = 15;
+/// Where a heap key keeps a fragment of itself in its tag byte (the length
+/// word's top byte, which a length below 2^56 leaves free): 64-bit
+/// little-endian targets. Elsewhere the tag byte stays 0.
+const FRAGMENT: bool = cfg!(all(target_endian = "little", target_pointer_width = "64"));
+/// The bits of the length word that are the length.
+const LEN_MASK: usize = if FRAGMENT {
+    usize::MAX >> 8
+} else {
+    usize::MAX
+};
 #[cfg(target_endian = "little")]
 const SHORT_TAG: usize = 15;
 #[cfg(target_endian = "little")]
@@ -215,7 +232,7 @@ impl ShortKey {
         } else {
             // SAFETY: heap form: ptr/len came from Box::into_raw of a live
             // boxed slice this key owns, freed only in Drop.
-            unsafe { std::slice::from_raw_parts(self.0.heap.ptr, self.0.heap.len) }
+            unsafe { std::slice::from_raw_parts(self.0.heap.ptr, self.0.heap.len & LEN_MASK) }
         }
     }
 
@@ -235,7 +252,26 @@ impl ShortKey {
         // bytes, the tag byte must still read as "heap".
         let mut repr = ShortRepr { inline: [0; 16] };
         repr.heap = HeapParts { ptr, len };
+        if FRAGMENT {
+            // No allocation reaches 2^56 bytes (64 PiB): the top byte of
+            // the length is free for the fragment.
+            assert!(len <= LEN_MASK, "key of {len} bytes");
+            // SAFETY: byte SHORT_TAG is the top byte of `len`, an integer
+            // (zero here); writing it leaves the pointer untouched.
+            unsafe {
+                repr.inline[SHORT_TAG] = Self::fragment(&*std::ptr::slice_from_raw_parts(ptr, len))
+            };
+        }
         ShortKey(repr)
+    }
+
+    /// A heap key's tag byte: the low 7 bits of its last byte (bit 7 clear
+    /// marks the heap form). Keys that share a length mostly differ there
+    /// (`key:000000012345`), so a chain walk tells most mismatches from
+    /// the node alone, without reading the key's allocation (a cache miss).
+    #[inline]
+    fn fragment(bytes: &[u8]) -> u8 {
+        bytes.last().map_or(0, |b| b & 0x7f)
     }
 }
 
@@ -246,6 +282,7 @@ impl Drop for ShortKey {
             // `heap`, exactly once (the key is being dropped).
             unsafe {
                 let HeapParts { ptr, len } = self.0.heap;
+                let len = len & LEN_MASK;
                 drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)));
             }
         }
@@ -304,6 +341,22 @@ impl From<Vec<u8>> for ShortKey {
 
 impl DictKey for ShortKey {
     const INLINE: usize = SHORT_INLINE;
+
+    #[inline]
+    fn matches(&self, q: &[u8]) -> bool {
+        let tag = self.tag();
+        if tag & 0x80 != 0 {
+            return self.as_bytes() == q;
+        }
+        // SAFETY: heap form (tag bit clear); the parts are the live box's.
+        let HeapParts { ptr, len } = unsafe { self.0.heap };
+        let len = len & LEN_MASK;
+        if len != q.len() || (FRAGMENT && Self::fragment(q) != tag) {
+            return false;
+        }
+        // SAFETY: as in `as_bytes`.
+        unsafe { std::slice::from_raw_parts(ptr, len) == q }
+    }
 }
 
 /// Hash table from byte-string keys to `V`.
@@ -398,7 +451,7 @@ impl<V, K: DictKey> Dict<V, K> {
         for head in self.heads(self.hash(key)) {
             let mut cur = head;
             while let Some(n) = cur {
-                if &n.key[..] == key {
+                if n.key.matches(key) {
                     return Some(n);
                 }
                 cur = n.next.as_deref();
@@ -414,7 +467,7 @@ impl<V, K: DictKey> Dict<V, K> {
             let mut cur = self.buckets[h & mask].as_deref();
             let mut found = false;
             while let Some(n) = cur {
-                if &n.key[..] == key {
+                if n.key.matches(key) {
                     found = true;
                     break;
                 }
@@ -432,7 +485,7 @@ impl<V, K: DictKey> Dict<V, K> {
         };
         let mut cur = table.as_deref_mut();
         while let Some(n) = cur {
-            if &n.key[..] == key {
+            if n.key.matches(key) {
                 return Some(n);
             }
             cur = n.next.as_deref_mut();
@@ -529,7 +582,7 @@ impl<V, K: DictKey> Dict<V, K> {
         loop {
             match link {
                 None => return None,
-                Some(n) if &n.key[..] == key => {
+                Some(n) if n.key.matches(key) => {
                     let mut node = link.take()?;
                     *link = node.next.take();
                     return Some(node);
@@ -927,6 +980,21 @@ mod tests {
             ];
             for k in forms {
                 assert_eq!(&k[..], &bytes[..], "len {len}");
+                assert!(k.matches(&bytes), "len {len}");
+                if len > 0 {
+                    let mut other = bytes.clone();
+                    other[len - 1] ^= 1;
+                    assert!(!k.matches(&other), "last byte differs, len {len}");
+                    other[len - 1] ^= 0x81;
+                    assert!(!k.matches(&other), "bit 7 differs, len {len}");
+                    other[len - 1] ^= 0x80;
+                    other[0] ^= 1;
+                    assert!(!k.matches(&other), "first byte differs, len {len}");
+                }
+                assert!(!k.matches(&bytes[..len.saturating_sub(1)]) || len == 0);
+                let mut longer = bytes.clone();
+                longer.push(bytes.last().copied().unwrap_or(0));
+                assert!(!k.matches(&longer), "longer, len {len}");
                 let c = k.clone();
                 drop(k);
                 assert_eq!(&c[..], &bytes[..], "clone, len {len}");
