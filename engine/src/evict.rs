@@ -451,29 +451,30 @@ fn populate(node: &mut Node, policy: Policy, db: usize) {
     } = node;
     let d = &dbs[db];
     let mut found: Vec<(u64, Bytes)> = Vec::with_capacity(samples.min(64));
-    let score = |key: &[u8], expire_at: Option<i64>| -> Option<u64> {
-        if policy == Policy::VolatileTtl {
-            // Sooner expiry is better.
-            return expire_at.map(|at| u64::MAX - at.max(0) as u64);
-        }
-        let e = d.keys.get(key)?;
-        Some(if policy.is_lfu() {
+    let score = |e: &crate::db::Entry| -> u64 {
+        if policy.is_lfu() {
             255 - lfu_decr(e.lru, now_s, decay) as u64
         } else {
             idle_ms(e.lru, now_s)
-        })
+        }
     };
     if policy.is_volatile() {
         d.expires.sample(rng, samples, |k, &at| {
-            if let Some(s) = score(k, Some(at)) {
+            let s = if policy == Policy::VolatileTtl {
+                // Sooner expiry is better.
+                Some(u64::MAX - at.max(0) as u64)
+            } else {
+                d.keys.get(k).map(score)
+            };
+            if let Some(s) = s {
                 found.push((s, Bytes::copy_from_slice(k)));
             }
         });
     } else {
-        d.keys.sample(rng, samples, |k, _| {
-            if let Some(s) = score(k, None) {
-                found.push((s, Bytes::copy_from_slice(k)));
-            }
+        // The sampled entry itself: no second lookup by key (a hash and a
+        // bucket read per sample).
+        d.keys.sample(rng, samples, |k, e| {
+            found.push((score(e), Bytes::copy_from_slice(k)));
         });
     }
     for (idle, key) in found {
