@@ -227,12 +227,15 @@ impl Db {
 
     /// Inserts (or replaces) an entry, accounting its size.
     /// Inserts or replaces; true if the key is new.
-    fn insert_entry(&mut self, key: ShortKey, mut entry: Entry) -> bool {
+    fn insert_entry(&mut self, key: &[u8], mut entry: Entry) -> bool {
         let key_len = key.len();
         entry.mem = crate::memory::clamp(crate::memory::value_bytes(&entry.value));
         self.used_bytes += entry.mem as u64;
         let budget = self.growth_budget(crate::memory::key_bytes(key_len));
-        match self.keys.insert_within(key, entry, budget) {
+        match self
+            .keys
+            .insert_with_within(key, || ShortKey::from(key), entry, budget)
+        {
             Some(old) => {
                 self.used_bytes = self.used_bytes.saturating_sub(old.mem as u64);
                 self.defer_free(old.value, crate::lazyfree::Cause::Overwrite);
@@ -260,7 +263,7 @@ impl Db {
     pub fn put(&mut self, key: &[u8], entry: Entry) -> bool {
         // One lookup (the insertion's), not a second one before it: loading
         // puts every key of a file.
-        self.insert_entry(ShortKey::from(key), entry)
+        self.insert_entry(key, entry)
     }
 
     /// Re-estimates a value changed in place (after a write command), so
@@ -345,7 +348,7 @@ impl Db {
     /// `lru` is the new object's LRU/LFU field (`Ctx::lru_now`).
     pub fn set(&mut self, key: Bytes, value: Value, lru: u32) {
         self.remove_expire(&key);
-        self.insert_entry(crate::dict::boxed(key), Entry::new(value, lru));
+        self.insert_entry(&key, Entry::new(value, lru));
     }
 
     /// Replaces the value of an existing key or adds it, keeping its TTL.
@@ -359,7 +362,7 @@ impl Db {
                 e.mem = mem;
             }
             None => {
-                self.insert_entry(crate::dict::boxed(key), Entry::new(value, lru));
+                self.insert_entry(&key, Entry::new(value, lru));
             }
         }
     }

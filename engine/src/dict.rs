@@ -537,6 +537,34 @@ impl<V, K: DictKey> Dict<V, K> {
                 return Some(std::mem::replace(&mut n.value, value));
             }
         }
+        self.link_new(h, key, value, budget);
+        None
+    }
+
+    /// [`Dict::insert_within`] that builds the stored key only when `key`
+    /// is new: overwriting an existing key (SET on a hot key) then costs no
+    /// allocation for a key too long to live inline.
+    pub fn insert_with_within(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> K,
+        value: V,
+        budget: u64,
+    ) -> Option<V> {
+        self.rehash_steps(REHASH_PER_WRITE);
+        let h = self.hash(key);
+        if self.len > 0 {
+            if let Some(n) = self.find_mut(key, h) {
+                return Some(std::mem::replace(&mut n.value, value));
+            }
+        }
+        let key = make();
+        self.link_new(h, key, value, budget);
+        None
+    }
+
+    /// Links a new entry whose key hashes to `h` (known absent).
+    fn link_new(&mut self, h: u64, key: K, value: V, budget: u64) {
         self.grow_if_needed(budget);
         // New entries go to the head of the chain, as in Redis, and to the
         // new table during a rehash.
@@ -549,7 +577,6 @@ impl<V, K: DictKey> Dict<V, K> {
         let next = table[idx].take();
         table[idx] = Some(Box::new(Node { key, value, next }));
         self.len += 1;
-        None
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
