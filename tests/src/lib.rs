@@ -169,7 +169,8 @@ impl Server {
     fn wait(mut child: Child, port: u16, name: &'static str, log: PathBuf) -> Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if let Ok(probe) = TcpStream::connect(("127.0.0.1", port)) {
+                close_with_reset(probe);
                 return Server {
                     child,
                     port,
@@ -293,6 +294,47 @@ impl Drop for Server {
     }
 }
 
+/// Closes a probe connection with a reset (SO_LINGER 0), leaving no
+/// TIME_WAIT behind: Linux reuses TIME_WAIT ports for loopback connections
+/// (`tcp_tw_reuse` 2) after a second, and a test's next connection from
+/// the probe's port could meet the old connection's remains.
+fn close_with_reset(stream: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized linger struct.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Connects to a server that is up, retrying a refused connection for up
+/// to a second and saying so on stderr: CI saw a connection to a running,
+/// listening server refused once in hundreds of runs (both servers alive,
+/// its log clean), which looks like a loopback port-reuse collision rather
+/// than the server; a listener that has really gone still fails the test.
+fn connect_retrying(port: u16) -> std::io::Result<TcpStream> {
+    let mut tries = 0;
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && tries < 20 => {
+                tries += 1;
+                eprintln!("connect to port {port} refused ({e}); retry {tries}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// The last lines of a server's log, for failure messages.
 fn log_tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -325,7 +367,7 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
 
 impl Conn {
     pub fn connect(port: u16) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let stream = connect_retrying(port).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("set timeout");
