@@ -14,8 +14,14 @@ use bytes::Bytes;
 /// string raw, INCR makes it an int).
 #[derive(Debug, Clone)]
 pub enum Str {
-    /// A string that is the canonical decimal form of an i64.
+    /// A string that is the canonical decimal form of an i64. One in
+    /// [0, [`SHARED_INTEGERS`]) is one of Redis's shared integer objects
+    /// (OBJECT REFCOUNT 2147483647).
     Int(i64),
+    /// The same encoding as an object of its own, not shared: COPY
+    /// duplicates a shared integer (`dupStringObject`), so the copy's
+    /// OBJECT REFCOUNT is 1.
+    IntOwned(i64),
     /// A short string (at most 44 bytes when created). A boxed slice, not
     /// `Bytes`: 16 bytes instead of 32 keeps every key's entry one jemalloc
     /// size class smaller.
@@ -56,7 +62,7 @@ impl Str {
     /// The bytes of the value; ints are formatted into `scratch`.
     pub fn as_bytes<'a>(&'a self, scratch: &'a mut itoa::Buffer) -> &'a [u8] {
         match self {
-            Str::Int(n) => scratch.format(*n).as_bytes(),
+            Str::Int(n) | Str::IntOwned(n) => scratch.format(*n).as_bytes(),
             Str::Emb(b) => b,
             Str::Raw(v) => v,
         }
@@ -73,7 +79,7 @@ impl Str {
 
     pub fn len(&self) -> usize {
         match self {
-            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
+            Str::Int(n) | Str::IntOwned(n) => itoa::Buffer::new().format(*n).len(),
             Str::Emb(b) => b.len(),
             Str::Raw(v) => v.len(),
         }
@@ -93,7 +99,7 @@ impl Str {
 
     pub fn encoding_name(&self) -> &'static str {
         match self {
-            Str::Int(_) => "int",
+            Str::Int(_) | Str::IntOwned(_) => "int",
             Str::Emb(_) => "embstr",
             Str::Raw(_) => "raw",
         }

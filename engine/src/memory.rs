@@ -123,7 +123,7 @@ pub fn value_bytes_sampled(v: &Value, samples: usize) -> u64 {
     let sampled = |costs: &mut dyn Iterator<Item = usize>| sampled(costs, samples);
     let n = match v {
         Value::Str(s) => match s {
-            Str::Int(_) => 0,
+            Str::Int(_) | Str::IntOwned(_) => 0,
             Str::Emb(b) => class(b.len()),
             Str::Raw(v) => class(v.capacity()),
         },

@@ -179,7 +179,9 @@ fn str_bytes<'a>(cx: &'a Ctx, key: &[u8]) -> Cow<'a, [u8]> {
             value: Value::Str(s),
             ..
         }) => match s {
-            Str::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
+            Str::Int(n) | Str::IntOwned(n) => {
+                Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec())
+            }
             Str::Emb(b) => Cow::Borrowed(&b[..]),
             Str::Raw(v) => Cow::Borrowed(&v[..]),
         },

@@ -742,7 +742,7 @@ fn check_hll(v: &Value) -> Result<(), Bad> {
         return Err(Bad::WrongType);
     };
     let b: &[u8] = match s {
-        Str::Int(_) => return Err(Bad::NotHll),
+        Str::Int(_) | Str::IntOwned(_) => return Err(Bad::NotHll),
         Str::Emb(b) => b,
         Str::Raw(v) => v,
     };

@@ -3,7 +3,7 @@
 
 use super::strings::expire_time_error;
 use crate::command::Table;
-use crate::db::Value;
+use crate::db::{Str, Value};
 use crate::glob;
 use crate::node::{Client, Ctx, Node};
 use crate::notify::GENERIC;
@@ -431,7 +431,13 @@ pub fn copy(cx: &mut Ctx) {
         }
         target.delete(&dst);
     }
-    target.set(dst.clone(), entry.value, entry.lru);
+    // Redis duplicates the object: a shared integer's copy is an object of
+    // its own.
+    let value = match entry.value {
+        Value::Str(Str::Int(n)) => Value::Str(Str::IntOwned(n)),
+        v => v,
+    };
+    target.set(dst.clone(), value, entry.lru);
     if let Some(at) = expire {
         target.set_expire(&dst, at);
     }

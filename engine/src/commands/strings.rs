@@ -450,7 +450,7 @@ fn incr_decr(cx: &mut Ctx, by: i64) {
             value: Value::Str(s),
             ..
         }) => Some(match s {
-            Str::Int(n) => *n,
+            Str::Int(n) | Str::IntOwned(n) => *n,
             Str::Emb(b) => match crate::resp::parse_i64(b) {
                 Some(n) => n,
                 None => return cx.error("ERR value is not an integer or out of range"),
@@ -487,7 +487,7 @@ pub fn incrbyfloat(cx: &mut Ctx) {
             value: Value::Str(s),
             ..
         }) => Some(match s {
-            Str::Int(n) => Some(LongDouble::from_i64(*n)),
+            Str::Int(n) | Str::IntOwned(n) => Some(LongDouble::from_i64(*n)),
             other => LongDouble::parse(&other.to_vec()),
         }),
         Some(_) => return cx.wrongtype(),

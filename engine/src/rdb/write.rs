@@ -115,7 +115,7 @@ pub(crate) fn write_object_type(out: &mut Vec<u8>, value: &Value) {
 /// [`object_type`] names.
 pub(crate) fn write_object(out: &mut Vec<u8>, value: &Value, o: &WriteOpts, lzf: &mut Compressor) {
     match value {
-        Value::Str(Str::Int(v)) => write_int_string(out, *v),
+        Value::Str(Str::Int(v) | Str::IntOwned(v)) => write_int_string(out, *v),
         Value::Str(Str::Emb(b)) => write_string(out, b, o.compress, lzf),
         Value::Str(Str::Raw(b)) => write_string(out, b, o.compress, lzf),
         Value::List(l) => write_list(out, l, o, lzf),
