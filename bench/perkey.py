@@ -15,48 +15,12 @@ middle between two doublings (131,072 buckets); 60,000 is near the bottom.
 Usage: bench/perkey.py [keys] [value_bytes]
 Ports: PERKEY_PORTS (default 7440,7441); servers stopped by their PIDs.
 """
-import os, socket, subprocess, sys, time
+import os, subprocess, sys, time
+
+from resp_client import Conn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CINNABAR = os.environ.get("CINNABAR_BIN", os.path.join(ROOT, "target/release/cinnabar-server"))
-
-
-def enc(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.buf = b""
-
-    def _reply(self):
-        while b"\r\n" not in self.buf:
-            self.buf += self.s.recv(1 << 20)
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        if line[:1] == b"$":
-            n = int(line[1:])
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.s.recv(1 << 20)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
-        if line[:1] == b"-":
-            raise RuntimeError(line.decode())
-        return line[1:]
-
-    def pipeline(self, cmds):
-        self.s.sendall(b"".join(enc(*c) for c in cmds))
-        return [self._reply() for _ in cmds]
-
-    def info(self, section):
-        text = self.pipeline([("INFO", section)])[0].decode()
-        return dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
 
 
 def rss(pid):
